@@ -1,0 +1,20 @@
+# The two commands of the README's quick start. Each installs what it needs first, so both work on
+# a fresh machine with Python 3.11 (torch==2.13.0 is a test-only dependency: the oracle we compare to).
+PYTHON ?= python3
+PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
+
+.PHONY: demo test install-test lint bench
+
+demo:
+	$(PIP) -e ".[train]"
+	$(PYTHON) -m chainrule demo
+
+install-test:
+	$(PIP) -e ".[test]"
+
+test: install-test
+	$(PYTHON) -m ruff check src tests bench
+	$(PYTHON) -m pytest -q -p no:cacheprovider
+
+bench:
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTHON) -m bench

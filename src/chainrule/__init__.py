@@ -1,0 +1,38 @@
+"""chainrule: a deep-learning framework built on computational graphs.
+
+    import chainrule as cr
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+    x.grad  # tensor([2., 4.])
+"""
+
+import numpy as _np
+
+from ._dtype import DType as dtype  # noqa: F401
+from ._dtype import bool_ as bool  # noqa: A001
+from ._dtype import float16, float32, float64, int8, int16, int32, int64, uint8
+from .errors import ChainruleError, DTypeError, GraphError, ShapeError
+from .tensor import Size, Tensor
+from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .ops import *  # noqa: F403 - the public op functions (chainrule.exp, chainrule.cat, ...)
+from .ops import TENSOR_METHODS as _TENSOR_METHODS  # noqa: F401
+from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
+from . import autograd  # noqa: E402
+
+# PyTorch returns nan/inf quietly (log(0), 0/0); numpy would warn on every such op.
+_np.seterr(divide="ignore", invalid="ignore", over="ignore")
+
+half, float, double, long, int = float16, float32, float64, int64, int32  # noqa: A001
+__version__ = "0.1.0"
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def get_default_dtype():
+    return float32
+
+
+def numel(input):
+    return input.numel()

@@ -1,0 +1,39 @@
+"""The ``chainrule`` command line: one subcommand per tool.
+
+Each tool module exposes ``register(subparsers)``, which adds its parser and sets ``func`` to a
+callable taking the parsed arguments and returning an exit code. Tools are imported lazily so that
+``chainrule expr`` does not pay for importing the training stack.
+"""
+
+import argparse
+import importlib
+import sys
+
+TOOLS = {
+    "demo": "chainrule.demo",
+    "expr": "chainrule.expr.cli",
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="chainrule", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in TOOLS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:  # a tool whose optional dependency is missing still lists
+            sub = subparsers.add_parser(name, help=f"(unavailable: {exc})")
+            sub.set_defaults(func=lambda args, exc=exc: _unavailable(exc))
+            continue
+        module.register(subparsers)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def _unavailable(exc):
+    print(f"chainrule: this command needs an optional dependency: {exc}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""The reverse-mode engine: walks the backward graph from the outputs, applying vjp rules.
+
+One iterative pass counts, for every reachable node, how many edges lead into it; a node runs
+once all its gradient contributions have arrived (so no recursion, and each node runs exactly
+once). Work shared by every op is done here, once: un-broadcasting a rule's result to its input's
+shape, casting it to the input's dtype, checking the shape, tensor hooks, NaN checks in anomaly
+mode, and freeing saved tensors unless ``retain_graph``.
+"""
+
+import numpy as np
+
+from ..errors import GraphError, ShapeError
+from .graph import AccumulateGrad
+from .grad_mode import state
+
+
+def _edge_of(t):
+    fn = t.grad_fn
+    return (fn, t._out_nr) if fn is not None else (t._accumulator(), 0)
+
+
+def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
+    """Propagate ``root_grads`` from ``roots`` through the graph.
+
+    Without ``inputs`` gradients accumulate into the ``.grad`` of the leaves. With ``inputs`` (the
+    ``autograd.grad`` case) nothing accumulates: only the nodes on a path to an input run, and the
+    list of the inputs' gradients (``None`` where unreachable) is returned.
+    """
+    root_edges = []
+    for i, t in enumerate(roots):
+        if not t.requires_grad:
+            raise GraphError(
+                f"element {i} of tensors does not require grad and does not have a grad_fn: "
+                "nothing to differentiate (did you forget requires_grad=True, or run it under no_grad?)"
+            )
+        root_edges.append(_edge_of(t))
+
+    capture = None
+    if inputs is not None:
+        capture = {}
+        for k, t in enumerate(inputs):
+            if not t.requires_grad:
+                raise GraphError(f"One of the differentiated Tensors (input {k}) does not require grad")
+            capture.setdefault(_edge_of(t), []).append(k)
+
+    dependencies, reachable = _count_dependencies({edge[0] for edge in root_edges})
+    needed = None if capture is None else _nodes_leading_to({edge[0] for edge in capture}, reachable)
+
+    buffers = {}
+    for edge, g in zip(root_edges, root_grads):
+        _add_to_buffer(buffers, edge, g)
+    ready = [node for node in buffers if dependencies.get(node, 0) == 0]
+    results = None if capture is None else [None] * len(inputs)
+
+    previous_mode = state.grad_enabled
+    state.grad_enabled = create_graph
+    try:
+        while ready:
+            node = ready.pop()
+            grads = buffers.pop(node, None) or [None] * node.num_outputs
+            if node._tensor_hooks is not None or node._retained is not None:
+                _run_tensor_hooks(node, grads, create_graph)
+            if capture is not None:
+                for nr, g in enumerate(grads):
+                    for k in capture.get((node, nr), ()):
+                        results[k] = g
+            if isinstance(node, AccumulateGrad):
+                if capture is None and grads[0] is not None:
+                    node.accumulate(_run_leaf_hooks(node.variable, grads[0]), create_graph)
+                continue
+            edges = node.edges
+            wanted = [e is not None and (needed is None or e[0] in needed) for e in edges]
+            if any(wanted) and any(g is not None for g in grads):
+                input_grads = node.apply(_materialize(node, grads), wanted)
+                if state.anomaly and state.anomaly_check_nan:
+                    _check_finite(node, input_grads)
+                if node._post_hooks is not None:
+                    input_grads = _run_post_hooks(node, input_grads, grads)
+            else:
+                input_grads = None
+            for i, edge in enumerate(edges):
+                if edge is None:
+                    continue
+                if input_grads is not None and wanted[i]:
+                    g = input_grads[i]
+                    if g is not None:
+                        _add_to_buffer(buffers, edge, _conform(node, i, g))
+                nxt = edge[0]
+                left = dependencies[nxt] - 1
+                dependencies[nxt] = left
+                if left == 0:
+                    ready.append(nxt)
+            if not retain_graph:
+                node.release()
+    finally:
+        state.grad_enabled = previous_mode
+    return results
+
+
+def _count_dependencies(roots):
+    """For each node reachable from ``roots``: how many edges point into it."""
+    dependencies = {}
+    stack = list(roots)
+    seen = set(stack)
+    while stack:
+        node = stack.pop()
+        for edge in node.edges:
+            if edge is not None:
+                nxt = edge[0]
+                dependencies[nxt] = dependencies.get(nxt, 0) + 1
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+    return dependencies, seen
+
+
+def _nodes_leading_to(targets, reachable):
+    """The nodes from which some target is reachable: only they need to run for autograd.grad."""
+    parents = {}
+    for node in reachable:
+        for edge in node.edges:
+            if edge is not None:
+                parents.setdefault(edge[0], []).append(node)
+    needed = set()
+    frontier = [t for t in targets if t in reachable]
+    while frontier:
+        node = frontier.pop()
+        if node not in needed:
+            needed.add(node)
+            frontier.extend(parents.get(node, ()))
+    return needed
+
+
+def _add_to_buffer(buffers, edge, g):
+    node, nr = edge
+    buf = buffers.get(node)
+    if buf is None:
+        buf = buffers[node] = [None] * node.num_outputs
+    buf[nr] = g if buf[nr] is None else buf[nr] + g
+
+
+def _materialize(node, grads):
+    """Multi-output nodes receive zeros for outputs that got no gradient, as in PyTorch."""
+    if node.num_outputs == 1 or all(g is not None for g in grads):
+        return grads
+    return [g if g is not None else _zeros(node.output_metadata(nr)) for nr, g in enumerate(grads)]
+
+
+def _zeros(meta):
+    shape, dtype = meta
+    return _wrap(np.zeros(shape, dtype))
+
+
+def _conform(node, i, g):
+    """Bring a rule's gradient to the input's shape (summing broadcast dims) and dtype, or fail loudly."""
+    if not isinstance(g, Tensor):
+        raise GraphError(f"{node.name()} returned a {type(g).__name__} as gradient {i}; expected a Tensor")
+    shape, dtype = node.input_metadata(i)
+    gshape = g._data.shape
+    if gshape != shape:
+        g = _unbroadcast(node, i, g, shape)
+    if g._data.dtype != dtype:
+        g = g.to(dtype)
+    return g
+
+
+def _unbroadcast(node, i, g, shape):
+    gshape = g._data.shape
+    lead = len(gshape) - len(shape)
+    if lead < 0 or any(s != 1 and s != gs for s, gs in zip(shape, gshape[lead:])):
+        raise ShapeError(
+            f"Function {node.name()} returned an invalid gradient at index {i} - got {list(gshape)} "
+            f"but expected shape compatible with {list(shape)}"
+        )
+    axes = tuple(range(lead)) + tuple(lead + k for k, s in enumerate(shape) if s == 1 and gshape[lead + k] != 1)
+    g = g.sum(dim=axes, keepdim=True) if axes else g
+    return g.reshape(shape) if lead else g
+
+
+def _run_tensor_hooks(node, grads, create_graph):
+    if node._tensor_hooks is not None:
+        for nr, hooks in node._tensor_hooks.items():
+            if grads[nr] is not None:
+                grads[nr] = _call_hooks(hooks, grads[nr])
+    if node._retained is not None:
+        for nr, ref in node._retained.items():
+            t = ref()
+            if t is not None and grads[nr] is not None:
+                _accumulate_into(t, grads[nr], create_graph)
+
+
+def _run_leaf_hooks(variable, grad):
+    hooks = variable._hooks
+    return _call_hooks(hooks, grad) if hooks else grad
+
+
+def _call_hooks(hooks, grad):
+    for hook in list(hooks):
+        replaced = hook(grad)
+        if replaced is not None:
+            if not isinstance(replaced, Tensor) or replaced._data.shape != grad._data.shape:
+                got = list(replaced.shape) if isinstance(replaced, Tensor) else type(replaced).__name__
+                raise GraphError(f"hook {hook!r} returned {got}; a hook must return None or a "
+                                 f"Tensor of the gradient's shape {list(grad.shape)}")
+            grad = replaced
+    return grad
+
+
+def _accumulate_into(t, g, create_graph):
+    g = g if create_graph else g.detach()
+    t.grad = g if t.grad is None else t.grad + g
+
+
+def _run_post_hooks(node, input_grads, grads):
+    for hook in list(node._post_hooks):
+        replaced = hook(tuple(input_grads), tuple(grads))
+        if replaced is not None:
+            input_grads = list(replaced)
+    return input_grads
+
+
+def _check_finite(node, input_grads):
+    for i, g in enumerate(input_grads):
+        if g is not None and g._data.dtype.kind == "f" and not np.isfinite(g._data).all():
+            kind = "nan" if np.isnan(g._data).any() else "inf"
+            where = "".join(node._stack) if node._stack else "(no traceback: the node was created outside detect_anomaly)\n"
+            raise GraphError(
+                f"Function '{node.name()}' returned {kind} values in its {i}th output.\n"
+                f"The forward op that created it was called here:\n{where}"
+            )
+
+
+from ..tensor import Tensor, _wrap  # noqa: E402

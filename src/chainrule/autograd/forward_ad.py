@@ -1,0 +1,112 @@
+"""Forward-mode automatic differentiation with dual numbers (PyTorch's ``forward_ad`` API).
+
+Inside ``dual_level()`` a tensor made with ``make_dual(primal, tangent)`` carries its tangent, and
+every op that sees a tangent among its inputs computes the output's tangent from the op's jvp rule
+(the same op record the tape uses). Tangents are tagged with the level's epoch, so once the level
+exits they read as absent without visiting every tensor.
+"""
+
+from collections import namedtuple
+
+from ..errors import GraphError, ShapeError
+from .grad_mode import state
+
+UnpackedDualTensor = namedtuple("UnpackedDualTensor", ["primal", "tangent"])
+
+
+class dual_level:
+    """Context manager for a forward-AD level: tangents made inside are dropped when it exits."""
+
+    def __enter__(self):
+        if state.fw_level:
+            raise GraphError("Nested forward mode AD is not supported: a dual_level is already active")
+        state.fw_level = 1
+        return 0
+
+    def __exit__(self, *exc):
+        state.fw_level = 0
+        state.fw_epoch += 1
+        return False
+
+
+def enter_dual_level():
+    return dual_level().__enter__()
+
+
+def exit_dual_level():
+    dual_level().__exit__()
+
+
+def make_dual(tensor, tangent, *, level=None):
+    """A view of ``tensor`` carrying ``tangent`` as its directional derivative."""
+    if not state.fw_level:
+        raise GraphError("make_dual must be called inside a `with forward_ad.dual_level():` block")
+    if tuple(tangent.shape) != tuple(tensor.shape):
+        raise ShapeError(f"make_dual: the tangent's shape {list(tangent.shape)} must match the primal's "
+                         f"{list(tensor.shape)}")
+    if not tensor.is_floating_point():
+        raise GraphError(f"make_dual: expected a floating point primal, got {tensor.dtype}")
+    dual = alias(tensor)
+    dual._fw = (state.fw_epoch, tangent.to(tensor.dtype))
+    return dual
+
+
+def unpack_dual(tensor, *, level=None):
+    """``(primal, tangent)``: the tangent is None outside a level or for a tensor without one."""
+    tangent = tangent_of(tensor)
+    if tangent is None:
+        return UnpackedDualTensor(tensor, None)
+    primal = alias(tensor)
+    primal._fw = None
+    return UnpackedDualTensor(primal, tangent)
+
+
+def tangent_of(tensor):
+    fw = tensor._fw
+    return fw[1] if fw is not None and state.fw_level and fw[0] == state.fw_epoch else None
+
+
+def propagate_tangent(op, args, params, result):
+    """Give ``result`` the tangent of ``op`` applied to ``args``, from the op's jvp rule."""
+    tangents = [tangent_of(a) if isinstance(a, Tensor) else None for a in args]
+    if all(t is None for t in tangents) or op.jvp is None or result._data.dtype.kind != "f":
+        return
+    state.fw_level = 0  # the jvp rule's own ops compute plain values (no tangents of tangents)
+    try:
+        if op.jvp is ELEMENTWISE:
+            tangent = None
+            for rule, t in zip(op.vjp, tangents):
+                if t is not None:
+                    term = rule(t, result, *args, **params)
+                    tangent = term if tangent is None else tangent + term
+        elif op.jvp is LINEAR:
+            tangent = bind(op, *_linear_args(args, tangents), **params)
+        else:
+            tangent = op.jvp(tangents, result, *args, **params)
+        if tuple(tangent.shape) != result._data.shape:
+            tangent = tangent.expand(result._data.shape)
+        if tangent._data.dtype != result._data.dtype:
+            tangent = tangent.to(result.dtype)
+    finally:
+        state.fw_level = 1
+    result._fw = (state.fw_epoch, tangent)
+
+
+def _linear_args(args, tangents):
+    """For an op linear in its float tensor inputs: tangents (zeros where absent), other args as they are."""
+    out = []
+    for a, t in zip(args, tangents):
+        if t is not None:
+            out.append(t)
+        elif isinstance(a, Tensor) and a._data.dtype.kind == "f":
+            out.append(_wrap(np.zeros_like(a._data)))
+        else:
+            out.append(a)
+    return out
+
+
+import numpy as np  # noqa: E402
+
+from ..ops.elementwise import alias  # noqa: E402
+from ..ops.op import ELEMENTWISE, LINEAR, bind  # noqa: E402
+from ..tensor import Tensor, _wrap  # noqa: E402

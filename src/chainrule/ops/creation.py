@@ -1,0 +1,146 @@
+"""Functions that create tensors, with PyTorch's dtype defaults (float32 for floats, int64 for ints)."""
+
+import numpy as np
+
+from .. import _dtype
+from .. import random as _random
+from ..tensor import Tensor, _wrap, as_array
+
+
+def _make(array, requires_grad=False):
+    t = _wrap(array)
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def _size(size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    try:
+        return tuple(int(s) for s in size)
+    except TypeError:
+        raise TypeError(f"sizes must be ints, got {size!r}") from None
+
+
+def _float_dtype(dtype):
+    return _dtype.to_numpy_dtype(dtype) if dtype is not None else _dtype.default_float.numpy
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new tensor holding a copy of ``data`` (nested lists, numbers, numpy arrays or tensors)."""
+    array = as_array(data, dtype)
+    if isinstance(data, (np.ndarray, Tensor)) and (array is data or (isinstance(data, Tensor) and array is data._data)):
+        array = array.copy()
+    return _make(array, requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """Like ``tensor`` but shares memory with a numpy array or tensor of the right dtype."""
+    if isinstance(data, Tensor) and (dtype is None or data._data.dtype == _dtype.to_numpy_dtype(dtype)):
+        return data
+    return _make(as_array(data, dtype))
+
+
+def from_numpy(array):
+    """A tensor sharing memory with ``array`` (changes to one show in the other)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected np.ndarray (got {type(array).__name__})")
+    _dtype.from_numpy_dtype(array.dtype)
+    return _wrap(array)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    return _make(np.zeros(_size(size), _float_dtype(dtype)), requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return _make(np.ones(_size(size), _float_dtype(dtype)), requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    return _make(np.empty(_size(size), _float_dtype(dtype)), requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    if dtype is None:
+        dtype = as_array(fill_value).dtype
+    return _make(np.full(_size((size,)), fill_value, _dtype.to_numpy_dtype(dtype)), requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    return _make(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    """Values from ``start`` to ``end`` (exclusive); int64 for integer arguments, else float32."""
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if dtype is None:
+        integral = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+        dtype = np.int64 if integral else _dtype.default_float.numpy
+    return _make(np.arange(start, end, step, dtype=_dtype.to_numpy_dtype(dtype)), requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    return _make(np.linspace(start, end, steps, dtype=_float_dtype(dtype)), requires_grad)
+
+
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
+    values = _random.rng(generator).random(_size(size), dtype=np.float64)
+    return _make(values.astype(_float_dtype(dtype)), requires_grad)
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
+    values = _random.rng(generator).standard_normal(_size(size))
+    return _make(values.astype(_float_dtype(dtype)), requires_grad)
+
+
+def randint(low=0, high=None, size=None, generator=None, dtype=None, device=None):
+    if high is None:
+        low, high = 0, low
+    if size is None:
+        raise TypeError("randint: missing the 'size' argument")
+    values = _random.rng(generator).integers(low, high, _size((size,)))
+    return _make(values.astype(_dtype.to_numpy_dtype(dtype) if dtype else np.int64))
+
+
+def randperm(n, generator=None, dtype=None, device=None):
+    values = _random.rng(generator).permutation(n)
+    return _make(values.astype(_dtype.to_numpy_dtype(dtype) if dtype else np.int64))
+
+
+def normal(mean, std, size=None, generator=None):
+    shape = _size((size,)) if size is not None else np.broadcast_shapes(np.shape(mean), np.shape(std))
+    values = _random.rng(generator).normal(np.asarray(mean), np.asarray(std), shape)
+    return _make(values.astype(_dtype.default_float.numpy))
+
+
+def _like_dtype(input, dtype):
+    return _dtype.to_numpy_dtype(dtype) if dtype is not None else input._data.dtype
+
+
+def zeros_like(input, dtype=None, device=None, requires_grad=False):
+    return _make(np.zeros(input._data.shape, _like_dtype(input, dtype)), requires_grad)
+
+
+def ones_like(input, dtype=None, device=None, requires_grad=False):
+    return _make(np.ones(input._data.shape, _like_dtype(input, dtype)), requires_grad)
+
+
+def empty_like(input, dtype=None, device=None, requires_grad=False):
+    return _make(np.empty(input._data.shape, _like_dtype(input, dtype)), requires_grad)
+
+
+def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
+    return _make(np.full(input._data.shape, fill_value, _like_dtype(input, dtype)), requires_grad)
+
+
+def rand_like(input, dtype=None, generator=None, device=None, requires_grad=False):
+    return rand(input._data.shape, generator=generator, dtype=dtype or input.dtype, requires_grad=requires_grad)
+
+
+def randn_like(input, dtype=None, generator=None, device=None, requires_grad=False):
+    return randn(input._data.shape, generator=generator, dtype=dtype or input.dtype, requires_grad=requires_grad)

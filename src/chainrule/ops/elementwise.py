@@ -1,0 +1,381 @@
+"""Elementwise primitives: unary math, arithmetic with broadcasting, comparisons, where, casts.
+
+Broadcasting needs no code here: a vjp rule returns the gradient in the output's shape and the
+engine sums it back to each input's shape. Each op's jvp is declared ``ELEMENTWISE`` (derived from
+its vjp rules, which multiply by a diagonal Jacobian) or ``LINEAR`` (the op applied to tangents).
+"""
+
+import numpy as np
+
+from .. import _dtype
+from ..errors import DTypeError
+from . import infer
+from .op import ELEMENTWISE, LINEAR, bind, defop
+
+
+# --- turning operands into tensors of agreeing dtypes -----------------------------------------
+def as_tensor_arg(x):
+    """Tensors pass through; anything else becomes a constant tensor (lists, arrays, scalars)."""
+    if isinstance(x, Tensor):
+        return x
+    return Tensor(x)
+
+
+def _scalar(x):
+    """Python and numpy scalars stay constants (numpy then keeps the tensor's dtype)."""
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def coerce(a, b):
+    """Operands of a binary op, promoted the way PyTorch promotes (not the way numpy does).
+
+    Python scalars stay scalars (they adopt the tensor's dtype unless of a higher kind: int tensor
+    times 2.5 is float32); tensors of different dtypes are cast to the promoted dtype.
+    """
+    a_is_tensor = isinstance(a, Tensor)
+    b_is_tensor = isinstance(b, Tensor)
+    if a_is_tensor and b_is_tensor:
+        da, db = a._data.dtype, b._data.dtype
+        if da != db:
+            target = _dtype.result_type(da, db)
+            if da != target:
+                a = cast(a, target)
+            if db != target:
+                b = cast(b, target)
+        return a, b
+    if a_is_tensor:
+        b = _scalar(b)
+        if isinstance(b, (int, float)):
+            return _adopt(a, b), b
+        return coerce(a, Tensor(b))
+    if b_is_tensor:
+        a = _scalar(a)
+        if isinstance(a, (int, float)):
+            return a, _adopt(b, a)
+        return coerce(Tensor(a), b)
+    return coerce(Tensor(a), b)
+
+
+def _adopt(t, scalar):
+    target = _dtype.scalar_result_type(t._data.dtype, scalar)
+    return t if target == t._data.dtype else cast(t, target)
+
+
+def floating(x):
+    """Math that is only defined on floats promotes integer tensors to float32, as PyTorch does."""
+    x = as_tensor_arg(x)
+    return x if x._data.dtype.kind == "f" else cast(x, _dtype.float32.numpy)
+
+
+# --- casts ----------------------------------------------------------------------------------
+cast_op = defop(
+    "cast",
+    lambda x, dtype: x.astype(dtype),
+    lambda x, dtype: (infer.shape_of(x), np.dtype(dtype)),
+    vjp=(lambda g, out, x, dtype: g,),  # the engine casts the gradient back to x's dtype
+    jvp=LINEAR,
+    saves=(),
+    doc="Change dtype; differentiable between float dtypes.",
+)
+
+
+def cast(x, dtype):
+    dtype = np.dtype(dtype)
+    if x._data.dtype == dtype:
+        return x
+    return bind(cast_op, x, dtype=dtype)
+
+
+def _copy_forward(x, src):
+    return np.array(np.broadcast_to(src, x.shape), dtype=x.dtype)
+
+
+copy_from_op = defop(
+    "copy",
+    _copy_forward,
+    lambda x, src: (infer.shape_of(x), infer.dtype_of(x)),
+    vjp=(lambda g, out, x, src: None, lambda g, out, x, src: g),
+    jvp=LINEAR,
+    saves=(),
+    doc="The value of src broadcast into x's shape and dtype: the functional form of copy_.",
+)
+
+
+def copy_from(x, src):
+    return bind(copy_from_op, x, src if isinstance(src, Tensor) else _scalar(src))
+
+
+clone_op = defop("clone", np.copy, infer.same, vjp=(lambda g, out, x: g,), jvp=LINEAR, saves=())
+alias_op = defop("alias", lambda x: x.view(), infer.same, vjp=(lambda g, out, x: g,), jvp=LINEAR, saves=(),
+                 view=True, doc="A new tensor object over the same memory (what make_dual returns).")
+
+
+def clone(x):
+    return bind(clone_op, x)
+
+
+def alias(x):
+    return bind(alias_op, x)
+
+
+# --- unary math -----------------------------------------------------------------------------
+def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEMENTWISE, doc=""):
+    """Define a unary op from its numpy forward and its vjp rule; return its public function."""
+    op = defop(
+        name,
+        forward,
+        infer.floating if floats_only else infer.same,
+        vjp=(derivative,),
+        jvp=jvp,
+        saves=(0,) if saves == "input" else (),
+        saves_output=saves == "output",
+        doc=doc,
+    )
+
+    if floats_only:
+        def fn(input):
+            return bind(op, floating(input))
+    else:
+        def fn(input):
+            return bind(op, as_tensor_arg(input))
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc or f"Elementwise {name}."
+    fn.op = op
+    return fn
+
+
+def _sigmoid_forward(x):
+    return np.exp(-np.logaddexp(0, -x))  # stable for large |x|, keeps the dtype
+
+
+neg = _unary("neg", np.negative, lambda g, out, x: -g, saves=None, floats_only=False, jvp=LINEAR)
+exp = _unary("exp", np.exp, lambda g, out, x: g * out, saves="output")
+log = _unary("log", np.log, lambda g, out, x: g / x)
+sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), saves="output")
+sin = _unary("sin", np.sin, lambda g, out, x: g * cos(x))
+cos = _unary("cos", np.cos, lambda g, out, x: -(g * sin(x)))
+tan = _unary("tan", np.tan, lambda g, out, x: g * (1 + out * out), saves="output")
+tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves="output")
+sigmoid = _unary("sigmoid", _sigmoid_forward, lambda g, out, x: g * (out * (1 - out)), saves="output")
+relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, out, x: g * (out > 0), saves="output",
+              floats_only=False, doc="max(x, 0); its gradient at 0 is 0, as in PyTorch.")
+abs = _unary("abs", np.abs, lambda g, out, x: g * sign(x), floats_only=False)
+
+
+def rsqrt(input):
+    return 1 / sqrt(input)
+
+
+def log1p(input):
+    return log(1 + floating(input))
+
+
+def expm1(input):
+    return exp(input) - 1
+
+
+def square(input):
+    return input * input
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta*x))/beta, linear above ``threshold`` like PyTorch's."""
+    x = floating(input) * beta
+    return where(x > threshold, x, log(1 + exp(minimum(x, threshold)))) / beta
+
+
+# --- binary arithmetic ------------------------------------------------------------------------
+def _binary(name, forward, rules, jvp=ELEMENTWISE, saves=None, saves_output=False):
+    return defop(name, forward, infer.named_elementwise(name), vjp=rules, jvp=jvp, saves=saves,
+                 saves_output=saves_output)
+
+
+def _pow_exponent_grad(g, out, x, y):
+    safe_log = log(where(x == 0, 1.0, x))  # 0**y has gradient 0 in y (for y > 0), not nan
+    return g * where(x == 0, 0.0, out * safe_log)
+
+
+add_op = _binary("add", np.add, (lambda g, out, x, y: g, lambda g, out, x, y: g), jvp=LINEAR, saves=())
+sub_op = _binary("sub", np.subtract, (lambda g, out, x, y: g, lambda g, out, x, y: -g), jvp=LINEAR, saves=())
+mul_op = _binary("mul", np.multiply, (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x))
+div_op = _binary("div", np.true_divide, (lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y),
+                 saves=(1,), saves_output=True)
+pow_op = _binary("pow", np.power, (lambda g, out, x, y: g * (y * x ** (y - 1)), _pow_exponent_grad),
+                 saves_output=True)
+
+
+def _tie_split(x, y, g, sign):
+    """Gradient routing of maximum/minimum: to the winner, half each on ties (PyTorch's rule)."""
+    wins = (x > y) if sign > 0 else (x < y)
+    return g * (wins.to(g.dtype) + (x == y).to(g.dtype) * 0.5)
+
+
+maximum_op = _binary("maximum", np.maximum, (lambda g, out, x, y: _tie_split(x, y, g, 1),
+                                             lambda g, out, x, y: _tie_split(y, x, g, 1)))
+minimum_op = _binary("minimum", np.minimum, (lambda g, out, x, y: _tie_split(x, y, g, -1),
+                                             lambda g, out, x, y: _tie_split(y, x, g, -1)))
+
+
+def add(input, other, alpha=1):
+    if alpha != 1:
+        other = other * alpha
+    return bind(add_op, *coerce(input, other))
+
+
+def sub(input, other, alpha=1):
+    if alpha != 1:
+        other = other * alpha
+    return bind(sub_op, *coerce(input, other))
+
+
+def mul(input, other):
+    return bind(mul_op, *coerce(input, other))
+
+
+def div(input, other, rounding_mode=None):
+    if rounding_mode == "floor":
+        return floor_divide(input, other)
+    a, b = coerce(input, other)
+    if isinstance(a, Tensor) and a._data.dtype.kind != "f":  # true division of integers is float32
+        a = cast(a, np.float32)
+        b = b if not isinstance(b, Tensor) else cast(b, np.float32)
+    elif isinstance(b, Tensor) and b._data.dtype.kind != "f":
+        b = cast(b, np.float32)
+    return bind(div_op, a, b)
+
+
+def pow(input, exponent):
+    a, b = coerce(input, exponent)
+    return bind(pow_op, a, b)
+
+
+def maximum(input, other):
+    return bind(maximum_op, *coerce(input, other))
+
+
+def minimum(input, other):
+    return bind(minimum_op, *coerce(input, other))
+
+
+subtract, multiply, divide, true_divide = sub, mul, div, div
+
+
+# --- selection ------------------------------------------------------------------------------
+def _where_infer(cond, x, y):
+    return infer.broadcast_shapes("where", *(infer.shape_of(v) for v in (cond, x, y))), infer.first_dtype((x, y))
+
+
+where_op = defop(
+    "where",
+    np.where,
+    _where_infer,
+    vjp=(None, lambda g, out, c, x, y: where(c, g, 0.0), lambda g, out, c, x, y: where(c, 0.0, g)),
+    jvp=LINEAR,
+    saves=(0,),
+)
+
+
+def where(condition, input, other):
+    """Elementwise ``input if condition else other`` (``condition`` is a bool tensor)."""
+    condition = as_tensor_arg(condition)
+    if condition._data.dtype != np.bool_:
+        raise DTypeError(f"where: expected condition to be a bool tensor, got {condition.dtype}")
+    a, b = coerce(input, other)
+    return bind(where_op, condition, a, b)
+
+
+def _clamp_mask(x, lo, hi):
+    mask = None
+    if lo is not None:
+        mask = x >= lo
+    if hi is not None:
+        mask = (x <= hi) if mask is None else mask & (x <= hi)
+    return mask
+
+
+clamp_op = defop(
+    "clamp",
+    lambda x, min, max: np.clip(x, min, max),
+    lambda x, min, max: (infer.shape_of(x), infer.dtype_of(x)),
+    vjp=(lambda g, out, x, min, max: g * _clamp_mask(x, min, max),),
+    jvp=ELEMENTWISE,
+    saves=(0,),
+    doc="Limit to [min, max]; the gradient passes where min <= x <= max (bounds included).",
+)
+
+
+def clamp(input, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):  # tensor bounds: compose from maximum/minimum
+        out = input if min is None else maximum(input, min)
+        return out if max is None else minimum(out, max)
+    input = as_tensor_arg(input)
+    if input._data.dtype.kind != "f" and any(isinstance(v, float) for v in (min, max)):
+        input = cast(input, np.float32)
+    return bind(clamp_op, input, min=_scalar(min), max=_scalar(max))
+
+
+clip = clamp
+
+
+# --- ops without gradients (comparisons, rounding, logic) -----------------------------------------
+def _no_grad_op(name, forward, dtype=None, arity=2):
+    rule = infer.named_elementwise(name, dtype) if arity == 2 else (lambda x: (infer.shape_of(x), np.dtype(dtype) if dtype else infer.dtype_of(x)))
+    op = defop(name, forward, rule)
+    if arity == 2:
+        def fn(input, other):
+            return bind(op, *coerce(input, other))
+    else:
+        def fn(input):
+            return bind(op, as_tensor_arg(input))
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"Elementwise {name} (not differentiable)."
+    fn.op = op
+    return fn
+
+
+eq = _no_grad_op("eq", np.equal, np.bool_)
+ne = _no_grad_op("ne", np.not_equal, np.bool_)
+lt = _no_grad_op("lt", np.less, np.bool_)
+le = _no_grad_op("le", np.less_equal, np.bool_)
+gt = _no_grad_op("gt", np.greater, np.bool_)
+ge = _no_grad_op("ge", np.greater_equal, np.bool_)
+logical_and = _no_grad_op("logical_and", np.logical_and, np.bool_)
+logical_or = _no_grad_op("logical_or", np.logical_or, np.bool_)
+logical_xor = _no_grad_op("logical_xor", np.logical_xor, np.bool_)
+logical_not = _no_grad_op("logical_not", np.logical_not, np.bool_, arity=1)
+isnan = _no_grad_op("isnan", np.isnan, np.bool_, arity=1)
+isinf = _no_grad_op("isinf", np.isinf, np.bool_, arity=1)
+isfinite = _no_grad_op("isfinite", np.isfinite, np.bool_, arity=1)
+sign = _no_grad_op("sign", np.sign, arity=1)
+floor = _no_grad_op("floor", np.floor, arity=1)
+ceil = _no_grad_op("ceil", np.ceil, arity=1)
+round = _no_grad_op("round", np.round, arity=1)
+trunc = _no_grad_op("trunc", np.trunc, arity=1)
+floor_divide = _no_grad_op("floor_divide", np.floor_divide)
+greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+
+
+def remainder(input, other):
+    """Python's ``%`` (sign of the divisor); its gradient is 1 in input, -floor(input/other) in other."""
+    return input - floor_divide(input, other) * other
+
+
+def equal(input, other):
+    """True when both tensors have the same shape and elements."""
+    return tuple(input.shape) == tuple(other.shape) and bool(np.array_equal(input._data, other._data))
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return bool(np.allclose(input._data, as_tensor_arg(other)._data, rtol, atol, equal_nan))
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return Tensor(np.isclose(input._data, as_tensor_arg(other)._data, rtol, atol, equal_nan))
+
+
+from ..tensor import Tensor  # noqa: E402

@@ -1,0 +1,306 @@
+"""Indexing primitives and their adjoint pairs.
+
+``getitem`` (basic and advanced indexing) has as vjp ``index_add_zeros``, which scatters a gradient
+into zeros at the indexed places; the vjp of that is ``getitem`` again, so indexing is
+differentiable to any order. ``gather`` and ``scatter_add`` are each other's adjoints in the same way.
+"""
+
+import numpy as np
+
+from . import infer
+from .elementwise import as_tensor_arg, coerce, where
+from .op import LINEAR, bind, defop
+from .shape import pad, reshape, unsqueeze
+
+_UNKNOWN = 1 << 20  # stands in for a size unknown at build time when a rule indexes a dummy array
+
+
+def normalize_index(index):
+    """Index tuple with tensors and lists turned into numpy arrays (what numpy indexing accepts)."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    out = []
+    for k in index:
+        if isinstance(k, Tensor):
+            k = k._data
+        elif isinstance(k, list):
+            k = np.asarray(k)
+            if k.dtype.kind == "f":
+                raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        if isinstance(k, np.ndarray) and k.dtype.kind not in "biu":
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        out.append(k)
+    return tuple(out)
+
+
+def _has_integer_array(index):
+    return any(isinstance(k, np.ndarray) and k.dtype.kind in "iu" for k in index)
+
+
+def _dummy(shape, dtype):
+    """A zero-memory array of ``shape`` (unknown sizes replaced) to let numpy compute index shapes."""
+    return np.broadcast_to(np.empty((), dtype), tuple(_UNKNOWN if s is None else s for s in shape))
+
+
+def _index_infer(x, index):
+    shape = _dummy(infer.shape_of(x), infer.dtype_of(x))[index].shape
+    return tuple(None if s > _UNKNOWN // 2 else s for s in shape), infer.dtype_of(x)
+
+
+def _index_add_zeros_forward(g, shape, index):
+    out = np.zeros(shape, g.dtype)
+    if _has_integer_array(index):
+        np.add.at(out, index, g)  # repeated indices must add up
+    else:
+        out[index] = g
+    return out
+
+
+getitem_op = defop(
+    "getitem",
+    lambda x, index: x[index],
+    _index_infer,
+    vjp=(lambda g, out, x, index: index_add_zeros(g, x.shape, index),),
+    jvp=LINEAR,
+    saves=(),
+    view=True,
+)
+
+index_add_zeros_op = defop(
+    "index_add_zeros",
+    _index_add_zeros_forward,
+    lambda g, shape, index: (tuple(shape), infer.dtype_of(g)),
+    vjp=(lambda g, out, grad, shape, index: g[index],),
+    jvp=LINEAR,
+    saves=(),
+    doc="zeros(shape) with g added at x[index]: the adjoint of getitem.",
+)
+
+
+def getitem(input, index):
+    return bind(getitem_op, input, index=normalize_index(index))
+
+
+def index_add_zeros(g, shape, index):
+    return bind(index_add_zeros_op, g, shape=tuple(shape), index=index)
+
+
+def _index_put_forward(x, value, index):
+    out = x.copy()
+    out[index] = value
+    return out
+
+
+index_put_op = defop(
+    "index_put",
+    _index_put_forward,
+    lambda x, value, index: (infer.shape_of(x), infer.dtype_of(x)),
+    vjp=(lambda g, out, x, value, index: index_put(g, index, 0.0), lambda g, out, x, value, index: g[index]),
+    jvp=LINEAR,
+    saves=(),
+    doc="A copy of x with x[index] = value: the functional form of indexed assignment.",
+)
+
+
+def index_put(input, index, value):
+    if not isinstance(value, Tensor):
+        value = value.item() if isinstance(value, np.generic) else value
+        if not isinstance(value, (int, float, bool)):
+            value = Tensor(value, dtype=input.dtype)
+    if isinstance(value, Tensor) and value._data.dtype != input._data.dtype:
+        value = value.to(input.dtype)
+    return bind(index_put_op, input, value, index=normalize_index(index))
+
+
+# --- gather / scatter -----------------------------------------------------------------------------
+def _scatter_index(index, dim):
+    """Full coordinates for numpy fancy indexing from a PyTorch-style ``index`` along ``dim``."""
+    coords = list(np.indices(index.shape, sparse=True))
+    coords[dim] = index
+    return tuple(coords)
+
+
+def _leading(src, shape):
+    return src[tuple(slice(0, n) for n in shape)] if np.ndim(src) else src
+
+
+def _gather_forward(x, index, dim):
+    return x[_scatter_index(index, dim)]
+
+
+def _check_gather(op, x, index, dim):
+    xs, ins = infer.shape_of(x), infer.shape_of(index)
+    if infer.dtype_of(index).kind not in "iu":
+        raise IndexError(f"{op}(): Expected dtype int64 for index, got {infer.dtype_of(index)}")
+    if len(xs) != len(ins):
+        raise ValueError(f"{op}: index tensor must have the same number of dimensions as input tensor "
+                         f"(input {list(xs)}, index {list(ins)})")
+    for d, (a, b) in enumerate(zip(xs, ins)):
+        if d != dim and None not in (a, b) and b > a:
+            raise ValueError(f"{op}: size of index {list(ins)} exceeds input {list(xs)} at dimension {d}")
+
+
+def _gather_infer(x, index, dim):
+    _check_gather("gather", x, index, dim)
+    return infer.shape_of(index), infer.dtype_of(x)
+
+
+def _fit_to(grad, shape):
+    """Zero-pad a gradient shaped like ``index`` to ``src``'s larger shape."""
+    if tuple(grad.shape) == tuple(shape):
+        return grad
+    widths = []
+    for have, want in zip(reversed(grad.shape), reversed(shape)):
+        widths += [0, want - have]
+    return pad(grad, widths)
+
+
+gather_op = defop(
+    "gather",
+    _gather_forward,
+    _gather_infer,
+    vjp=(lambda g, out, x, index, dim: scatter_add(_zeros(x.shape, g), dim, index, g), None),
+    jvp=LINEAR,
+    saves=(1,),
+)
+
+
+def _scatter_add_forward(x, index, src, dim):
+    out = x.copy()
+    np.add.at(out, _scatter_index(index, dim), _leading(src, index.shape))
+    return out
+
+
+def _scatter_forward(x, index, src, dim):
+    out = x.copy()
+    out[_scatter_index(index, dim)] = _leading(src, index.shape)
+    return out
+
+
+def _scatter_infer(x, index, src, dim):
+    _check_gather("scatter", x, index, dim)
+    return infer.shape_of(x), infer.dtype_of(x)
+
+
+def _src_grad(g, out, x, index, src, dim):
+    return _fit_to(gather(g, dim, index), src.shape)
+
+
+scatter_add_op = defop(
+    "scatter_add",
+    _scatter_add_forward,
+    _scatter_infer,
+    vjp=(lambda g, out, x, index, src, dim: g, None, _src_grad),
+    jvp=LINEAR,
+    saves=(1,),
+)
+
+scatter_op = defop(
+    "scatter",
+    _scatter_forward,
+    _scatter_infer,
+    vjp=(lambda g, out, x, index, src, dim: scatter(g, dim, index, 0.0), None, _src_grad),
+    jvp=LINEAR,
+    saves=(1,),
+)
+
+
+def _zeros(shape, like):
+    return Tensor(np.zeros(shape, like._data.dtype))
+
+
+def _dim_of(input, dim, op):
+    return infer.normalize_dims(op, dim, as_tensor_arg(input).ndim)[0]
+
+
+def gather(input, dim, index):
+    """out[i][j] = input[index[i][j]][j] for dim=0 (PyTorch's gather)."""
+    return bind(gather_op, input, as_tensor_arg(index), dim=_dim_of(input, dim, "gather"))
+
+
+def scatter_add(input, dim, index, src):
+    input, src = coerce(input, src)
+    return bind(scatter_add_op, input, as_tensor_arg(index), src, dim=_dim_of(input, dim, "scatter_add"))
+
+
+def scatter(input, dim, index, src=None, value=None):
+    """out[index[i][j]][j] = src[i][j] for dim=0; ``value`` scatters a scalar instead."""
+    src = value if src is None else src
+    input, src = coerce(input, src)
+    return bind(scatter_op, input, as_tensor_arg(index), src, dim=_dim_of(input, dim, "scatter"))
+
+
+def masked_fill(input, mask, value):
+    return where(as_tensor_arg(mask), value, input)
+
+
+def index_select(input, dim, index):
+    input = as_tensor_arg(input)
+    dim = _dim_of(input, dim, "index_select")
+    return getitem(input, (slice(None),) * dim + (as_tensor_arg(index)._data,))
+
+
+def narrow(input, dim, start, length):
+    dim = _dim_of(input, dim, "narrow")
+    return getitem(input, (slice(None),) * dim + (slice(start, start + length),))
+
+
+def select(input, dim, index):
+    dim = _dim_of(input, dim, "select")
+    return getitem(input, (slice(None),) * dim + (index,))
+
+
+def split(tensor, split_size_or_sections, dim=0):
+    tensor = as_tensor_arg(tensor)
+    dim = _dim_of(tensor, dim, "split")
+    size = tensor.shape[dim]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        sections = [min(step, size - s) for s in range(0, size, step)] or [0]
+    else:
+        sections = list(split_size_or_sections)
+        if sum(sections) != size:
+            raise ValueError(f"split: sections {sections} do not add up to the size {size} of dimension {dim}")
+    parts, start = [], 0
+    for n in sections:
+        parts.append(narrow(tensor, dim, start, n))
+        start += n
+    return tuple(parts)
+
+
+def chunk(input, chunks, dim=0):
+    input = as_tensor_arg(input)
+    size = input.shape[_dim_of(input, dim, "chunk")]
+    return split(input, max(-(-size // chunks), 1), dim)
+
+
+def unbind(input, dim=0):
+    input = as_tensor_arg(input)
+    dim = _dim_of(input, dim, "unbind")
+    return tuple(select(input, dim, i) for i in range(input.shape[dim]))
+
+
+def flip(input, dims):
+    input = as_tensor_arg(input)
+    dims = infer.normalize_dims("flip", dims, input.ndim)
+    return getitem(input, tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(input.ndim)))
+
+
+def repeat(input, *sizes):
+    """Tile the tensor ``sizes[i]`` times along dim i (an expand of an unsqueezed view, then a reshape)."""
+    input = as_tensor_arg(input)
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    if len(sizes) < input.ndim:
+        raise ValueError(f"repeat: number of repeat dims ({len(sizes)}) can not be smaller than the number of "
+                         f"dimensions of the tensor ({input.ndim})")
+    x = reshape(input, (1,) * (len(sizes) - input.ndim) + tuple(input.shape))
+    for d in range(len(sizes)):
+        x = unsqueeze(x, 2 * d)
+    target = []
+    for r, s in zip(sizes, x.shape[1::2]):
+        target += [r, s]
+    return reshape(x.expand(target), tuple(r * s for r, s in zip(sizes, target[1::2])))
+
+
+from ..tensor import Tensor  # noqa: E402

@@ -1,0 +1,109 @@
+"""Shape and dtype rules shared by many ops (the ``infer`` field of an OpDef).
+
+They work on :class:`~chainrule.ops.op.Meta` values, whose shapes may hold ``None`` for a size
+unknown until run time (a static graph's batch dimension). A rule raises :class:`ShapeError`
+naming the op and the shapes; eager mode calls it only after the forward failed, to explain why.
+"""
+
+import numpy as np
+
+from ..errors import DTypeError, ShapeError
+from ..tensor import Meta
+
+
+def shape_of(value):
+    return value.shape if isinstance(value, Meta) else np.shape(value)
+
+
+def dtype_of(value):
+    if isinstance(value, Meta):
+        return value.dtype
+    if isinstance(value, bool):
+        return np.dtype(np.bool_)
+    if isinstance(value, int):
+        return np.dtype(np.int64)
+    if isinstance(value, float):
+        return np.dtype(np.float32)
+    return np.asarray(value).dtype
+
+
+def first_dtype(values):
+    """The dtype of an op whose tensor operands were already made to agree (constants adapt)."""
+    for v in values:
+        if isinstance(v, Meta):
+            return v.dtype
+    return dtype_of(values[0])
+
+
+def broadcast_shapes(op, *shapes):
+    """numpy/PyTorch broadcasting of shapes that may contain ``None`` (unknown) sizes."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = []
+    for i in range(ndim):
+        dims = [s[i - ndim + len(s)] for s in shapes if i - ndim + len(s) >= 0]
+        known = {d for d in dims if d is not None and d != 1}
+        if len(known) > 1:
+            a, b = sorted(known)[:2]
+            listed = " and ".join(str(list(s)) for s in shapes)
+            raise ShapeError(
+                f"{op}: shapes {listed} cannot be broadcast together: the size of tensor a ({a}) must "
+                f"match the size of tensor b ({b}) at non-singleton dimension {i - ndim}"
+            )
+        out.append(known.pop() if known else (None if None in dims else 1))
+    return tuple(out)
+
+
+def same(x, **params):
+    return shape_of(x), dtype_of(x)
+
+
+def floating(x, **params):
+    """Unary math that always yields a float (``exp`` of an int tensor is float32, as in PyTorch)."""
+    dtype = dtype_of(x)
+    return shape_of(x), dtype if dtype.kind == "f" else np.dtype(np.float32)
+
+
+def elementwise(*args, **params):
+    return broadcast_shapes("elementwise", *(shape_of(a) for a in args)), first_dtype(args)
+
+
+def named_elementwise(name, dtype=None):
+    """An elementwise rule whose errors name ``name``; ``dtype`` fixes the result dtype (comparisons)."""
+
+    def rule(*args, **params):
+        shape = broadcast_shapes(name, *(shape_of(a) for a in args))
+        return shape, np.dtype(dtype) if dtype is not None else first_dtype(args)
+
+    return rule
+
+
+def normalize_dims(op, dims, ndim):
+    """Turn ``dim`` (None, int or sequence; negatives allowed) into a sorted tuple of axes or None."""
+    if dims is None:
+        return None
+    if isinstance(dims, (int, np.integer)):
+        dims = (dims,)
+    rank = max(ndim, 1)
+    out = []
+    for d in dims:
+        if not -rank <= d < rank:
+            raise IndexError(
+                f"{op}: Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {d})"
+            )
+        out.append(int(d) % rank)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: dim {tuple(dims)} appears multiple times in the list of dims")
+    return tuple(sorted(out)) if ndim else ()
+
+
+def reduced_shape(shape, dims, keepdim):
+    if dims is None:
+        return tuple(1 for _ in shape) if keepdim else ()
+    if keepdim:
+        return tuple(1 if i in dims else s for i, s in enumerate(shape))
+    return tuple(s for i, s in enumerate(shape) if i not in dims)
+
+
+def require_float(op, dtype):
+    if dtype.kind != "f":
+        raise DTypeError(f"{op}: expected a floating point tensor, got {dtype}")

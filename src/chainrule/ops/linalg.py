@@ -1,0 +1,97 @@
+"""Matrix multiplication. The primitive takes operands of rank >= 2 (batch dims broadcast); the 1-D
+cases of ``matmul`` are reshapes around it, as PyTorch defines them. Its gradients are matmuls with
+the other operand transposed; broadcast batch dims are summed back by the engine.
+"""
+
+import numpy as np
+
+from ..errors import ShapeError
+from . import infer
+from .elementwise import as_tensor_arg, coerce
+from .op import bind, defop
+from .shape import reshape, transpose
+
+
+def _matmul_infer(x, y):
+    xs, ys = infer.shape_of(x), infer.shape_of(y)
+    if len(xs) < 2 or len(ys) < 2:
+        raise ShapeError(f"matmul: both operands need at least 2 dims here, got {list(xs)} and {list(ys)}")
+    if None not in (xs[-1], ys[-2]) and xs[-1] != ys[-2]:
+        raise ShapeError(
+            f"matmul: mat1 and mat2 shapes cannot be multiplied ({_mat(xs)} and {_mat(ys)}): the inner sizes "
+            f"{xs[-1]} and {ys[-2]} differ (operand shapes {list(xs)} and {list(ys)})"
+        )
+    batch = infer.broadcast_shapes("matmul", xs[:-2], ys[:-2])
+    return batch + (xs[-2], ys[-1]), infer.first_dtype((x, y))
+
+
+def _mat(shape):
+    return f"{shape[-2]}x{shape[-1]}"
+
+
+def _matmul_jvp(tangents, out, x, y):
+    dx, dy = tangents
+    terms = [matmul(dx, y) if dx is not None else None, matmul(x, dy) if dy is not None else None]
+    return terms[0] if terms[1] is None else terms[1] if terms[0] is None else terms[0] + terms[1]
+
+
+matmul_op = defop(
+    "matmul",
+    np.matmul,
+    _matmul_infer,
+    vjp=(lambda g, out, x, y: matmul(g, transpose(y, -1, -2)),
+         lambda g, out, x, y: matmul(transpose(x, -1, -2), g)),
+    jvp=_matmul_jvp,
+)
+
+
+def matmul(input, other):
+    """Matrix product with PyTorch's rules: 1-D operands are promoted to matrices and squeezed back."""
+    a, b = coerce(as_tensor_arg(input), as_tensor_arg(other))
+    if a.ndim >= 2 and b.ndim >= 2:
+        return bind(matmul_op, a, b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(f"matmul: both arguments need at least 1 dimension, got shapes {list(a.shape)} "
+                         f"and {list(b.shape)}")
+    a2 = reshape(a, (1,) + tuple(a.shape)) if a.ndim == 1 else a
+    b2 = reshape(b, tuple(b.shape) + (1,)) if b.ndim == 1 else b
+    try:
+        out = bind(matmul_op, a2, b2)
+    except ShapeError:
+        raise ShapeError(f"matmul: shapes {list(a.shape)} and {list(b.shape)} cannot be multiplied: "
+                         f"size {a.shape[-1]} of the first's last dim differs from size "
+                         f"{b.shape[0] if b.ndim == 1 else b.shape[-2]} of the second's") from None
+    shape = tuple(out.shape)
+    if a.ndim == 1:
+        shape = shape[:-2] + shape[-1:]
+    if b.ndim == 1:
+        shape = shape[:-1]
+    return reshape(out, shape)
+
+
+def mm(input, mat2):
+    if input.ndim != 2 or mat2.ndim != 2:
+        raise ShapeError(f"mm: expected 2-D matrices, got shapes {list(input.shape)} and {list(mat2.shape)}")
+    return matmul(input, mat2)
+
+
+def bmm(input, mat2):
+    if input.ndim != 3 or mat2.ndim != 3:
+        raise ShapeError(f"bmm: expected 3-D tensors, got shapes {list(input.shape)} and {list(mat2.shape)}")
+    if input.shape[0] != mat2.shape[0]:
+        raise ShapeError(f"bmm: batch sizes differ: {list(input.shape)} and {list(mat2.shape)}")
+    return matmul(input, mat2)
+
+
+def dot(input, other):
+    if input.ndim != 1 or other.ndim != 1:
+        raise ShapeError(f"dot: 1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
+    return matmul(input, other)
+
+
+def mv(input, vec):
+    return matmul(input, vec)
+
+
+def outer(input, vec2):
+    return reshape(input, (-1, 1)) * reshape(vec2, (1, -1))

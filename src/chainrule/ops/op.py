@@ -1,0 +1,116 @@
+"""The op record and the one dispatch point every op goes through.
+
+A primitive op is one :class:`OpDef`: a pure ``forward`` on numpy arrays, an ``infer`` rule
+(output shape and dtype from input shapes and dtypes, no data), per-input ``vjp`` rules written in
+chainrule tensor ops (so backward can itself be recorded: double backward), a ``jvp`` rule for
+forward mode, and a declaration of what the vjp rules need saved. Eager execution, forward mode
+and the static graph compiler all read this one record; none of them has op-specific code.
+
+``bind(op, *args, **params)`` is the dispatch point. ``args`` are tensors or plain constants
+(Python numbers, index tuples); ``params`` are static attributes (``dim``, ``shape``, ...), which
+are keyword arguments of every rule. Rules are called as::
+
+    forward(*arrays, **params) -> ndarray
+    infer(*metas, **params) -> (shape, numpy dtype)      # metas: objects with .shape and .dtype
+    vjp[i](g, out, *inputs, **params) -> gradient for input i (before un-broadcasting)
+    jvp(tangents, out, *inputs, **params) -> output tangent (tangents[i] is None when zero)
+
+An input that the op does not declare saved reaches a vjp rule as a :class:`Meta` (shape and
+dtype only), so the tape never keeps an array alive that backward does not read.
+"""
+
+from ..autograd.grad_mode import state
+from ..errors import ChainruleError, ShapeError
+
+ELEMENTWISE = "elementwise"  # diagonal Jacobian per input: jvp = sum_i vjp_i(tangent_i)
+LINEAR = "linear"  # linear in its float tensor inputs: jvp = forward(tangents)
+
+
+class OpDef:
+    """One primitive op: see the module docstring for what each field holds."""
+
+    __slots__ = ("name", "forward", "infer", "vjp", "jvp", "saves", "saves_output", "view", "grad_name", "doc")
+
+    def __init__(self, name, forward, infer, vjp=None, jvp=None, saves=None, saves_output=False, view=False,
+                 doc=""):
+        self.name = name
+        self.forward = forward
+        self.infer = infer
+        self.vjp = vjp  # tuple of per-input rules, one joint rule (variadic ops), or None: not differentiable
+        self.jvp = jvp
+        self.saves = saves  # indices of the inputs the vjp reads; None means all of them
+        self.saves_output = saves_output
+        self.view = view  # the output may share memory with input 0 (and so shares its version counter)
+        self.grad_name = "".join(part.title() for part in name.split("_")) + "Backward0"
+        self.doc = doc
+
+    def __repr__(self):
+        return f"<op {self.name}>"
+
+    def error(self, args, params, cause):
+        """Turn a failure inside ``forward`` into an error that names the op and the shapes.
+
+        The op's shape rule usually explains it precisely; if the rule finds nothing wrong the
+        numpy message is passed on, prefixed with the op and its input shapes.
+        """
+        if isinstance(cause, ChainruleError):
+            return cause
+        metas = [_meta_of(a) for a in args]
+        try:
+            self.infer(*metas, **params)
+        except ChainruleError as exc:
+            return exc
+        except Exception:  # noqa: BLE001 - the shape rule itself choked: report the original cause
+            pass
+        shapes = ", ".join(str(tuple(m.shape)) if isinstance(m, Meta) else repr(m) for m in metas)
+        return ShapeError(f"{self.name}: {cause} (inputs: {shapes})")
+
+
+OPS = {}
+
+
+def defop(name, forward, infer, vjp=None, jvp=None, saves=None, saves_output=False, view=False, doc=""):
+    """Define and register a primitive op; returns its :class:`OpDef`."""
+    if name in OPS:
+        raise ValueError(f"op {name!r} is already defined")
+    op = OpDef(name, forward, infer, vjp, jvp, saves, saves_output, view, doc)
+    OPS[name] = op
+    return op
+
+
+def _meta_of(value):
+    if isinstance(value, Tensor):
+        return Meta(value._data.shape, value._data.dtype)
+    return value
+
+
+def bind(op, *args, **params):
+    """Apply ``op`` under the current mode: trace (static graph) or compute (with tape and tangents)."""
+    tracer = state.tracer
+    if tracer is not None:
+        return tracer.bind(op, args, params)
+    arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+    try:
+        out = op.forward(*arrays, **params)
+    except Exception as exc:
+        raise op.error(args, params, exc) from None
+    result = _wrap(out)
+    if op.view and result._data.base is not None:
+        source = args[0]
+        result._version = source._version
+        result._base = source._base if source._base is not None else source
+    if state.grad_enabled and op.vjp is not None:
+        for a in args:
+            if isinstance(a, Tensor) and a._requires_grad:
+                if result._data.dtype.kind == "f":  # integer and bool results never require grad
+                    result.grad_fn = OpNode(op, args, params, result)
+                    result._requires_grad = True
+                break
+    if state.fw_level:
+        propagate_tangent(op, args, params, result)
+    return result
+
+
+from ..autograd.forward_ad import propagate_tangent  # noqa: E402
+from ..autograd.graph import OpNode  # noqa: E402
+from ..tensor import Meta, Tensor, _wrap  # noqa: E402, F401 - Meta is part of this module's API

@@ -1,0 +1,205 @@
+"""Reductions: sum, amax/amin and arg-reductions are primitives; mean, var, std, logsumexp, max/min
+with a ``dim``, softmax and log_softmax are compositions of them (so they need no gradient code).
+"""
+
+import builtins
+from collections import namedtuple
+
+import numpy as np
+
+from . import infer
+from .elementwise import as_tensor_arg, exp, floating, log, sqrt
+from .op import LINEAR, bind, defop
+from .shape import expand, reshape, squeeze
+
+
+def _reduce_infer(name, dtype=None):
+    def rule(x, dim, keepdim):
+        shape = infer.shape_of(x)
+        infer.normalize_dims(name, dim, len(shape))
+        out_dtype = infer.dtype_of(x) if dtype is None else np.dtype(dtype)
+        return infer.reduced_shape(shape, dim, keepdim), out_dtype
+
+    return rule
+
+
+def _grad_to_input_shape(g, x, dim, keepdim):
+    """Reshape a reduced gradient so it broadcasts against the input, then expand it."""
+    if not keepdim and dim != () and g.ndim != len(x.shape):
+        g = reshape(g, infer.reduced_shape(x.shape, dim, True))
+    return expand(g, x.shape)
+
+
+def _sum_forward(x, dim, keepdim):
+    if x.dtype.kind in "bu" or x.dtype == np.int32:  # PyTorch sums bools and small ints as int64
+        return np.sum(x, axis=dim, keepdims=keepdim, dtype=np.int64)
+    return np.sum(x, axis=dim, keepdims=keepdim)
+
+
+sum_op = defop(
+    "sum",
+    _sum_forward,
+    lambda x, dim, keepdim: (infer.reduced_shape(infer.shape_of(x), dim, keepdim),
+                             infer.dtype_of(x) if infer.dtype_of(x).kind == "f" else np.dtype(np.int64)),
+    vjp=(lambda g, out, x, dim, keepdim: _grad_to_input_shape(g, x, dim, keepdim),),
+    jvp=LINEAR,
+    saves=(),
+)
+
+
+def _extremum_grad(g, out, x, dim, keepdim):
+    """Gradient of amax/amin: shared evenly among the elements that attain the extremum."""
+    if not keepdim and dim != ():
+        shape = infer.reduced_shape(x.shape, dim, True)
+        out, g = reshape(out, shape), reshape(g, shape)
+    hits = (x == out).to(g.dtype)
+    return g * hits / hits.sum(dim=dim, keepdim=True)
+
+
+def _extremum_jvp(tangents, out, x, dim, keepdim):
+    kept = out if keepdim or dim == () else reshape(out, infer.reduced_shape(x.shape, dim, True))
+    hits = (x == kept).to(out.dtype)
+    return (tangents[0] * hits).sum(dim=dim, keepdim=keepdim) / hits.sum(dim=dim, keepdim=keepdim)
+
+
+def _extremum_op(name, forward):
+    return defop(name, lambda x, dim, keepdim: forward(x, axis=dim, keepdims=keepdim), _reduce_infer(name),
+                 vjp=(_extremum_grad,), jvp=_extremum_jvp, saves_output=True)
+
+
+amax_op = _extremum_op("amax", np.max)
+amin_op = _extremum_op("amin", np.min)
+
+
+def _arg_forward(fn):
+    def forward(x, dim, keepdim):
+        if dim is None:
+            index = fn(x.reshape(-1))
+            return np.asarray(index, dtype=np.int64).reshape((1,) * x.ndim if keepdim else ())
+        return fn(x, axis=dim[0], keepdims=keepdim).astype(np.int64)
+
+    return forward
+
+
+argmax_op = defop("argmax", _arg_forward(np.argmax), _reduce_infer("argmax", np.int64))
+argmin_op = defop("argmin", _arg_forward(np.argmin), _reduce_infer("argmin", np.int64))
+
+
+def _reduction(op, input, dim, keepdim):
+    input = as_tensor_arg(input)
+    axes = infer.normalize_dims(op.name, dim, input.ndim)
+    if input._data.size == 0 and op.name in ("amax", "amin", "argmax", "argmin"):
+        raise ValueError(f"{op.name}: cannot reduce an empty tensor of shape {list(input.shape)}: "
+                         "the operation has no identity")
+    return bind(op, input, dim=axes, keepdim=bool(keepdim))
+
+
+def sum(input, dim=None, keepdim=False, dtype=None):
+    input = as_tensor_arg(input)
+    if dtype is not None:
+        input = input.to(dtype)
+    return _reduction(sum_op, input, dim, keepdim)
+
+
+def amax(input, dim=None, keepdim=False):
+    return _reduction(amax_op, input, dim, keepdim)
+
+
+def amin(input, dim=None, keepdim=False):
+    return _reduction(amin_op, input, dim, keepdim)
+
+
+def argmax(input, dim=None, keepdim=False):
+    if isinstance(dim, (tuple, list)):
+        raise TypeError("argmax: dim must be a single int")
+    return _reduction(argmax_op, input, dim, keepdim)
+
+
+def argmin(input, dim=None, keepdim=False):
+    if isinstance(dim, (tuple, list)):
+        raise TypeError("argmin: dim must be a single int")
+    return _reduction(argmin_op, input, dim, keepdim)
+
+
+def _count(input, dim):
+    axes = infer.normalize_dims("mean", dim, input.ndim)
+    shape = input.shape
+    return int(np.prod([shape[a] for a in axes])) if axes is not None else input.numel()
+
+
+def mean(input, dim=None, keepdim=False, dtype=None):
+    input = floating(input) if dtype is None else as_tensor_arg(input).to(dtype)
+    return sum(input, dim, keepdim) / _count(input, dim)
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, correction=None):
+    """Variance; ``correction`` (default 1, Bessel's) is subtracted from the count, as in PyTorch."""
+    if correction is None:
+        correction = 1 if unbiased is None or unbiased else 0
+    input = floating(input)
+    centered = input - mean(input, dim, keepdim=True)
+    return sum(centered * centered, dim, keepdim) / builtins.max(_count(input, dim) - correction, 0)
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, correction=None):
+    return sqrt(var(input, dim, unbiased, keepdim, correction))
+
+
+def logsumexp(input, dim, keepdim=False):
+    """log(sum(exp(x))) computed stably: the max is subtracted first (and does not need a gradient)."""
+    input = floating(input)
+    peak = amax(input, dim, keepdim=True).detach()
+    peak = peak.masked_fill(~peak.isfinite(), 0.0)
+    out = log(sum(exp(input - peak), dim, keepdim=True)) + peak
+    return out if keepdim else squeeze(out, infer.normalize_dims("logsumexp", dim, input.ndim))
+
+
+def softmax(input, dim, dtype=None):
+    input = floating(input) if dtype is None else as_tensor_arg(input).to(dtype)
+    shifted = exp(input - amax(input, dim, keepdim=True).detach())
+    return shifted / sum(shifted, dim, keepdim=True)
+
+
+def log_softmax(input, dim, dtype=None):
+    input = floating(input) if dtype is None else as_tensor_arg(input).to(dtype)
+    return input - logsumexp(input, dim, keepdim=True)
+
+
+values_indices = namedtuple("values_indices", ["values", "indices"])
+
+
+def _extremum(input, dim, keepdim, other, full, arg, name):
+    if isinstance(dim, Tensor):  # max(a, b): the elementwise form
+        other, dim = dim, None
+    if other is not None:
+        from .elementwise import maximum, minimum
+
+        return (maximum if name == "max" else minimum)(input, other)
+    if dim is None:
+        return full(input)
+    indices = arg(input, dim, keepdim=True)
+    values = input.gather(dim, indices)
+    if not keepdim:
+        values, indices = values.squeeze(dim), indices.squeeze(dim)
+    return values_indices(values, indices)
+
+
+def max(input, dim=None, keepdim=False, other=None):
+    """``max(x)``: the largest element; ``max(x, dim)``: (values, indices); ``max(x, y)``: elementwise."""
+    return _extremum(input, dim, keepdim, other, amax, argmax, "max")
+
+
+def min(input, dim=None, keepdim=False, other=None):
+    """``min(x)``: the smallest element; ``min(x, dim)``: (values, indices); ``min(x, y)``: elementwise."""
+    return _extremum(input, dim, keepdim, other, amin, argmin, "min")
+
+
+def all(input, dim=None, keepdim=False):
+    return Tensor(np.all(as_tensor_arg(input)._data, axis=dim, keepdims=keepdim))
+
+
+def any(input, dim=None, keepdim=False):
+    return Tensor(np.any(as_tensor_arg(input)._data, axis=dim, keepdims=keepdim))
+
+
+from ..tensor import Tensor  # noqa: E402

@@ -1,0 +1,326 @@
+"""Shape primitives (reshape, permute, expand, cat, pad) and the views composed from them.
+
+All are linear, so their jvp is the op applied to the tangent, and each vjp is another shape op:
+reshape back, the inverse permutation, a sum over expanded dims (done by the engine), slices.
+"""
+
+import numpy as np
+
+from .. import _dtype
+from ..errors import ShapeError
+from . import infer
+from .elementwise import as_tensor_arg, cast
+from .op import LINEAR, bind, defop
+
+
+def _sizes(args, op):
+    """Accept both ``f(x, 2, 3)`` and ``f(x, (2, 3))``, as PyTorch does."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    try:
+        return tuple(int(a) for a in args)
+    except TypeError:
+        raise TypeError(f"{op}: sizes must be ints, got {args!r}") from None
+
+
+def _numel(shape):
+    return int(np.prod(shape)) if shape else 1
+
+
+def _reshape_infer(x, shape):
+    source = infer.shape_of(x)
+    if shape.count(-1) > 1:
+        raise ShapeError(f"reshape: only one dimension can be inferred (-1), got shape {list(shape)}")
+    if None in source:
+        return tuple(None if s == -1 else s for s in shape), infer.dtype_of(x)
+    total = _numel(source)
+    if -1 in shape:
+        known = _numel([s for s in shape if s != -1])
+        if known == 0 or total % known:
+            raise ShapeError(f"reshape: shape '{list(shape)}' is invalid for input of size {total} "
+                             f"(input shape {list(source)})")
+        shape = tuple(total // known if s == -1 else s for s in shape)
+    elif _numel(shape) != total or any(s < 0 for s in shape):
+        raise ShapeError(f"reshape: shape '{list(shape)}' is invalid for input of size {total} "
+                         f"(input shape {list(source)})")
+    return shape, infer.dtype_of(x)
+
+
+reshape_op = defop(
+    "reshape",
+    np.reshape,
+    _reshape_infer,
+    vjp=(lambda g, out, x, shape: reshape(g, x.shape),),
+    jvp=LINEAR,
+    saves=(),
+    view=True,
+)
+
+
+def reshape(input, *shape):
+    input = as_tensor_arg(input)
+    shape = _sizes(shape, "reshape")
+    if shape == input._data.shape:
+        return input
+    return bind(reshape_op, input, shape=shape)
+
+
+view = reshape
+
+
+def _permute_infer(x, axes):
+    shape = infer.shape_of(x)
+    if sorted(axes) != list(range(len(shape))):
+        raise ShapeError(f"permute: dims {list(axes)} are not a permutation of the {len(shape)} dims of "
+                         f"a tensor of shape {list(shape)}")
+    return tuple(shape[d] for d in axes), infer.dtype_of(x)
+
+
+permute_op = defop(
+    "permute",
+    lambda x, axes: np.transpose(x, axes),
+    _permute_infer,
+    vjp=(lambda g, out, x, axes: permute(g, tuple(np.argsort(axes))),),
+    jvp=LINEAR,
+    saves=(),
+    view=True,
+)
+
+
+def permute(input, *dims):
+    input = as_tensor_arg(input)
+    dims = _sizes(dims, "permute")
+    ndim = input.ndim
+    if len(dims) != ndim:
+        raise ShapeError(f"permute: number of dims don't match: got {len(dims)} dims {list(dims)} for a "
+                         f"tensor of shape {list(input.shape)}")
+    axes = tuple(infer.normalize_dims("permute", d, ndim)[0] for d in dims)
+    if axes == tuple(range(ndim)):
+        return input
+    return bind(permute_op, input, axes=axes)
+
+
+def transpose(input, dim0, dim1):
+    input = as_tensor_arg(input)
+    ndim = input.ndim
+    if ndim < 2 and dim0 in (0, -1) and dim1 in (0, -1):
+        return input
+    axes = list(range(ndim))
+    a = infer.normalize_dims("transpose", dim0, ndim)[0]
+    b = infer.normalize_dims("transpose", dim1, ndim)[0]
+    axes[a], axes[b] = axes[b], axes[a]
+    return permute(input, axes)
+
+
+swapaxes = transpose
+
+
+def t(input):
+    input = as_tensor_arg(input)
+    if input.ndim > 2:
+        raise ShapeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
+    return transpose(input, 0, 1) if input.ndim == 2 else input
+
+
+def _expand_infer(x, shape):
+    source = infer.shape_of(x)
+    lead = len(shape) - len(source)
+    if lead < 0:
+        raise ShapeError(f"expand: the number of sizes provided ({len(shape)}) must be greater or equal to "
+                         f"the number of dimensions in the tensor ({len(source)}); shape {list(source)}")
+    for i, s in enumerate(source):
+        target = shape[lead + i]
+        if s != 1 and s is not None and target not in (s, None):
+            raise ShapeError(
+                f"expand: the expanded size of the tensor ({target}) must match the existing size ({s}) at "
+                f"non-singleton dimension {lead + i}. Target sizes: {list(shape)}. Tensor sizes: {list(source)}"
+            )
+    return tuple(shape), infer.dtype_of(x)
+
+
+expand_op = defop(
+    "expand",
+    np.broadcast_to,
+    _expand_infer,
+    vjp=(lambda g, out, x, shape: g,),  # the engine sums the gradient back to x's shape
+    jvp=LINEAR,
+    saves=(),
+    view=True,
+)
+
+
+def expand(input, *sizes):
+    """Broadcast to a larger shape without copying (-1 keeps a size); the result is read-only."""
+    input = as_tensor_arg(input)
+    sizes = _sizes(sizes, "expand")
+    source = input._data.shape
+    lead = len(sizes) - len(source)
+    shape = tuple(source[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
+    if shape == source:
+        return input
+    return bind(expand_op, input, shape=shape)
+
+
+def expand_as(input, other):
+    return expand(input, other.shape)
+
+
+def broadcast_to(input, shape):
+    return expand(input, shape)
+
+
+def view_as(input, other):
+    return reshape(input, other.shape)
+
+
+reshape_as = view_as
+
+
+def squeeze(input, dim=None):
+    """Remove dims of size 1 (all of them, or those in ``dim``; others in ``dim`` are left alone)."""
+    input = as_tensor_arg(input)
+    shape = input._data.shape
+    dims = infer.normalize_dims("squeeze", dim, len(shape))
+    if dims is None:
+        dims = range(len(shape))
+    return reshape(input, tuple(s for i, s in enumerate(shape) if not (i in dims and s == 1)))
+
+
+def unsqueeze(input, dim):
+    input = as_tensor_arg(input)
+    shape = input._data.shape
+    rank = len(shape) + 1
+    if not -rank <= dim < rank:
+        raise IndexError(f"unsqueeze: Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], "
+                         f"but got {dim})")
+    dim %= rank
+    return reshape(input, shape[:dim] + (1,) + shape[dim:])
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    input = as_tensor_arg(input)
+    shape = input._data.shape
+    if not shape:
+        return reshape(input, (1,))
+    start = infer.normalize_dims("flatten", start_dim, len(shape))[0]
+    end = infer.normalize_dims("flatten", end_dim, len(shape))[0]
+    if start > end:
+        raise ValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
+    return reshape(input, shape[:start] + (_numel(shape[start:end + 1]),) + shape[end + 1:])
+
+
+def unflatten(input, dim, sizes):
+    input = as_tensor_arg(input)
+    shape = input._data.shape
+    dim = infer.normalize_dims("unflatten", dim, len(shape))[0]
+    return reshape(input, shape[:dim] + tuple(sizes) + shape[dim + 1:])
+
+
+# --- concatenation ----------------------------------------------------------------------------
+def _cat_infer(*xs, dim):
+    shapes = [infer.shape_of(x) for x in xs]
+    first = shapes[0]
+    for k, s in enumerate(shapes[1:], 1):
+        if len(s) != len(first) or any(a != b and None not in (a, b) for i, (a, b) in enumerate(zip(s, first))
+                                       if i != dim):
+            raise ShapeError(
+                f"cat: sizes of tensors must match except in dimension {dim}; tensor 0 has shape {list(first)} "
+                f"but tensor {k} has shape {list(s)}"
+            )
+    sizes = [s[dim] for s in shapes]
+    total = None if None in sizes else int(np.sum(sizes))
+    return first[:dim] + (total,) + first[dim + 1:], infer.first_dtype(xs)
+
+
+def _cat_vjp(g, out, *xs, dim):
+    grads = []
+    start = 0
+    for x in xs:
+        size = x.shape[dim]
+        index = (slice(None),) * dim + (slice(start, start + size),)
+        grads.append(g[index])
+        start += size
+    return grads
+
+
+cat_op = defop(
+    "cat",
+    lambda *xs, dim: np.concatenate(xs, axis=dim),
+    _cat_infer,
+    vjp=_cat_vjp,
+    jvp=LINEAR,
+    saves=(),
+)
+
+
+def cat(tensors, dim=0):
+    tensors = [as_tensor_arg(t) for t in tensors]
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    ndim = tensors[0].ndim
+    if ndim == 0:
+        raise ShapeError("cat: zero-dimensional tensor (at position 0) cannot be concatenated")
+    axis = infer.normalize_dims("cat", dim, ndim)[0]
+    target = tensors[0]._data.dtype
+    for t in tensors[1:]:
+        target = _dtype.result_type(target, t._data.dtype)
+    tensors = [cast(t, target) for t in tensors]
+    if len(tensors) == 1:
+        return tensors[0]
+    return bind(cat_op, *tensors, dim=axis)
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0):
+    tensors = [as_tensor_arg(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    shape = tensors[0]._data.shape
+    for k, t in enumerate(tensors[1:], 1):
+        if t._data.shape != shape:
+            raise ShapeError(f"stack: expects each tensor to be equal size, but got {list(shape)} at entry 0 "
+                             f"and {list(t.shape)} at entry {k}")
+    return cat([unsqueeze(t, dim) for t in tensors], dim)
+
+
+# --- constant padding -------------------------------------------------------------------------
+def _pad_widths(ndim, pad):
+    widths = [(0, 0)] * ndim
+    for i in range(len(pad) // 2):
+        widths[ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    return tuple(widths)
+
+
+def _pad_infer(x, widths, value):
+    shape = infer.shape_of(x)
+    return tuple(None if s is None else s + a + b for s, (a, b) in zip(shape, widths)), infer.dtype_of(x)
+
+
+def _unpad(g, out, x, widths, value):
+    return g[tuple(slice(a, a + s) for s, (a, b) in zip(x.shape, widths))]
+
+
+pad_op = defop(
+    "pad",
+    lambda x, widths, value: np.pad(x, widths, constant_values=value),
+    _pad_infer,
+    vjp=(_unpad,),
+    jvp=LINEAR,
+    saves=(),
+)
+
+
+def pad(input, pad, mode="constant", value=0.0):
+    """Constant padding with PyTorch's ``pad`` order: (left, right) of the last dim, then the one before."""
+    input = as_tensor_arg(input)
+    if mode != "constant":
+        raise NotImplementedError(f"pad: mode {mode!r} is not supported; only 'constant'")
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: padding length {len(pad)} must be even and at most twice the number of "
+                         f"dimensions ({input.ndim})")
+    if any(p < 0 for p in pad):
+        raise ValueError(f"pad: negative padding {tuple(pad)} is not supported; slice the tensor instead")
+    widths = _pad_widths(input.ndim, tuple(int(p) for p in pad))
+    return bind(pad_op, input, widths=widths, value=value if value is not None else 0.0)

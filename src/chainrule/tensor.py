@@ -1,0 +1,685 @@
+"""The Tensor: a numpy array plus what autograd needs to know about it.
+
+A tensor is a leaf (``grad_fn is None``) or the output of a recorded op (``grad_fn`` is that op's
+backward node). ``_version`` counts in-place modifications (shared with views) so the engine can
+refuse to use a saved tensor that changed. ``__slots__`` keeps the per-op cost of creating one low.
+Most methods are the functions of :mod:`chainrule.ops` attached at the bottom of this file.
+"""
+
+import numbers
+import weakref
+
+import numpy as np
+
+from . import _dtype
+from .errors import DTypeError, GraphError, ShapeError
+
+_new = object.__new__
+
+
+class Tensor:
+    """An n-dimensional array that can take part in automatic differentiation."""
+
+    __slots__ = ("_data", "_requires_grad", "grad", "grad_fn", "_out_nr", "_version", "_base",
+                 "_hooks", "_fw", "_accum", "__weakref__")
+    __array_priority__ = 1000  # numpy defers to our reflected operators: ndarray + Tensor -> Tensor
+
+    def __init__(self, data=None, requires_grad=False, dtype=None):
+        array = as_array(data if data is not None else [], dtype)
+        _init(self, array)
+        if requires_grad:
+            self.requires_grad = True
+
+    # --- autograd state --------------------------------------------------------------------
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        flag = bool(flag)
+        if self.grad_fn is not None and not flag:
+            raise GraphError(
+                "you can only change requires_grad flags of leaf variables. If you want to use a "
+                "computed variable in a subgraph that doesn't require differentiation use "
+                "var_no_grad = var.detach()."
+            )
+        if flag and self._data.dtype.kind not in "fc":
+            raise DTypeError(
+                f"only Tensors of floating point dtype can require gradients (got {self.dtype}); "
+                "convert it first, e.g. t.float()"
+            )
+        self._requires_grad = flag
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def is_leaf(self):
+        return self.grad_fn is None
+
+    @property
+    def output_nr(self):
+        return self._out_nr
+
+    @property
+    def data(self):
+        """A tensor sharing this one's memory but not its history: changes to it are not tracked."""
+        return _wrap(self._data)
+
+    @data.setter
+    def data(self, value):
+        array = value._data if isinstance(value, Tensor) else as_array(value)
+        self._data = array
+
+    def _accumulator(self):
+        """This leaf's AccumulateGrad node; kept weakly, so it lives exactly as long as a graph uses it."""
+        ref = self._accum
+        node = ref() if ref is not None else None
+        if node is None:
+            node = AccumulateGrad(self)
+            self._accum = weakref.ref(node)
+        return node
+
+    def detach(self):
+        """A new leaf sharing this tensor's data (and version counter), cut from the graph."""
+        t = _wrap(self._data)
+        t._version = self._version
+        return t
+
+    def detach_(self):
+        if self._base is not None and self._base._requires_grad:
+            raise GraphError("detach_() cannot be called on a view of a tensor that requires grad; use detach()")
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (PyTorch's ``Tensor.backward``)."""
+        from .autograd import backward
+
+        backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` whenever this tensor's gradient is computed; it may return a replacement."""
+        if not self._requires_grad:
+            raise GraphError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            return self.grad_fn._add_tensor_hook(self._out_nr, hook)
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        return RemovableHandle(self._hooks, hook)
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in ``.grad`` (leaves always keep theirs)."""
+        if not self._requires_grad:
+            raise GraphError("can't retain_grad on Tensor that has requires_grad=False")
+        fn = self.grad_fn
+        if fn is not None:
+            if fn._retained is None:
+                fn._retained = {}
+            fn._retained[self._out_nr] = weakref.ref(self)
+
+    @property
+    def retains_grad(self):
+        fn = self.grad_fn
+        return fn is not None and fn._retained is not None and self._out_nr in fn._retained
+
+    # --- inspection ------------------------------------------------------------------------
+    @property
+    def shape(self):
+        return Size(self._data.shape)
+
+    @property
+    def dtype(self):
+        return _dtype.from_numpy_dtype(self._data.dtype)
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    @property
+    def device(self):
+        return "cpu"
+
+    @property
+    def is_cuda(self):
+        return False
+
+    def size(self, dim=None):
+        if dim is None:
+            return Size(self._data.shape)
+        return self._data.shape[_normalize_dim(dim, self._data.ndim, "size")]
+
+    def dim(self):
+        return self._data.ndim
+
+    def numel(self):
+        return self._data.size
+
+    def element_size(self):
+        return self._data.itemsize
+
+    def is_floating_point(self):
+        return self._data.dtype.kind == "f"
+
+    def numpy(self):
+        """The numpy array behind this tensor (shared memory); refused while it requires grad."""
+        if self._requires_grad:
+            raise GraphError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        return self._data
+
+    def item(self):
+        if self._data.size != 1:
+            raise ShapeError(f"a Tensor with {self._data.size} elements cannot be converted to a Python scalar")
+        return self._data.item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def __len__(self):
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise ShapeError(
+                f"Boolean value of Tensor with {self._data.size} values is ambiguous; use .any() or .all()"
+            )
+        return bool(self._data)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self._data)
+
+    def __array__(self, dtype=None, copy=None):
+        array = self._data
+        if dtype is not None and array.dtype != dtype:
+            return array.astype(dtype)
+        return array.copy() if copy else array
+
+    def __hash__(self):
+        return id(self)
+
+    def __reduce__(self):  # pickle data only: a graph is never serialized
+        return (_rebuild, (self._data, self._requires_grad))
+
+    def __deepcopy__(self, memo):
+        if self.grad_fn is not None:
+            raise GraphError("Only Tensors created explicitly by the user (graph leaves) support deepcopy")
+        t = self.__class__.__new__(self.__class__)
+        _init(t, self._data.copy())
+        t._requires_grad = self._requires_grad
+        if self.grad is not None:
+            t.grad = self.grad.__deepcopy__(memo)
+        memo[id(self)] = t
+        return t
+
+    def __repr__(self):
+        return _format(self)
+
+    # --- conversion ------------------------------------------------------------------------
+    def to(self, *args, dtype=None, **kwargs):
+        """Cast to a dtype (``to(cr.float64)``); devices other than 'cpu' are refused."""
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype
+            elif isinstance(a, str) and a not in _dtype._NAMES:
+                _check_device(a)
+            elif a is not None:
+                dtype = a
+        if kwargs.get("device") is not None:
+            _check_device(kwargs["device"])
+        if dtype is None:
+            return self
+        return _ops.cast(self, _dtype.to_numpy_dtype(dtype))
+
+    def float(self):
+        return self.to(_dtype.float32)
+
+    def double(self):
+        return self.to(_dtype.float64)
+
+    def half(self):
+        return self.to(_dtype.float16)
+
+    def long(self):
+        return self.to(_dtype.int64)
+
+    def int(self):
+        return self.to(_dtype.int32)
+
+    def bool(self):
+        return self.to(_dtype.bool_)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"chainrule.{self.dtype.name}"
+        return self.to(dtype)
+
+    def cpu(self):
+        return self
+
+    def contiguous(self):
+        return self
+
+    # --- in-place ops ----------------------------------------------------------------------
+    def _inplace(self, fn, *args, ufunc=None):
+        """Apply out-of-place ``fn(self, *args)`` and write the result into this tensor's memory.
+
+        When the tape is recording, the op runs on a snapshot of the old value (so its saved
+        inputs stay valid) and this tensor takes over the result's ``grad_fn``. Without
+        recording, numpy's in-place ufunc does the work with no copy.
+        """
+        recording = state.grad_enabled and (
+            self._requires_grad or any(isinstance(a, Tensor) and a._requires_grad for a in args)
+        )
+        if recording:
+            if self.grad_fn is None and self._requires_grad:
+                raise GraphError(
+                    f"a leaf Variable that requires grad is being used in an in-place operation "
+                    f"({fn.__name__}_). Wrap it in `with chainrule.no_grad():` if this is a parameter update."
+                )
+            if self._base is not None and (self._base._requires_grad or self._requires_grad):
+                raise GraphError(
+                    f"in-place {fn.__name__}_ on a view of a tensor that requires grad is not supported; "
+                    "clone() the view first or use the out-of-place op"
+                )
+            snapshot = _wrap(self._data.copy())
+            snapshot._requires_grad = self._requires_grad
+            snapshot.grad_fn = self.grad_fn
+            snapshot._out_nr = self._out_nr
+            snapshot._fw = self._fw
+            result = fn(snapshot, *args)
+        elif ufunc is not None and not state.fw_level:
+            other = args[0]._data if isinstance(args[0], Tensor) else args[0]
+            try:
+                ufunc(self._data, other, out=self._data, casting="same_kind")
+            except (TypeError, ValueError) as exc:
+                raise _inplace_error(self, fn, other, exc) from None
+            self._version[0] += 1
+            return self
+        else:
+            with no_grad():
+                result = fn(self, *args)
+        _write_result(self, fn, result)
+        if recording:
+            self.grad_fn = result.grad_fn
+            self._out_nr = result._out_nr
+            self._requires_grad = result._requires_grad
+        if state.fw_level and result._fw is not None:
+            self._fw = result._fw
+        return self
+
+    def add_(self, other, alpha=1):
+        if alpha != 1:
+            return self._inplace(_ops.add, other * alpha if isinstance(other, Tensor) else other * alpha)
+        return self._inplace(_ops.add, other, ufunc=np.add)
+
+    def sub_(self, other, alpha=1):
+        if alpha != 1:
+            return self._inplace(_ops.sub, other * alpha)
+        return self._inplace(_ops.sub, other, ufunc=np.subtract)
+
+    def mul_(self, other):
+        return self._inplace(_ops.mul, other, ufunc=np.multiply)
+
+    def div_(self, other):
+        return self._inplace(_ops.div, other, ufunc=np.true_divide)
+
+    def pow_(self, exponent):
+        return self._inplace(_ops.pow, exponent)
+
+    def clamp_(self, min=None, max=None):
+        return self._inplace(_ops.clamp, min, max)
+
+    clip_ = clamp_
+
+    def copy_(self, src):
+        return self._inplace(_ops.copy_from, src)
+
+    def masked_fill_(self, mask, value):
+        return self._inplace(_ops.masked_fill, mask, value)
+
+    def zero_(self):
+        return self.fill_(0)
+
+    def fill_(self, value):
+        if isinstance(value, Tensor) and value._requires_grad:
+            return self._inplace(_ops.copy_from, value)
+        if not (state.grad_enabled and self._requires_grad) and not state.fw_level:
+            self._data[...] = value._data if isinstance(value, Tensor) else value
+            self._version[0] += 1
+            return self
+        return self._inplace(_ops.copy_from, value)
+
+    def uniform_(self, a=0.0, b=1.0, generator=None):
+        return self._fill_random(_random.rng(generator).uniform(a, b, self._data.shape))
+
+    def normal_(self, mean=0.0, std=1.0, generator=None):
+        return self._fill_random(_random.rng(generator).normal(mean, std, self._data.shape))
+
+    def bernoulli_(self, p=0.5, generator=None):
+        return self._fill_random(_random.rng(generator).random(self._data.shape) < p)
+
+    def _fill_random(self, values):
+        if state.grad_enabled and self._requires_grad and self.grad_fn is None:
+            raise GraphError("a leaf Variable that requires grad is being used in an in-place operation; "
+                             "initialize it under chainrule.no_grad()")
+        self._data[...] = values
+        self._version[0] += 1
+        return self
+
+    def __setitem__(self, index, value):
+        self._inplace(_ops.index_put, index, value)
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    # --- operators -------------------------------------------------------------------------
+    def __add__(self, other):
+        return _ops.add(self, other)
+
+    def __radd__(self, other):
+        return _ops.add(other, self)
+
+    def __sub__(self, other):
+        return _ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return _ops.sub(other, self)
+
+    def __mul__(self, other):
+        return _ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return _ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return _ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops.div(other, self)
+
+    def __floordiv__(self, other):
+        return _ops.floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return _ops.floor_divide(other, self)
+
+    def __mod__(self, other):
+        return _ops.remainder(self, other)
+
+    def __pow__(self, exponent):
+        return _ops.pow(self, exponent)
+
+    def __rpow__(self, base):
+        return _ops.pow(base, self)
+
+    def __matmul__(self, other):
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops.matmul(other, self)
+
+    def __neg__(self):
+        return _ops.neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _ops.abs(self)
+
+    def __invert__(self):
+        return _ops.logical_not(self)
+
+    def __and__(self, other):
+        return _ops.logical_and(self, other)
+
+    def __or__(self, other):
+        return _ops.logical_or(self, other)
+
+    def __xor__(self, other):
+        return _ops.logical_xor(self, other)
+
+    def __eq__(self, other):
+        return _ops.eq(self, other)
+
+    def __ne__(self, other):
+        return _ops.ne(self, other)
+
+    def __lt__(self, other):
+        return _ops.lt(self, other)
+
+    def __le__(self, other):
+        return _ops.le(self, other)
+
+    def __gt__(self, other):
+        return _ops.gt(self, other)
+
+    def __ge__(self, other):
+        return _ops.ge(self, other)
+
+    def __getitem__(self, index):
+        return _ops.getitem(self, index)
+
+    @property
+    def T(self):
+        return _ops.permute(self, tuple(range(self._data.ndim - 1, -1, -1)))
+
+    @property
+    def mT(self):
+        return _ops.transpose(self, -2, -1)
+
+
+class Size(tuple):
+    """A shape, printed the way PyTorch prints one."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return f"chainrule.Size({list(self)})"
+
+    def numel(self):
+        return int(np.prod(self))
+
+
+class Meta:
+    """Shape and dtype of a tensor whose data is not needed: unsaved inputs, static-graph values."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape = shape
+        self.dtype = dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"Meta(shape={self.shape}, dtype={self.dtype})"
+
+
+def _init(t, array):
+    t._data = array
+    t._requires_grad = False
+    t.grad = None
+    t.grad_fn = None
+    t._out_nr = 0
+    t._version = [0]
+    t._base = None
+    t._hooks = None
+    t._fw = None
+    t._accum = None
+
+
+def _wrap(array):
+    """A new leaf tensor around an array, without copying or validating: the hot path."""
+    t = _new(Tensor)
+    if type(array) is not np.ndarray:
+        array = np.asarray(array)
+    t._data = array
+    t._requires_grad = False
+    t.grad = None
+    t.grad_fn = None
+    t._out_nr = 0
+    t._version = [0]
+    t._base = None
+    t._hooks = None
+    t._fw = None
+    t._accum = None
+    return t
+
+
+def _rebuild(array, requires_grad):
+    t = _wrap(array)
+    t._requires_grad = requires_grad
+    return t
+
+
+def as_array(data, dtype=None):
+    """Convert user data to a numpy array with PyTorch's dtype defaults (Python floats -> float32)."""
+    if isinstance(data, Tensor):
+        array = data._data
+    elif isinstance(data, np.ndarray):
+        array = data
+    else:
+        if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in _flatten_first(data)):
+            data = _tensors_to_arrays(data)
+        array = np.asarray(data)
+        if dtype is None:
+            if array.dtype.kind == "f":
+                array = array.astype(_dtype.default_float.numpy)
+            elif array.dtype.kind in "iu":
+                array = array.astype(np.int64)
+            elif array.dtype.kind not in "b":
+                _dtype.from_numpy_dtype(array.dtype)  # raises the clear error
+    if dtype is not None:
+        target = _dtype.to_numpy_dtype(dtype)
+        if array.dtype != target:
+            array = array.astype(target)
+    else:
+        _dtype.from_numpy_dtype(array.dtype)
+    return array
+
+
+def _flatten_first(data):
+    while isinstance(data, (list, tuple)) and data:
+        if any(isinstance(d, Tensor) for d in data):
+            return data
+        data = data[0]
+    return ()
+
+
+def _tensors_to_arrays(data):
+    if isinstance(data, Tensor):
+        return data._data
+    if isinstance(data, (list, tuple)):
+        return [_tensors_to_arrays(d) for d in data]
+    return data
+
+
+def _normalize_dim(dim, ndim, op):
+    if not isinstance(dim, numbers.Integral):
+        raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
+    lo = -max(ndim, 1)
+    hi = max(ndim, 1) - 1
+    if dim < lo or dim > hi:
+        raise IndexError(f"{op}: Dimension out of range (expected to be in range of [{lo}, {hi}], but got {dim})")
+    return dim % max(ndim, 1)
+
+
+def _check_device(device):
+    if str(device).split(":")[0] != "cpu":
+        raise ValueError(f"chainrule runs on the CPU only; device {device!r} is not available")
+
+
+def _write_result(self, fn, result):
+    array = result._data
+    if array.shape != self._data.shape:
+        raise ShapeError(
+            f"{fn.__name__}_: output with shape {list(self._data.shape)} doesn't match the broadcast "
+            f"shape {list(array.shape)}"
+        )
+    if not np.can_cast(array.dtype, self._data.dtype, "same_kind"):
+        raise DTypeError(
+            f"{fn.__name__}_: result type {_dtype.from_numpy_dtype(array.dtype).name} can't be cast to "
+            f"the desired output type {_dtype.from_numpy_dtype(self._data.dtype).name}"
+        )
+    try:
+        np.copyto(self._data, array, casting="same_kind")
+    except ValueError as exc:
+        raise ShapeError(f"{fn.__name__}_: cannot write into this tensor ({exc}); clone() it first") from None
+    self._version[0] += 1
+
+
+def _inplace_error(self, fn, other, exc):
+    if isinstance(exc, TypeError):
+        return DTypeError(f"{fn.__name__}_: {exc} (tensor dtype {self.dtype.name})")
+    shape = list(np.shape(other))
+    return ShapeError(
+        f"{fn.__name__}_: output with shape {list(self._data.shape)} doesn't match the broadcast shape "
+        f"of the operands (other has shape {shape}) or is not writable: {exc}"
+    )
+
+
+def _format(t):
+    array = t._data
+    options = {"separator": ", ", "prefix": "tensor(", "threshold": 1000, "edgeitems": 3}
+    if array.dtype.kind == "f" and array.size:
+        finite = array[np.isfinite(array)]
+        integral = finite.size == 0 or bool(np.all(finite == np.round(finite)))
+        big = finite.size and (np.abs(finite).max() >= 1e8 or 0 < np.abs(finite[finite != 0]).min(initial=1) < 1e-4)
+        if big:
+            options["formatter"] = {"float_kind": lambda v: f"{v:.4e}"}
+        elif not integral:  # PyTorch prints non-integral floats with four decimals
+            options["formatter"] = {"float_kind": lambda v: f"{v:.4f}"}
+    body = np.array2string(array, **options)
+    extras = []
+    if array.dtype not in (_dtype.default_float.numpy, np.dtype(np.int64), np.dtype(np.bool_)):
+        extras.append(f"dtype={_dtype.from_numpy_dtype(array.dtype)!r}")
+    if t.grad_fn is not None:
+        extras.append(f"grad_fn=<{t.grad_fn.name()}>")
+    elif t._requires_grad:
+        extras.append("requires_grad=True")
+    return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+
+# Imported last: these modules build on Tensor (a cycle that resolves once the class exists).
+from .autograd.grad_mode import no_grad, state  # noqa: E402, I001
+from .autograd.graph import AccumulateGrad, RemovableHandle  # noqa: E402
+from . import ops as _ops  # noqa: E402
+from . import random as _random  # noqa: E402
+
+for _name in _ops.TENSOR_METHODS:
+    setattr(Tensor, _name, getattr(_ops, _name))
+Tensor.where = _ops._where_method
