@@ -6,6 +6,7 @@
     x.grad  # tensor([2., 4.])
 """
 
+# ruff: noqa: I001 - the import order matters: Tensor must exist before the modules that build on it
 import numpy as _np
 
 from ._dtype import DType as dtype  # noqa: F401
@@ -36,3 +37,5 @@ def get_default_dtype():
 
 def numel(input):
     return input.numel()
+
+from . import expr  # noqa: E402

@@ -73,13 +73,19 @@ def to_numpy_dtype(dtype):
     return from_numpy_dtype(dtype).numpy
 
 
-def result_type(a, b):
-    """PyTorch's promotion of two numpy dtypes: the higher category wins, then the wider type."""
+def result_type(a, b, a_is_0d=False, b_is_0d=False):
+    """PyTorch's promotion of two numpy dtypes: the higher category wins, then the wider type.
+
+    As in PyTorch, a 0-d tensor of the same category as a dimensioned one does not widen it
+    (``float32 vector * float64 scalar tensor`` stays float32).
+    """
     if a == b:
         return a
     da, db = _FROM_NUMPY[a], _FROM_NUMPY[b]
     if da._category != db._category:
         return a if da._category > db._category else b
+    if a_is_0d != b_is_0d:
+        return b if a_is_0d else a
     if da._category == 1 and (da is uint8) != (db is uint8):  # uint8 with a signed int: signed wins
         signed = b if da is uint8 else a
         return np.dtype(np.int16) if signed == np.dtype(np.int8) else signed

@@ -10,8 +10,8 @@ mode, and freeing saved tensors unless ``retain_graph``.
 import numpy as np
 
 from ..errors import GraphError, ShapeError
-from .graph import AccumulateGrad
 from .grad_mode import state
+from .graph import AccumulateGrad
 
 
 def _edge_of(t):
@@ -69,9 +69,15 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                     node.accumulate(_run_leaf_hooks(node.variable, grads[0]), create_graph)
                 continue
             edges = node.edges
-            wanted = [e is not None and (needed is None or e[0] in needed) for e in edges]
-            if any(wanted) and any(g is not None for g in grads):
-                input_grads = node.apply(_materialize(node, grads), wanted)
+            if needed is None:
+                wanted = [e is not None for e in edges]
+            else:
+                wanted = [e is not None and e[0] in needed for e in edges]
+            has_grad = grads[0] is not None if len(grads) == 1 else any(g is not None for g in grads)
+            if has_grad and True in wanted:
+                if node.num_outputs != 1:
+                    grads = _materialize(node, grads)
+                input_grads = node.apply(grads, wanted)
                 if state.anomaly and state.anomaly_check_nan:
                     _check_finite(node, input_grads)
                 if node._post_hooks is not None:
@@ -141,8 +147,6 @@ def _add_to_buffer(buffers, edge, g):
 
 def _materialize(node, grads):
     """Multi-output nodes receive zeros for outputs that got no gradient, as in PyTorch."""
-    if node.num_outputs == 1 or all(g is not None for g in grads):
-        return grads
     return [g if g is not None else _zeros(node.output_metadata(nr)) for nr, g in enumerate(grads)]
 
 
@@ -156,10 +160,9 @@ def _conform(node, i, g):
     if not isinstance(g, Tensor):
         raise GraphError(f"{node.name()} returned a {type(g).__name__} as gradient {i}; expected a Tensor")
     shape, dtype = node.input_metadata(i)
-    gshape = g._data.shape
-    if gshape != shape:
+    if g._data.shape != shape:
         g = _unbroadcast(node, i, g, shape)
-    if g._data.dtype != dtype:
+    if g._data.dtype is not dtype and g._data.dtype != dtype:
         g = g.to(dtype)
     return g
 
@@ -173,8 +176,9 @@ def _unbroadcast(node, i, g, shape):
             f"but expected shape compatible with {list(shape)}"
         )
     axes = tuple(range(lead)) + tuple(lead + k for k, s in enumerate(shape) if s == 1 and gshape[lead + k] != 1)
-    g = g.sum(dim=axes, keepdim=True) if axes else g
-    return g.reshape(shape) if lead else g
+    if axes:
+        g = bind(OPS["sum"], g, dim=axes, keepdim=True)
+    return bind(OPS["reshape"], g, shape=tuple(shape)) if lead else g
 
 
 def _run_tensor_hooks(node, grads, create_graph):
@@ -223,11 +227,12 @@ def _check_finite(node, input_grads):
     for i, g in enumerate(input_grads):
         if g is not None and g._data.dtype.kind == "f" and not np.isfinite(g._data).all():
             kind = "nan" if np.isnan(g._data).any() else "inf"
-            where = "".join(node._stack) if node._stack else "(no traceback: the node was created outside detect_anomaly)\n"
+            where = "".join(node._stack) if node._stack else "(unknown: the node was created outside detect_anomaly)\n"
             raise GraphError(
                 f"Function '{node.name()}' returned {kind} values in its {i}th output.\n"
                 f"The forward op that created it was called here:\n{where}"
             )
 
 
+from ..ops.op import OPS, bind  # noqa: E402
 from ..tensor import Tensor, _wrap  # noqa: E402

@@ -61,6 +61,10 @@ def unpack_dual(tensor, *, level=None):
     return UnpackedDualTensor(primal, tangent)
 
 
+def alias(tensor):
+    return bind(OPS["alias"], tensor)
+
+
 def tangent_of(tensor):
     fw = tensor._fw
     return fw[1] if fw is not None and state.fw_level and fw[0] == state.fw_epoch else None
@@ -107,6 +111,5 @@ def _linear_args(args, tangents):
 
 import numpy as np  # noqa: E402
 
-from ..ops.elementwise import alias  # noqa: E402
-from ..ops.op import ELEMENTWISE, LINEAR, bind  # noqa: E402
+from ..ops.op import ELEMENTWISE, LINEAR, OPS, bind  # noqa: E402
 from ..tensor import Tensor, _wrap  # noqa: E402

@@ -7,6 +7,8 @@ checks, un-broadcasting, hooks), and ``jvp(ctx, *tangents)`` serves forward mode
 
 import weakref
 
+import numpy as np
+
 from ..errors import GraphError
 from .grad_mode import no_grad, state
 from .graph import Node
@@ -177,7 +179,8 @@ def _forward_mode(cls, ctx, args, outputs):
         return
     if cls.jvp is Function.jvp:
         raise GraphError(f"Function {cls.__name__} has no jvp staticmethod, which forward-mode AD needs")
-    filled = [t if t is not None or not isinstance(a, Tensor) else zeros_like(a) for a, t in zip(args, tangents)]
+    filled = [t if t is not None or not isinstance(a, Tensor) else _wrap(np.zeros_like(a._data))
+              for a, t in zip(args, tangents)]
     state.fw_level = 0
     try:
         out_tangents = cls.jvp(ctx, *filled)
@@ -190,6 +193,5 @@ def _forward_mode(cls, ctx, args, outputs):
             o._fw = (state.fw_epoch, t)
 
 
-from ..ops.creation import zeros_like  # noqa: E402
 from ..tensor import Tensor, _wrap  # noqa: E402
 from .forward_ad import tangent_of  # noqa: E402

@@ -26,11 +26,11 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
     if v is None:
         if len(outputs) != 1 or outputs[0].numel() != 1:
             raise ValueError("vjp: v can only be omitted when func returns a single-element tensor")
-        v = (ones_like(outputs[0]),)
+        v = (_ops.ones_like(outputs[0]),)
     else:
         v, _ = _tuple(v)
     grads = grad(outputs, xs, v, create_graph=create_graph, allow_unused=True)
-    grads = tuple(g if g is not None else zeros_like(x) for g, x in zip(grads, xs))
+    grads = tuple(g if g is not None else _ops.zeros_like(x) for g, x in zip(grads, xs))
     outputs = tuple(o if create_graph else o.detach() for o in outputs)
     return (outputs if out_tuple else outputs[0]), (grads if was_tuple else grads[0])
 
@@ -41,7 +41,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
     if v is None:
         if len(inputs) != 1 or inputs[0].numel() != 1:
             raise ValueError("jvp: v can only be omitted when the input is a single-element tensor")
-        v = (ones_like(inputs[0]),)
+        v = (_ops.ones_like(inputs[0]),)
     else:
         v, _ = _tuple(v)
     with fwAD.dual_level():
@@ -49,7 +49,7 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
         outputs, out_tuple = _tuple(func(*duals))
         unpacked = [fwAD.unpack_dual(o) for o in outputs]
     primals = tuple(u.primal if create_graph else u.primal.detach() for u in unpacked)
-    tangents = tuple(u.tangent if u.tangent is not None else zeros_like(u.primal) for u in unpacked)
+    tangents = tuple(u.tangent if u.tangent is not None else _ops.zeros_like(u.primal) for u in unpacked)
     return (primals if out_tuple else primals[0]), (tangents if out_tuple else tangents[0])
 
 
@@ -78,10 +78,10 @@ def _jacobian_rows(func, inputs, create_graph):
             grads = grad([flat[r]], xs, retain_graph=True, create_graph=create_graph, allow_unused=True) \
                 if out.requires_grad else [None] * len(xs)
             for c, (g, x) in enumerate(zip(grads, xs)):
-                rows[c].append(g if g is not None else zeros_like(x))
+                rows[c].append(g if g is not None else _ops.zeros_like(x))
         blocks.append(tuple(
-            stack(rows[c], 0).reshape(tuple(out.shape) + tuple(x.shape)) if rows[c]
-            else zeros(tuple(out.shape) + tuple(x.shape), dtype=x.dtype)
+            _ops.stack(rows[c], 0).reshape(tuple(out.shape) + tuple(x.shape)) if rows[c]
+            else _ops.zeros(tuple(out.shape) + tuple(x.shape), dtype=x.dtype)
             for c, x in enumerate(xs)))
     return blocks, out_tuple
 
@@ -92,10 +92,10 @@ def _jacobian_columns(func, inputs):
     for c, x in enumerate(inputs):
         per_output = None
         for j in range(x.numel()):
-            direction = [zeros_like(y) for y in inputs]
+            direction = [_ops.zeros_like(y) for y in inputs]
             basis = np.zeros(x.numel(), x._data.dtype)
             basis[j] = 1
-            direction[c] = tensor(basis.reshape(tuple(x.shape)))
+            direction[c] = _ops.tensor(basis.reshape(tuple(x.shape)))
             outputs, tangents = jvp(func, tuple(inputs), tuple(direction))
             outputs, out_tuple = _tuple(outputs) if isinstance(outputs, tuple) else ((outputs,), False)
             tangents = tangents if isinstance(tangents, tuple) else (tangents,)
@@ -107,7 +107,7 @@ def _jacobian_columns(func, inputs):
             columns = [[None] * len(inputs) for _ in per_output]
         for k, cols in enumerate(per_output):
             shape = tuple(outputs[k].shape) + tuple(x.shape)
-            columns[k][c] = stack(cols, 1).reshape(shape)
+            columns[k][c] = _ops.stack(cols, 1).reshape(shape)
     return [tuple(row) for row in columns], out_tuple
 
 
@@ -122,7 +122,7 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, out
             basis[j] = 1
             with fwAD.dual_level():
                 xs = list(_leaves(inputs))
-                duals = [fwAD.make_dual(y, tensor(basis.reshape(tuple(x.shape))) if k == c else zeros_like(y))
+                duals = [fwAD.make_dual(y, _ops.tensor(basis.reshape(tuple(x.shape))) if k == c else _ops.zeros_like(y))
                          for k, y in enumerate(xs)]
                 out = func(*duals)
                 if out.numel() != 1:
@@ -130,9 +130,9 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False, out
                 grads = grad([out], duals, create_graph=True, allow_unused=True)
                 for k, g in enumerate(grads):
                     t = fwAD.unpack_dual(g).tangent if g is not None else None
-                    columns[k].append((t if t is not None else zeros_like(xs[k])).detach().reshape(-1))
+                    columns[k].append((t if t is not None else _ops.zeros_like(xs[k])).detach().reshape(-1))
         for k, y in enumerate(inputs):
-            blocks[k][c] = stack(columns[k], 1).reshape(tuple(y.shape) + tuple(x.shape))
+            blocks[k][c] = _ops.stack(columns[k], 1).reshape(tuple(y.shape) + tuple(x.shape))
     result = tuple(tuple(row) for row in blocks)
     return result if in_tuple else result[0][0]
 
@@ -150,12 +150,12 @@ def hvp(func, inputs, v, create_graph=False, strict=False):
             (fwAD.unpack_dual(g).tangent if g is not None else None) for g in grads
         )
         value = fwAD.unpack_dual(out).primal.detach()
-    products = tuple(p.detach() if p is not None else zeros_like(x) for p, x in zip(products, xs))
+    products = tuple(p.detach() if p is not None else _ops.zeros_like(x) for p, x in zip(products, xs))
     return value, (products if was_tuple else products[0])
 
 
 vhp = hvp  # the Hessian is symmetric
 
 
-from ..ops import ones_like, stack, tensor, zeros, zeros_like  # noqa: E402
+from .. import ops as _ops  # noqa: E402
 from . import grad  # noqa: E402

@@ -34,12 +34,14 @@ def coerce(a, b):
     Python scalars stay scalars (they adopt the tensor's dtype unless of a higher kind: int tensor
     times 2.5 is float32); tensors of different dtypes are cast to the promoted dtype.
     """
+    if type(a) is Tensor and type(b) is Tensor and a._data.dtype is b._data.dtype:
+        return a, b
     a_is_tensor = isinstance(a, Tensor)
     b_is_tensor = isinstance(b, Tensor)
     if a_is_tensor and b_is_tensor:
         da, db = a._data.dtype, b._data.dtype
         if da != db:
-            target = _dtype.result_type(da, db)
+            target = _dtype.result_type(da, db, a._data.ndim == 0, b._data.ndim == 0)
             if da != target:
                 a = cast(a, target)
             if db != target:
@@ -160,7 +162,7 @@ cos = _unary("cos", np.cos, lambda g, out, x: -(g * sin(x)))
 tan = _unary("tan", np.tan, lambda g, out, x: g * (1 + out * out), saves="output")
 tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves="output")
 sigmoid = _unary("sigmoid", _sigmoid_forward, lambda g, out, x: g * (out * (1 - out)), saves="output")
-relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, out, x: g * (out > 0), saves="output",
+relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, out, x: where(out > 0, g, 0.0), saves="output",
               floats_only=False, doc="max(x, 0); its gradient at 0 is 0, as in PyTorch.")
 abs = _unary("abs", np.abs, lambda g, out, x: g * sign(x), floats_only=False)
 
@@ -324,7 +326,11 @@ clip = clamp
 
 # --- ops without gradients (comparisons, rounding, logic) -----------------------------------------
 def _no_grad_op(name, forward, dtype=None, arity=2):
-    rule = infer.named_elementwise(name, dtype) if arity == 2 else (lambda x: (infer.shape_of(x), np.dtype(dtype) if dtype else infer.dtype_of(x)))
+    if arity == 2:
+        rule = infer.named_elementwise(name, dtype)
+    else:
+        def rule(x):
+            return infer.shape_of(x), np.dtype(dtype) if dtype else infer.dtype_of(x)
     op = defop(name, forward, rule)
     if arity == 2:
         def fn(input, other):

@@ -9,7 +9,7 @@ from ..errors import ShapeError
 from . import infer
 from .elementwise import as_tensor_arg, coerce
 from .op import bind, defop
-from .shape import reshape, transpose
+from .shape import reshape, swap_last_two
 
 
 def _matmul_infer(x, y):
@@ -39,8 +39,8 @@ matmul_op = defop(
     "matmul",
     np.matmul,
     _matmul_infer,
-    vjp=(lambda g, out, x, y: matmul(g, transpose(y, -1, -2)),
-         lambda g, out, x, y: matmul(transpose(x, -1, -2), g)),
+    vjp=(lambda g, out, x, y: matmul(g, swap_last_two(y)),
+         lambda g, out, x, y: matmul(swap_last_two(x), g)),
     jvp=_matmul_jvp,
 )
 
@@ -48,7 +48,7 @@ matmul_op = defop(
 def matmul(input, other):
     """Matrix product with PyTorch's rules: 1-D operands are promoted to matrices and squeezed back."""
     a, b = coerce(as_tensor_arg(input), as_tensor_arg(other))
-    if a.ndim >= 2 and b.ndim >= 2:
+    if a._data.ndim >= 2 and b._data.ndim >= 2:
         return bind(matmul_op, a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError(f"matmul: both arguments need at least 1 dimension, got shapes {list(a.shape)} "

@@ -19,7 +19,6 @@ An input that the op does not declare saved reaches a vjp rule as a :class:`Meta
 dtype only), so the tape never keeps an array alive that backward does not read.
 """
 
-from ..autograd.grad_mode import state
 from ..errors import ChainruleError, ShapeError
 
 ELEMENTWISE = "elementwise"  # diagonal Jacobian per input: jvp = sum_i vjp_i(tangent_i)
@@ -111,6 +110,8 @@ def bind(op, *args, **params):
     return result
 
 
-from ..autograd.forward_ad import propagate_tangent  # noqa: E402
+# Imported last: the autograd modules use this one's names at call time (an import cycle).
+from ..autograd.forward_ad import propagate_tangent  # noqa: E402, I001
+from ..autograd.grad_mode import state  # noqa: E402
 from ..autograd.graph import OpNode  # noqa: E402
 from ..tensor import Meta, Tensor, _wrap  # noqa: E402, F401 - Meta is part of this module's API

@@ -25,9 +25,9 @@ def _reduce_infer(name, dtype=None):
 
 def _grad_to_input_shape(g, x, dim, keepdim):
     """Reshape a reduced gradient so it broadcasts against the input, then expand it."""
-    if not keepdim and dim != () and g.ndim != len(x.shape):
+    if not keepdim and dim != () and g._data.ndim != len(x.shape):
         g = reshape(g, infer.reduced_shape(x.shape, dim, True))
-    return expand(g, x.shape)
+    return expand(g, tuple(x.shape))
 
 
 def _sum_forward(x, dim, keepdim):

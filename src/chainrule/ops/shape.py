@@ -59,7 +59,7 @@ reshape_op = defop(
 
 def reshape(input, *shape):
     input = as_tensor_arg(input)
-    shape = _sizes(shape, "reshape")
+    shape = shape[0] if len(shape) == 1 and type(shape[0]) is tuple else _sizes(shape, "reshape")
     if shape == input._data.shape:
         return input
     return bind(reshape_op, input, shape=shape)
@@ -98,6 +98,18 @@ def permute(input, *dims):
     if axes == tuple(range(ndim)):
         return input
     return bind(permute_op, input, axes=axes)
+
+
+_SWAP_LAST = {}
+
+
+def swap_last_two(x):
+    """``x.mT`` without argument checking: the matmul gradient's hot path."""
+    ndim = x._data.ndim
+    axes = _SWAP_LAST.get(ndim)
+    if axes is None:
+        axes = _SWAP_LAST[ndim] = tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
+    return bind(permute_op, x, axes=axes)
 
 
 def transpose(input, dim0, dim1):
@@ -152,7 +164,7 @@ expand_op = defop(
 def expand(input, *sizes):
     """Broadcast to a larger shape without copying (-1 keeps a size); the result is read-only."""
     input = as_tensor_arg(input)
-    sizes = _sizes(sizes, "expand")
+    sizes = sizes[0] if len(sizes) == 1 and type(sizes[0]) is tuple else _sizes(sizes, "expand")
     source = input._data.shape
     lead = len(sizes) - len(source)
     shape = tuple(source[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(sizes))
