@@ -89,7 +89,7 @@ class Tensor:
         return t
 
     def detach_(self):
-        if self._base is not None and self._base._requires_grad:
+        if self._base is not None and self._base[0]._requires_grad:
             raise GraphError("detach_() cannot be called on a view of a tensor that requires grad; use detach()")
         self.grad_fn = None
         self._requires_grad = False
@@ -298,17 +298,9 @@ class Tensor:
                     f"a leaf Variable that requires grad is being used in an in-place operation "
                     f"({fn.__name__}_). Wrap it in `with chainrule.no_grad():` if this is a parameter update."
                 )
-            if self._base is not None and (self._base._requires_grad or self._requires_grad):
-                raise GraphError(
-                    f"in-place {fn.__name__}_ on a view of a tensor that requires grad is not supported; "
-                    "clone() the view first or use the out-of-place op"
-                )
-            snapshot = _wrap(self._data.copy())
-            snapshot._requires_grad = self._requires_grad
-            snapshot.grad_fn = self.grad_fn
-            snapshot._out_nr = self._out_nr
-            snapshot._fw = self._fw
-            result = fn(snapshot, *args)
+            if self._base is not None and (self._base[0]._requires_grad or self._requires_grad):
+                return self._inplace_on_view(fn, args)
+            result = fn(_snapshot(self), *args)
         elif ufunc is not None and not state.fw_level:
             other = args[0]._data if isinstance(args[0], Tensor) else args[0]
             try:
@@ -327,6 +319,22 @@ class Tensor:
             self._requires_grad = result._requires_grad
         if state.fw_level and result._fw is not None:
             self._fw = result._fw
+        return self
+
+    def _inplace_on_view(self, fn, args):
+        """In-place op on a view: the root tensor becomes "root with the view's region replaced", and
+        the view is re-derived from it, so gradients flow through both (PyTorch's CopySlices)."""
+        root, chain = self._base
+        if root.grad_fn is None and root._requires_grad:
+            raise GraphError(f"a view of a leaf Variable that requires grad is being used in an in-place "
+                             f"operation ({fn.__name__}_); clone() the leaf first")
+        old_root = _snapshot(root)
+        new_view = fn(_ops.replay_view(chain, old_root), *args)
+        new_root = _ops.write_into_view(chain, old_root, new_view)
+        _write_result(root, fn, new_root)
+        root.grad_fn, root._out_nr, root._requires_grad = new_root.grad_fn, new_root._out_nr, True
+        view = _ops.replay_view(chain, root)
+        self.grad_fn, self._out_nr, self._requires_grad = view.grad_fn, view._out_nr, True
         return self
 
     def add_(self, other, alpha=1):
@@ -560,6 +568,13 @@ def _wrap(array):
     return t
 
 
+def _snapshot(t):
+    """A copy of ``t``'s value that keeps its place in the graph: the input of an in-place op."""
+    s = _wrap(t._data.copy())
+    s._requires_grad, s.grad_fn, s._out_nr, s._fw = t._requires_grad, t.grad_fn, t._out_nr, t._fw
+    return s
+
+
 def _rebuild(array, requires_grad):
     t = _wrap(array)
     t._requires_grad = requires_grad
@@ -576,7 +591,7 @@ def as_array(data, dtype=None):
         if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in _flatten_first(data)):
             data = _tensors_to_arrays(data)
         array = np.asarray(data)
-        if dtype is None:
+        if dtype is None and not isinstance(data, np.generic):  # numpy scalars keep their dtype
             if array.dtype.kind == "f":
                 array = array.astype(_dtype.default_float.numpy)
             elif array.dtype.kind in "iu":

@@ -97,15 +97,16 @@ def propagate_tangent(op, args, params, result):
 
 
 def _linear_args(args, tangents):
-    """For an op linear in its float tensor inputs: tangents (zeros where absent), other args as they are."""
+    """For an op linear in its float inputs: tangents, zeros for float inputs without one (Python
+    numbers included: a constant term has no derivative), integer and bool tensors as they are."""
     out = []
     for a, t in zip(args, tangents):
         if t is not None:
             out.append(t)
-        elif isinstance(a, Tensor) and a._data.dtype.kind == "f":
-            out.append(_wrap(np.zeros_like(a._data)))
+        elif isinstance(a, Tensor):
+            out.append(_wrap(np.zeros_like(a._data)) if a._data.dtype.kind == "f" else a)
         else:
-            out.append(a)
+            out.append(0 * a if isinstance(a, (int, float)) and not isinstance(a, bool) else a)
     return out
 
 

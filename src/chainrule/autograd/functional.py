@@ -14,14 +14,16 @@ def _tuple(x):
     return (tuple(x), True) if isinstance(x, (tuple, list)) else ((x,), False)
 
 
-def _leaves(inputs):
-    return tuple(x.detach().requires_grad_() if x.is_floating_point() else x.detach() for x in inputs)
+def _leaves(inputs, create_graph=False):
+    """Inputs to differentiate at: cut from their history, unless create_graph must reach it."""
+    return tuple(x.view_as(x) if create_graph and x.requires_grad
+                 else x.detach().requires_grad_() if x.is_floating_point() else x.detach() for x in inputs)
 
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
     """(func(inputs), v^T J): one backward pass."""
     inputs, was_tuple = _tuple(inputs)
-    xs = _leaves(inputs)
+    xs = _leaves(inputs, create_graph)
     outputs, out_tuple = _tuple(func(*xs))
     if v is None:
         if len(outputs) != 1 or outputs[0].numel() != 1:
@@ -68,7 +70,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, st
 
 
 def _jacobian_rows(func, inputs, create_graph):
-    xs = _leaves(inputs)
+    xs = _leaves(inputs, create_graph)
     outputs, out_tuple = _tuple(func(*xs))
     blocks = []
     for out in outputs:

@@ -78,7 +78,7 @@ class RemovableHandle:
 class OpNode(Node):
     """The backward of one primitive op: runs the op's vjp rules on the saved inputs and output."""
 
-    __slots__ = ("op", "params", "inputs", "versions", "out_data", "out_version", "saved_any")
+    __slots__ = ("op", "params", "inputs", "versions", "out_data", "out_version", "out_tangent", "saved_any")
 
     def __init__(self, op, args, params, result):
         saves = op.saves
@@ -110,9 +110,10 @@ class OpNode(Node):
         if op.saves_output:
             self.out_data = result._data
             self.out_version = (result._version, result._version[0])
+            self.out_tangent = result._fw  # forward-over-reverse needs the saved output's tangent
             self.saved_any = True
         else:
-            self.out_data = self.out_version = None
+            self.out_data = self.out_version = self.out_tangent = None
             self.saved_any = any(v is not None for v in versions)
 
     def name(self):
@@ -141,6 +142,7 @@ class OpNode(Node):
             out = _wrap(self.out_data)
             out.grad_fn = self
             out._requires_grad = True
+            out._fw = self.out_tangent
         return out, self.inputs
 
     def apply(self, grads, needed):
@@ -157,7 +159,7 @@ class OpNode(Node):
     def release(self):
         if self.saved_any:  # a node that saved no tensor can run again, as in PyTorch
             self.inputs = None
-            self.out_data = None
+            self.out_data = self.out_tangent = None
 
 
 class AccumulateGrad(Node):

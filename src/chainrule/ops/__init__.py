@@ -99,11 +99,13 @@ from .indexing import (
     masked_fill,
     narrow,
     repeat,
+    replay_view,
     scatter,
     scatter_add,
     select,
     split,
     unbind,
+    write_into_view,
 )
 from .linalg import bmm, dot, matmul, mm, mv, outer
 from .op import ELEMENTWISE, LINEAR, OPS, Meta, OpDef, bind, defop

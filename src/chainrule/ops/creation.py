@@ -99,8 +99,8 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
 
 
 def randint(low=0, high=None, size=None, generator=None, dtype=None, device=None):
-    if high is None:
-        low, high = 0, low
+    if high is None or (size is None and isinstance(high, (tuple, list))):  # randint(high, size)
+        low, high, size = 0, low, high if size is None else size
     if size is None:
         raise TypeError("randint: missing the 'size' argument")
     values = _random.rng(generator).integers(low, high, _size((size,)))

@@ -5,6 +5,8 @@ engine sums it back to each input's shape. Each op's jvp is declared ``ELEMENTWI
 its vjp rules, which multiply by a diagonal Jacobian) or ``LINEAR`` (the op applied to tangents).
 """
 
+import math
+
 import numpy as np
 
 from .. import _dtype
@@ -98,7 +100,7 @@ copy_from_op = defop(
     "copy",
     _copy_forward,
     lambda x, src: (infer.shape_of(x), infer.dtype_of(x)),
-    vjp=(lambda g, out, x, src: None, lambda g, out, x, src: g),
+    vjp=(lambda g, out, x, src: g * 0, lambda g, out, x, src: g),  # the old value of x no longer matters
     jvp=LINEAR,
     saves=(),
     doc="The value of src broadcast into x's shape and dtype: the functional form of copy_.",
@@ -196,6 +198,8 @@ def _binary(name, forward, rules, jvp=ELEMENTWISE, saves=None, saves_output=Fals
 
 
 def _pow_exponent_grad(g, out, x, y):
+    if not isinstance(x, Tensor):  # a constant base: d(c**y)/dy = c**y * ln(c)
+        return g * out * math.log(x) if x != 0 else g * 0
     safe_log = log(where(x == 0, 1.0, x))  # 0**y has gradient 0 in y (for y > 0), not nan
     return g * where(x == 0, 0.0, out * safe_log)
 

@@ -7,6 +7,7 @@ differentiable to any order. ``gather`` and ``scatter_add`` are each other's adj
 
 import numpy as np
 
+from ..errors import ShapeError
 from . import infer
 from .elementwise import as_tensor_arg, coerce, where
 from .op import LINEAR, bind, defop
@@ -110,6 +111,30 @@ def index_put(input, index, value):
     if isinstance(value, Tensor) and value._data.dtype != input._data.dtype:
         value = value.to(input.dtype)
     return bind(index_put_op, input, value, index=normalize_index(index))
+
+
+# --- writing through views (in-place ops on a view update the tensor it views) ----------------------
+def replay_view(chain, root):
+    """Apply the recorded view ops ``chain`` to ``root``, as graph ops."""
+    for op, params in chain:
+        root = bind(op, root, **params)
+    return root
+
+
+def write_into_view(chain, root, value):
+    """``root`` with the region that ``chain`` views replaced by ``value`` (differentiable in both)."""
+    op, params = chain[0]
+    if len(chain) > 1:
+        value = write_into_view(chain[1:], bind(op, root, **params), value)
+    if op.name == "getitem":
+        return bind(index_put_op, root, value, index=params["index"])
+    if op.name == "reshape":
+        return reshape(value, tuple(root.shape))
+    if op.name == "permute":
+        return value.permute(tuple(np.argsort(params["axes"])))
+    if op.name == "alias":
+        return value
+    raise ShapeError(f"cannot write in place through a {op.name} view (it is read-only); clone() it first")
 
 
 # --- gather / scatter -----------------------------------------------------------------------------

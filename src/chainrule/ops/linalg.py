@@ -21,7 +21,11 @@ def _matmul_infer(x, y):
             f"matmul: mat1 and mat2 shapes cannot be multiplied ({_mat(xs)} and {_mat(ys)}): the inner sizes "
             f"{xs[-1]} and {ys[-2]} differ (operand shapes {list(xs)} and {list(ys)})"
         )
-    batch = infer.broadcast_shapes("matmul", xs[:-2], ys[:-2])
+    try:
+        batch = infer.broadcast_shapes("matmul", xs[:-2], ys[:-2])
+    except ShapeError:
+        raise ShapeError(f"matmul: the batch dimensions of shapes {list(xs)} and {list(ys)} cannot be "
+                         f"broadcast together ({list(xs[:-2])} vs {list(ys[:-2])})") from None
     return batch + (xs[-2], ys[-1]), infer.first_dtype((x, y))
 
 
@@ -69,9 +73,16 @@ def matmul(input, other):
     return reshape(out, shape)
 
 
+def _check_inner(op, a, b):
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError(f"{op}: mat1 and mat2 shapes cannot be multiplied ({_mat(a.shape)} and {_mat(b.shape)}; "
+                         f"operand shapes {list(a.shape)} and {list(b.shape)})")
+
+
 def mm(input, mat2):
     if input.ndim != 2 or mat2.ndim != 2:
         raise ShapeError(f"mm: expected 2-D matrices, got shapes {list(input.shape)} and {list(mat2.shape)}")
+    _check_inner("mm", input, mat2)
     return matmul(input, mat2)
 
 
@@ -80,6 +91,7 @@ def bmm(input, mat2):
         raise ShapeError(f"bmm: expected 3-D tensors, got shapes {list(input.shape)} and {list(mat2.shape)}")
     if input.shape[0] != mat2.shape[0]:
         raise ShapeError(f"bmm: batch sizes differ: {list(input.shape)} and {list(mat2.shape)}")
+    _check_inner("bmm", input, mat2)
     return matmul(input, mat2)
 
 

@@ -19,6 +19,8 @@ An input that the op does not declare saved reaches a vjp rule as a :class:`Meta
 dtype only), so the tape never keeps an array alive that backward does not read.
 """
 
+import numpy as np
+
 from ..errors import ChainruleError, ShapeError
 
 ELEMENTWISE = "elementwise"  # diagonal Jacobian per input: jvp = sum_i vjp_i(tangent_i)
@@ -83,6 +85,14 @@ def _meta_of(value):
     return value
 
 
+def _mark_view(result, source, op, params):
+    """Record that ``result`` shares memory with ``source``: one version counter, and the chain of
+    view ops from the root tensor (what an in-place op on the view replays to update the root)."""
+    result._version = source._version
+    step = ((op, params),)
+    result._base = (source, step) if source._base is None else (source._base[0], source._base[1] + step)
+
+
 def bind(op, *args, **params):
     """Apply ``op`` under the current mode: trace (static graph) or compute (with tape and tangents)."""
     tracer = state.tracer
@@ -94,10 +104,10 @@ def bind(op, *args, **params):
     except Exception as exc:
         raise op.error(args, params, exc) from None
     result = _wrap(out)
-    if op.view and result._data.base is not None:
-        source = args[0]
-        result._version = source._version
-        result._base = source._base if source._base is not None else source
+    if op.view and result._data.base is not None and np.may_share_memory(result._data, args[0]._data):
+        _mark_view(result, args[0], op, params)
+    if state.fw_level:  # before recording, so the node can save the output's tangent too
+        propagate_tangent(op, args, params, result)
     if state.grad_enabled and op.vjp is not None:
         for a in args:
             if isinstance(a, Tensor) and a._requires_grad:
@@ -105,8 +115,6 @@ def bind(op, *args, **params):
                     result.grad_fn = OpNode(op, args, params, result)
                     result._requires_grad = True
                 break
-    if state.fw_level:
-        propagate_tangent(op, args, params, result)
     return result
 
 

@@ -8,9 +8,9 @@ from collections import namedtuple
 import numpy as np
 
 from . import infer
-from .elementwise import as_tensor_arg, exp, floating, log, sqrt
+from .elementwise import as_tensor_arg, exp, floating, sqrt
 from .op import LINEAR, bind, defop
-from .shape import expand, reshape, squeeze
+from .shape import expand, reshape
 
 
 def _reduce_infer(name, dtype=None):
@@ -25,9 +25,7 @@ def _reduce_infer(name, dtype=None):
 
 def _grad_to_input_shape(g, x, dim, keepdim):
     """Reshape a reduced gradient so it broadcasts against the input, then expand it."""
-    if not keepdim and dim != () and g._data.ndim != len(x.shape):
-        g = reshape(g, infer.reduced_shape(x.shape, dim, True))
-    return expand(g, tuple(x.shape))
+    return expand(_kept(g, x, dim, keepdim), tuple(x.shape))
 
 
 def _sum_forward(x, dim, keepdim):
@@ -49,16 +47,12 @@ sum_op = defop(
 
 def _extremum_grad(g, out, x, dim, keepdim):
     """Gradient of amax/amin: shared evenly among the elements that attain the extremum."""
-    if not keepdim and dim != ():
-        shape = infer.reduced_shape(x.shape, dim, True)
-        out, g = reshape(out, shape), reshape(g, shape)
-    hits = (x == out).to(g.dtype)
-    return g * hits / hits.sum(dim=dim, keepdim=True)
+    hits = (x == _kept(out, x, dim, keepdim)).to(g.dtype)
+    return _kept(g, x, dim, keepdim) * hits / hits.sum(dim=dim, keepdim=True)
 
 
 def _extremum_jvp(tangents, out, x, dim, keepdim):
-    kept = out if keepdim or dim == () else reshape(out, infer.reduced_shape(x.shape, dim, True))
-    hits = (x == kept).to(out.dtype)
+    hits = (x == _kept(out, x, dim, keepdim)).to(out.dtype)
     return (tangents[0] * hits).sum(dim=dim, keepdim=keepdim) / hits.sum(dim=dim, keepdim=keepdim)
 
 
@@ -122,14 +116,38 @@ def argmin(input, dim=None, keepdim=False):
 
 
 def _count(input, dim):
-    axes = infer.normalize_dims("mean", dim, input.ndim)
-    shape = input.shape
-    return int(np.prod([shape[a] for a in axes])) if axes is not None else input.numel()
+    return _count_of(input.shape, infer.normalize_dims("var", dim, input.ndim))
+
+
+def _kept(g, x, dim, keepdim):
+    """A reduced value reshaped to broadcast against the input (no-op when keepdim was used)."""
+    if keepdim or dim == () or g._data.ndim == len(x.shape):
+        return g
+    return reshape(g, infer.reduced_shape(x.shape, dim, True))
+
+
+def _mean_forward(x, dim, keepdim):
+    return np.mean(x, axis=dim, keepdims=keepdim)
+
+
+mean_op = defop(
+    "mean",
+    _mean_forward,
+    _reduce_infer("mean"),
+    vjp=(lambda g, out, x, dim, keepdim: expand(_kept(g, x, dim, keepdim), tuple(x.shape))
+         / _count_of(x.shape, dim),),
+    jvp=LINEAR,
+    saves=(),
+)
+
+
+def _count_of(shape, dim):
+    return int(np.prod([shape[a] for a in dim])) if dim is not None else int(np.prod(shape))
 
 
 def mean(input, dim=None, keepdim=False, dtype=None):
     input = floating(input) if dtype is None else as_tensor_arg(input).to(dtype)
-    return sum(input, dim, keepdim) / _count(input, dim)
+    return _reduction(mean_op, input, dim, keepdim)
 
 
 def var(input, dim=None, unbiased=None, keepdim=False, correction=None):
@@ -145,13 +163,27 @@ def std(input, dim=None, unbiased=None, keepdim=False, correction=None):
     return sqrt(var(input, dim, unbiased, keepdim, correction))
 
 
+def _logsumexp_forward(x, dim, keepdim):
+    """Stable: subtract the max first (infinite maxima are replaced so inf - inf cannot give nan)."""
+    peak = np.max(x, axis=dim, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0)
+    out = np.log(np.sum(np.exp(x - peak), axis=dim, keepdims=True)) + peak
+    return out if keepdim else np.squeeze(out, axis=dim)
+
+
+logsumexp_op = defop(
+    "logsumexp",
+    _logsumexp_forward,
+    _reduce_infer("logsumexp"),
+    vjp=(lambda g, out, x, dim, keepdim: _kept(g, x, dim, keepdim) * exp(x - _kept(out, x, dim, keepdim)),),
+    jvp=lambda tangents, out, x, dim, keepdim: sum(tangents[0] * exp(x - _kept(out, x, dim, keepdim)), dim, keepdim),
+    saves_output=True,
+)
+
+
 def logsumexp(input, dim, keepdim=False):
-    """log(sum(exp(x))) computed stably: the max is subtracted first (and does not need a gradient)."""
-    input = floating(input)
-    peak = amax(input, dim, keepdim=True).detach()
-    peak = peak.masked_fill(~peak.isfinite(), 0.0)
-    out = log(sum(exp(input - peak), dim, keepdim=True)) + peak
-    return out if keepdim else squeeze(out, infer.normalize_dims("logsumexp", dim, input.ndim))
+    """log(sum(exp(x))) along ``dim``, computed stably; its gradient is softmax(x)."""
+    return _reduction(logsumexp_op, floating(input), dim, keepdim)
 
 
 def softmax(input, dim, dtype=None):

@@ -27,23 +27,27 @@ def _numel(shape):
     return int(np.prod(shape)) if shape else 1
 
 
-def _reshape_infer(x, shape):
-    source = infer.shape_of(x)
+def resolve_shape(op, source, shape):
+    """The target shape of a reshape with any -1 filled in, or a ShapeError naming ``op``."""
     if shape.count(-1) > 1:
-        raise ShapeError(f"reshape: only one dimension can be inferred (-1), got shape {list(shape)}")
+        raise ShapeError(f"{op}: only one dimension can be inferred (-1), got shape {list(shape)}")
     if None in source:
-        return tuple(None if s == -1 else s for s in shape), infer.dtype_of(x)
+        return tuple(None if s == -1 else s for s in shape)
     total = _numel(source)
     if -1 in shape:
         known = _numel([s for s in shape if s != -1])
         if known == 0 or total % known:
-            raise ShapeError(f"reshape: shape '{list(shape)}' is invalid for input of size {total} "
+            raise ShapeError(f"{op}: shape '{list(shape)}' is invalid for input of size {total} "
                              f"(input shape {list(source)})")
-        shape = tuple(total // known if s == -1 else s for s in shape)
-    elif _numel(shape) != total or any(s < 0 for s in shape):
-        raise ShapeError(f"reshape: shape '{list(shape)}' is invalid for input of size {total} "
+        return tuple(total // known if s == -1 else s for s in shape)
+    if _numel(shape) != total or any(s < 0 for s in shape):
+        raise ShapeError(f"{op}: shape '{list(shape)}' is invalid for input of size {total} "
                          f"(input shape {list(source)})")
-    return shape, infer.dtype_of(x)
+    return shape
+
+
+def _reshape_infer(x, shape):
+    return resolve_shape("reshape", infer.shape_of(x), shape), infer.dtype_of(x)
 
 
 reshape_op = defop(
@@ -65,7 +69,11 @@ def reshape(input, *shape):
     return bind(reshape_op, input, shape=shape)
 
 
-view = reshape
+def view(input, *shape):
+    """``reshape`` under PyTorch's other name (numpy arrays can always be viewed this way)."""
+    shape = shape[0] if len(shape) == 1 and type(shape[0]) is tuple else _sizes(shape, "view")
+    resolve_shape("view", input._data.shape, shape)
+    return reshape(input, shape)
 
 
 def _permute_infer(x, axes):
