@@ -13,7 +13,7 @@ from .elementwise import as_tensor_arg, coerce, where
 from .op import LINEAR, bind, defop
 from .shape import pad, reshape, unsqueeze
 
-_UNKNOWN = 1 << 20  # stands in for a size unknown at build time when a rule indexes a dummy array
+_UNKNOWN = 1 << 20  # stands in for sizes unknown at build time when a rule indexes a dummy array
 
 
 def normalize_index(index):
@@ -38,14 +38,17 @@ def _has_integer_array(index):
     return any(isinstance(k, np.ndarray) and k.dtype.kind in "iu" for k in index)
 
 
-def _dummy(shape, dtype):
-    """A zero-memory array of ``shape`` (unknown sizes replaced) to let numpy compute index shapes."""
-    return np.broadcast_to(np.empty((), dtype), tuple(_UNKNOWN if s is None else s for s in shape))
-
-
 def _index_infer(x, index):
-    shape = _dummy(infer.shape_of(x), infer.dtype_of(x))[index].shape
-    return tuple(None if s > _UNKNOWN // 2 else s for s in shape), infer.dtype_of(x)
+    """Let numpy index a zero-memory dummy array; unknown size k stands in as _UNKNOWN + k, so a
+    size that passes through unchanged is recognised and keeps its symbol."""
+    shape = infer.shape_of(x)
+    unknown = [s for s in shape if not infer.known(s)]
+    stand_in = {id(s): _UNKNOWN + k for k, s in enumerate(unknown)}
+    dummy = np.broadcast_to(np.empty((), infer.dtype_of(x)),
+                            tuple(s if infer.known(s) else stand_in[id(s)] for s in shape))
+    out = dummy[index].shape
+    back = {v: s for s, v in zip(unknown, stand_in.values())}
+    return tuple(back.get(s, None) if s > _UNKNOWN // 2 else s for s in out), infer.dtype_of(x)
 
 
 def _index_add_zeros_forward(g, shape, index):
@@ -161,7 +164,7 @@ def _check_gather(op, x, index, dim):
         raise ValueError(f"{op}: index tensor must have the same number of dimensions as input tensor "
                          f"(input {list(xs)}, index {list(ins)})")
     for d, (a, b) in enumerate(zip(xs, ins)):
-        if d != dim and None not in (a, b) and b > a:
+        if d != dim and infer.known(a) and infer.known(b) and b > a:
             raise ValueError(f"{op}: size of index {list(ins)} exceeds input {list(xs)} at dimension {d}")
 
 

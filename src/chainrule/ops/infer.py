@@ -1,8 +1,10 @@
 """Shape and dtype rules shared by many ops (the ``infer`` field of an OpDef).
 
-They work on :class:`~chainrule.ops.op.Meta` values, whose shapes may hold ``None`` for a size
-unknown until run time (a static graph's batch dimension). A rule raises :class:`ShapeError`
-naming the op and the shapes; eager mode calls it only after the forward failed, to explain why.
+They work on :class:`~chainrule.ops.op.Meta` values, whose shapes may hold sizes unknown until run
+time (a static graph's batch dimension): any entry that is not an int — ``None`` or a symbolic
+size object — counts as unknown and is passed through where the rule can; a rule returns ``None``
+for an unknown size it cannot name. A rule raises :class:`ShapeError` naming the op and the
+shapes; eager mode calls it only after the forward failed, to explain why.
 """
 
 import numpy as np
@@ -35,21 +37,27 @@ def first_dtype(values):
     return dtype_of(values[0])
 
 
+def known(size):
+    """Whether a size is a concrete int (not ``None`` or a symbolic run-time size)."""
+    return isinstance(size, (int, np.integer))
+
+
 def broadcast_shapes(op, *shapes):
-    """numpy/PyTorch broadcasting of shapes that may contain ``None`` (unknown) sizes."""
+    """numpy/PyTorch broadcasting of shapes that may contain unknown sizes."""
     ndim = max((len(s) for s in shapes), default=0)
     out = []
     for i in range(ndim):
         dims = [s[i - ndim + len(s)] for s in shapes if i - ndim + len(s) >= 0]
-        known = {d for d in dims if d is not None and d != 1}
-        if len(known) > 1:
-            a, b = sorted(known)[:2]
+        known_sizes = {d for d in dims if known(d) and d != 1}
+        if len(known_sizes) > 1:
+            a, b = sorted(known_sizes)[:2]
             listed = " and ".join(str(list(s)) for s in shapes)
             raise ShapeError(
                 f"{op}: shapes {listed} cannot be broadcast together: the size of tensor a ({a}) must "
                 f"match the size of tensor b ({b}) at non-singleton dimension {i - ndim}"
             )
-        out.append(known.pop() if known else (None if None in dims else 1))
+        unknown = [d for d in dims if not known(d)]
+        out.append(known_sizes.pop() if known_sizes else (unknown[0] if unknown else 1))
     return tuple(out)
 
 

@@ -16,7 +16,7 @@ def _matmul_infer(x, y):
     xs, ys = infer.shape_of(x), infer.shape_of(y)
     if len(xs) < 2 or len(ys) < 2:
         raise ShapeError(f"matmul: both operands need at least 2 dims here, got {list(xs)} and {list(ys)}")
-    if None not in (xs[-1], ys[-2]) and xs[-1] != ys[-2]:
+    if infer.known(xs[-1]) and infer.known(ys[-2]) and xs[-1] != ys[-2]:
         raise ShapeError(
             f"matmul: mat1 and mat2 shapes cannot be multiplied ({_mat(xs)} and {_mat(ys)}): the inner sizes "
             f"{xs[-1]} and {ys[-2]} differ (operand shapes {list(xs)} and {list(ys)})"

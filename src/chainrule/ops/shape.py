@@ -4,6 +4,9 @@ All are linear, so their jvp is the op applied to the tangent, and each vjp is a
 reshape back, the inverse permutation, a sum over expanded dims (done by the engine), slices.
 """
 
+import functools
+import operator
+
 import numpy as np
 
 from .. import _dtype
@@ -24,14 +27,15 @@ def _sizes(args, op):
 
 
 def _numel(shape):
-    return int(np.prod(shape)) if shape else 1
+    """Product of sizes; with a symbolic size in the shape the product stays symbolic."""
+    return functools.reduce(operator.mul, shape, 1)
 
 
 def resolve_shape(op, source, shape):
     """The target shape of a reshape with any -1 filled in, or a ShapeError naming ``op``."""
     if shape.count(-1) > 1:
         raise ShapeError(f"{op}: only one dimension can be inferred (-1), got shape {list(shape)}")
-    if None in source:
+    if not all(infer.known(s) for s in source):
         return tuple(None if s == -1 else s for s in shape)
     total = _numel(source)
     if -1 in shape:
@@ -150,7 +154,7 @@ def _expand_infer(x, shape):
                          f"the number of dimensions in the tensor ({len(source)}); shape {list(source)}")
     for i, s in enumerate(source):
         target = shape[lead + i]
-        if s != 1 and s is not None and target not in (s, None):
+        if s != 1 and infer.known(s) and infer.known(target) and target != s:
             raise ShapeError(
                 f"expand: the expanded size of the tensor ({target}) must match the existing size ({s}) at "
                 f"non-singleton dimension {lead + i}. Target sizes: {list(shape)}. Tensor sizes: {list(source)}"
@@ -241,14 +245,14 @@ def _cat_infer(*xs, dim):
     shapes = [infer.shape_of(x) for x in xs]
     first = shapes[0]
     for k, s in enumerate(shapes[1:], 1):
-        if len(s) != len(first) or any(a != b and None not in (a, b) for i, (a, b) in enumerate(zip(s, first))
-                                       if i != dim):
+        if len(s) != len(first) or any(a != b and infer.known(a) and infer.known(b)
+                                       for i, (a, b) in enumerate(zip(s, first)) if i != dim):
             raise ShapeError(
                 f"cat: sizes of tensors must match except in dimension {dim}; tensor 0 has shape {list(first)} "
                 f"but tensor {k} has shape {list(s)}"
             )
     sizes = [s[dim] for s in shapes]
-    total = None if None in sizes else int(np.sum(sizes))
+    total = int(np.sum(sizes)) if all(infer.known(s) for s in sizes) else None
     return first[:dim] + (total,) + first[dim + 1:], infer.first_dtype(xs)
 
 
@@ -315,7 +319,7 @@ def _pad_widths(ndim, pad):
 
 def _pad_infer(x, widths, value):
     shape = infer.shape_of(x)
-    return tuple(None if s is None else s + a + b for s, (a, b) in zip(shape, widths)), infer.dtype_of(x)
+    return tuple(s + a + b if infer.known(s) else None for s, (a, b) in zip(shape, widths)), infer.dtype_of(x)
 
 
 def _unpad(g, out, x, widths, value):
