@@ -289,6 +289,8 @@ class Tensor:
         inputs stay valid) and this tensor takes over the result's ``grad_fn``. Without
         recording, numpy's in-place ufunc does the work with no copy.
         """
+        if state.tracer is not None:  # a static graph records the update instead of doing it
+            return state.tracer.inplace(self, fn, args)
         recording = state.grad_enabled and (
             self._requires_grad or any(isinstance(a, Tensor) and a._requires_grad for a in args)
         )
@@ -551,10 +553,18 @@ def _init(t, array):
 
 
 def _wrap(array):
-    """A new leaf tensor around an array, without copying or validating: the hot path."""
-    t = _new(Tensor)
+    """A new leaf tensor around an array, without copying or validating: the hot path.
+
+    A static graph's abstract arrays (no data) answer ``__chainrule_tensor__`` with a new symbolic
+    tensor for the same graph value, so code that rewraps ``t._data`` (detach, saved outputs)
+    works unchanged on symbolic tensors.
+    """
     if type(array) is not np.ndarray:
+        rebuild = getattr(array, "__chainrule_tensor__", None)
+        if rebuild is not None:
+            return rebuild()
         array = np.asarray(array)
+    t = _new(Tensor)
     t._data = array
     t._requires_grad = False
     t.grad = None
