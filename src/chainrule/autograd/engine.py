@@ -69,10 +69,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                     node.accumulate(_run_leaf_hooks(node.variable, grads[0]), create_graph)
                 continue
             edges = node.edges
-            if needed is None:
-                wanted = [e is not None for e in edges]
-            else:
-                wanted = [e is not None and e[0] in needed for e in edges]
+            wanted = node.needs if needed is None else [e is not None and e[0] in needed for e in edges]
             has_grad = grads[0] is not None if len(grads) == 1 else any(g is not None for g in grads)
             if has_grad and True in wanted:
                 if node.num_outputs != 1:
@@ -87,11 +84,16 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
             for i, edge in enumerate(edges):
                 if edge is None:
                     continue
+                nxt = edge[0]
                 if input_grads is not None and wanted[i]:
                     g = input_grads[i]
                     if g is not None:
-                        _add_to_buffer(buffers, edge, _conform(node, i, g))
-                nxt = edge[0]
+                        g = _conform(node, i, g)
+                        buf = buffers.get(nxt)
+                        if buf is None:
+                            buffers[nxt] = buf = [None] * nxt.num_outputs
+                        nr = edge[1]
+                        buf[nr] = g if buf[nr] is None else buf[nr] + g
                 left = dependencies[nxt] - 1
                 dependencies[nxt] = left
                 if left == 0:
@@ -175,9 +177,10 @@ def _unbroadcast(node, i, g, shape):
             f"Function {node.name()} returned an invalid gradient at index {i} - got {list(gshape)} "
             f"but expected shape compatible with {list(shape)}"
         )
-    axes = tuple(range(lead)) + tuple(lead + k for k, s in enumerate(shape) if s == 1 and gshape[lead + k] != 1)
-    if axes:
-        g = bind(OPS["sum"], g, dim=axes, keepdim=True)
+    kept = tuple(lead + k for k, s in enumerate(shape) if s == 1 and gshape[lead + k] != 1)
+    if not kept:  # only leading dims to drop: one sum
+        return bind(OPS["sum"], g, dim=tuple(range(lead)), keepdim=False)
+    g = bind(OPS["sum"], g, dim=tuple(range(lead)) + kept, keepdim=True)
     return bind(OPS["reshape"], g, shape=tuple(shape)) if lead else g
 
 

@@ -6,25 +6,23 @@ Leaves that require grad end in an :class:`AccumulateGrad` node that adds into `
 Saved tensors are released by the engine after a backward without ``retain_graph``.
 """
 
-import itertools
 import os
 import traceback
 
 from ..errors import GraphError
 
-_sequence = itertools.count()
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Node:
     """Base class: edges, tensor hooks on its outputs, and the bookkeeping the engine needs."""
 
-    __slots__ = ("edges", "seq", "_tensor_hooks", "_retained", "_post_hooks", "_stack", "__weakref__")
+    __slots__ = ("edges", "needs", "_tensor_hooks", "_retained", "_post_hooks", "_stack", "__weakref__")
     num_outputs = 1
 
     def _init_node(self, edges):
         self.edges = edges
-        self.seq = next(_sequence)
+        self.needs = [e is not None for e in edges]  # which inputs get a gradient
         self._tensor_hooks = None  # {output_nr: [hook, ...]} registered through Tensor.register_hook
         self._retained = None  # {output_nr: weakref to the tensor that called retain_grad()}
         self._post_hooks = None
