@@ -38,4 +38,4 @@ def get_default_dtype():
 def numel(input):
     return input.numel()
 
-from . import expr  # noqa: E402
+from . import expr, optim  # noqa: E402
