@@ -55,9 +55,7 @@ def assert_close(actual, expected, rtol=None, atol=None, dtype=None, what="value
     assert actual is not None, f"{what}: chainrule gave None, torch gave a tensor"
     exp_np = to_numpy(expected)
     act_np = to_numpy(actual)
-    assert shape_of(actual) == shape_of(expected), (
-        f"{what}: shape {shape_of(actual)} != torch {shape_of(expected)}"
-    )
+    assert shape_of(actual) == shape_of(expected), f"{what}: shape {shape_of(actual)} != torch {shape_of(expected)}"
     if check_dtype:
         assert dtype_name(actual.dtype) == dtype_name(expected.dtype), (
             f"{what}: dtype {actual.dtype} != torch {expected.dtype}"
@@ -88,9 +86,7 @@ def shape_pattern(shape):
 def assert_error_names(exc, op_names, shapes):
     """The message names the op (any spelling in op_names) and every shape in shapes."""
     msg = str(exc)
-    assert any(n.lower() in msg.lower() for n in op_names), (
-        f"error message does not name the op ({op_names}): {msg!r}"
-    )
+    assert any(n.lower() in msg.lower() for n in op_names), f"error message does not name the op ({op_names}): {msg!r}"
     for s in shapes:
         assert re.search(shape_pattern(s), msg), f"error message does not show shape {s}: {msg!r}"
     assert "could not be broadcast together" not in msg, f"bare numpy error leaked: {msg!r}"
@@ -195,9 +191,7 @@ IDX_ROWS = np.array([0, 2, 0, 1], dtype=np.int64)  # duplicates: gradients must 
 IDX_2D = np.array([[0, 1], [2, 0]], dtype=np.int64)
 IDX_A = np.array([0, 2, 1], dtype=np.int64)
 IDX_B = np.array([3, 0, 3], dtype=np.int64)
-MASK_34 = np.array(
-    [[True, False, True, False], [False, False, True, True], [True, True, False, False]], dtype=bool
-)
+MASK_34 = np.array([[True, False, True, False], [False, False, True, True], [True, True, False, False]], dtype=bool)
 MASK_ROWS = np.array([True, False, True])
 GATHER_IDX = np.array([[0, 3, 3], [1, 1, 0], [2, 0, 1]], dtype=np.int64)  # (3, 3) into (3, 4), dim 1
 GATHER_IDX0 = np.array([[0, 2, 1, 0], [2, 2, 0, 1]], dtype=np.int64)  # (2, 4) into (3, 4), dim 0
@@ -407,6 +401,61 @@ op("method_bmm", lambda lib, a, b: a.bmm(b), (3, 2, 2), (3, 2, 1))
 op("matmul_self_T", lambda lib, a: a @ a.T, (3, 4))
 
 OPS_BY_NAME = {o.name: o for o in OPS}
+
+
+# --- edge cases with fixed inputs (kinks, ties, zero-size and 0-d tensors): name -> (fn, arrays) ---
+def _f32(*values):
+    return np.array(values, dtype=np.float32)
+
+
+EDGE = {
+    # subgradients at kinks and ties, as torch defines them
+    "relu_at_0": (lambda lib, x: x.relu(), [_f32(0.0, -1.0, 1.0)]),
+    "abs_at_0": (lambda lib, x: x.abs(), [_f32(0.0, -1.0, 1.0)]),
+    "clamp_at_bounds": (lambda lib, x: x.clamp(-1.0, 1.0), [_f32(-1.0, 1.0, 0.5, 2.0)]),
+    "maximum_tie": (lambda lib, x, y: lib.maximum(x, y), [_f32(1.0, 2.0), _f32(1.0, 3.0)]),
+    "minimum_tie": (lambda lib, x, y: lib.minimum(x, y), [_f32(1.0, 2.0), _f32(1.0, 3.0)]),
+    "max_all_tie": (lambda lib, x: x.max(), [_f32(3.0, 1.0, 3.0)]),
+    "min_all_tie": (lambda lib, x: x.min(), [_f32(1.0, 1.0, 3.0)]),
+    "sqrt_at_0": (lambda lib, x: x.sqrt(), [_f32(0.0, 1.0)]),
+    "square_at_0": (lambda lib, x: x**2, [_f32(0.0, 1.0)]),
+    "pow_0_at_0": (lambda lib, x: x**0, [_f32(0.0, 2.0)]),
+    "pow_tensor_base_0": (lambda lib, x, y: x**y, [_f32(0.0, 0.0, 2.0), _f32(2.0, 0.0, 0.5)]),
+    "std_of_constant": (lambda lib, x: x.std(), [_f32(1.0, 1.0, 1.0)]),
+    "std_dim_of_constant_row": (lambda lib, x: x.std(dim=1), [np.array([[1.0, 1.0], [1.0, 2.0]], np.float32)]),
+    "logsumexp_all_neg_inf": (lambda lib, x: x.logsumexp(0), [_f32(-np.inf, -np.inf, 0.0)]),
+    "logsumexp_huge": (lambda lib, x: x.logsumexp(0), [_f32(1000.0, 1000.0)]),
+    "sigmoid_saturated": (lambda lib, x: x.sigmoid(), [_f32(-100.0, 100.0)]),
+    "tanh_saturated": (lambda lib, x: x.tanh(), [_f32(-100.0, 100.0)]),
+    "div_by_zero": (lambda lib, x, y: x / y, [_f32(1.0, -1.0, 0.0), _f32(0.0, 0.0, 0.0)]),
+    "log_of_zero": (lambda lib, x: x.log(), [_f32(0.0, 1.0)]),
+    # zero-size and 0-d tensors
+    "sum_empty": (lambda lib, x: x.sum(), [np.zeros((0,), np.float32)]),
+    "sum_empty_dim": (lambda lib, x: x.sum(dim=0), [np.zeros((0, 3), np.float32)]),
+    "matmul_zero_inner": (lambda lib, a, b: a @ b, [np.ones((2, 0), np.float32), np.ones((0, 3), np.float32)]),
+    "cat_with_empty": (lambda lib, a, b: lib.cat([a, b]), [np.zeros((0, 3), np.float32), np.ones((2, 3), np.float32)]),
+    "sum_0d_dim": (lambda lib, x: x.sum(0), [np.array(2.0, np.float32)]),
+    "max_0d_dim": (lambda lib, x: x.max(0).values, [np.array(2.0, np.float32)]),
+    "mean_0d_dim_neg": (lambda lib, x: x.mean(-1), [np.array(2.0, np.float32)]),
+    "unsqueeze_0d": (lambda lib, x: x.unsqueeze(0) * 2, [np.array(2.0, np.float32)]),
+    "stack_0d": (lambda lib, a, b: lib.stack([a, b]), [np.array(2.0, np.float32), np.array(3.0, np.float32)]),
+    "expand_0d": (lambda lib, x: x.expand(3), [np.array(2.0, np.float32)]),
+    "index_slice_out_of_range": (lambda lib, x: x[1:100], [_f32(1.0, 2.0, 3.0)]),
+    "index_empty_slice": (lambda lib, x: x[2:1], [_f32(1.0, 2.0, 3.0)]),
+    "adv_index_separated_dims": (
+        lambda lib, x: x[[0, 1], :, [1, 0]],
+        [np.arange(24, dtype=np.float32).reshape(2, 3, 4)],
+    ),
+    "adv_index_broadcast": (
+        lambda lib, x: x[lib.tensor([[0], [1]]), lib.tensor([0, 2, 1])],
+        [np.arange(12, dtype=np.float32).reshape(3, 4)],
+    ),
+    "bool_index_leading_dims": (
+        lambda lib, x: x[lib.tensor([[True, False, True], [False, True, False]])],
+        [np.arange(24, dtype=np.float32).reshape(2, 3, 4)],
+    ),
+}
+
 GRAD_OPS = [o for o in OPS if o.grad]
 
 

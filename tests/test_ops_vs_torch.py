@@ -3,6 +3,8 @@
 The ops themselves are listed once, in helpers.OPS.
 """
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import chainrule as cr
-from helpers import GRAD_OPS, OPS, assert_close, dtype_name, make_tensor, op_params, to_numpy
+from helpers import EDGE, GRAD_OPS, OPS, assert_close, dtype_name, make_tensor, op_params, to_numpy
 
 
 def _run(lib, spec, arrays, requires_grad):
@@ -186,7 +188,12 @@ def _apply_chain(lib, steps, x, y, reduce_dim):
     return h
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# CHAINRULE_HYPOTHESIS_EXAMPLES=2000 for a longer search than the default quick run
+@settings(
+    max_examples=int(os.environ.get("CHAINRULE_HYPOTHESIS_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     shapes=broadcastable_pair(),
     steps=op_chain(),
@@ -211,3 +218,21 @@ def test_random_op_chains_match_torch(shapes, steps, seed, reduce_dim, dtype):
     assert_close(outs[1], outs[0], what=f"chain {steps} on {shapes}", **tol)
     assert_close(grads[1][0], grads[0][0], what="grad x", **tol)
     assert_close(grads[1][1], grads[0][1], what="grad y", **tol)
+
+
+# ----------------------------------------------------------------------------------------------
+# edge cases with fixed inputs: torch's conventions at kinks and ties, zero-size and 0-d tensors
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(EDGE))
+def test_edge_cases_match_torch(name):
+    fn, arrays = EDGE[name]
+    res = []
+    for lib in (torch, cr):
+        inputs = [lib.tensor(a, requires_grad=True) for a in arrays]
+        out = fn(lib, *inputs)
+        out.backward(lib.ones(tuple(out.shape)))
+        res.append((out, [x.grad for x in inputs]))
+    (t_out, t_grads), (c_out, c_grads) = res
+    assert_close(c_out, t_out, what=f"{name} output")
+    for i, (c, t) in enumerate(zip(c_grads, t_grads)):
+        assert_close(c, t, what=f"{name} grad of input {i}")

@@ -226,9 +226,7 @@ PROMOTION = {
     "int_exp_float": lambda lib: lib.tensor([0, 1]).exp(),
     "int_sqrt": lambda lib: lib.tensor([1, 4]).sqrt(),
     "int_matmul": lambda lib: lib.tensor([[1, 2], [3, 4]]) @ lib.tensor([1, 1]),
-    "where_mixed": lambda lib: lib.where(
-        lib.tensor([True, False]), lib.tensor([1, 2]), lib.tensor([0.5, 0.5])
-    ),
+    "where_mixed": lambda lib: lib.where(lib.tensor([True, False]), lib.tensor([1, 2]), lib.tensor([0.5, 0.5])),
     "cat_same": lambda lib: lib.cat([lib.tensor([1, 2]), lib.tensor([3])]),
     "float_floor_by_long": lambda lib: lib.tensor([3.5]).long() * 2,
 }
@@ -479,3 +477,23 @@ def test_requires_grad_on_int_tensor_raises():
     t = cr.tensor([1, 2])
     t.requires_grad_(False)
     assert not t.requires_grad
+
+
+@pytest.mark.beyond_torch
+@pytest.mark.parametrize(
+    "name,fn",
+    [
+        ("randint", lambda: cr.randint(5, 2, (3,))),
+        ("linspace", lambda: cr.linspace(0, 1, -1)),
+        ("eye", lambda: cr.eye(-1)),
+        ("zeros", lambda: cr.zeros(-1)),
+        ("arange", lambda: cr.arange(0, 5, 0)),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_creation_argument_errors_are_chainrule_errors(name, fn):
+    with pytest.raises(ERRORS) as info:
+        fn()
+    err = info.value
+    assert is_chainrule_exception(err), f"{type(err).__module__}.{type(err).__name__}: {err}"
+    assert name in str(err), f"message does not name {name}: {err}"

@@ -73,6 +73,23 @@ class Tensor:
         array = value._data if isinstance(value, Tensor) else as_array(value)
         self._data = array
 
+    def _grad_edge(self):
+        """Where this tensor's gradient flows: (its grad_fn, output number), or its AccumulateGrad."""
+        if self._base is not None:
+            self._refresh_view()
+        fn = self.grad_fn
+        return (fn, self._out_nr) if fn is not None else (self._accumulator(), 0)
+
+    def _refresh_view(self):
+        """A view whose root was changed in place since it was taken re-derives its history from the
+        root's new one, so its gradient flows through the change (as PyTorch does)."""
+        root, chain, root_fn = self._base
+        if root.grad_fn is not root_fn and root._requires_grad:
+            with enable_grad():
+                fresh = _ops.replay_view(chain, root)
+            self.grad_fn, self._out_nr, self._requires_grad = fresh.grad_fn, fresh._out_nr, True
+            self._base = (root, chain, root.grad_fn)
+
     def _accumulator(self):
         """This leaf's AccumulateGrad node; kept weakly, so it lives exactly as long as a graph uses it."""
         ref = self._accum
@@ -326,7 +343,7 @@ class Tensor:
     def _inplace_on_view(self, fn, args):
         """In-place op on a view: the root tensor becomes "root with the view's region replaced", and
         the view is re-derived from it, so gradients flow through both (PyTorch's CopySlices)."""
-        root, chain = self._base
+        root, chain, _ = self._base
         if root.grad_fn is None and root._requires_grad:
             raise GraphError(f"a view of a leaf Variable that requires grad is being used in an in-place "
                              f"operation ({fn.__name__}_); clone() the leaf first")
@@ -337,6 +354,7 @@ class Tensor:
         root.grad_fn, root._out_nr, root._requires_grad = new_root.grad_fn, new_root._out_nr, True
         view = _ops.replay_view(chain, root)
         self.grad_fn, self._out_nr, self._requires_grad = view.grad_fn, view._out_nr, True
+        self._base = (root, chain, root.grad_fn)
         return self
 
     def add_(self, other, alpha=1):
@@ -700,7 +718,7 @@ def _format(t):
 
 
 # Imported last: these modules build on Tensor (a cycle that resolves once the class exists).
-from .autograd.grad_mode import no_grad, state  # noqa: E402, I001
+from .autograd.grad_mode import enable_grad, no_grad, state  # noqa: E402, I001
 from .autograd.graph import AccumulateGrad, RemovableHandle  # noqa: E402
 from . import ops as _ops  # noqa: E402
 from . import random as _random  # noqa: E402

@@ -14,11 +14,6 @@ from .grad_mode import state
 from .graph import AccumulateGrad
 
 
-def _edge_of(t):
-    fn = t.grad_fn
-    return (fn, t._out_nr) if fn is not None else (t._accumulator(), 0)
-
-
 def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
     """Propagate ``root_grads`` from ``roots`` through the graph.
 
@@ -33,7 +28,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 f"element {i} of tensors does not require grad and does not have a grad_fn: "
                 "nothing to differentiate (did you forget requires_grad=True, or run it under no_grad?)"
             )
-        root_edges.append(_edge_of(t))
+        root_edges.append(t._grad_edge())
 
     capture = None
     if inputs is not None:
@@ -41,7 +36,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
         for k, t in enumerate(inputs):
             if not t.requires_grad:
                 raise GraphError(f"One of the differentiated Tensors (input {k}) does not require grad")
-            capture.setdefault(_edge_of(t), []).append(k)
+            capture.setdefault(t._grad_edge(), []).append(k)
 
     dependencies, reachable = _count_dependencies({edge[0] for edge in root_edges})
     needed = None if capture is None else _nodes_leading_to({edge[0] for edge in capture}, reachable)

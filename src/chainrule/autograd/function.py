@@ -77,14 +77,7 @@ class FunctionNode(Node):
     __slots__ = ("function", "ctx", "input_meta", "output_meta", "num_outputs")
 
     def __init__(self, function, ctx, args, outputs):
-        edges = []
-        for a in args:
-            if isinstance(a, Tensor) and a._requires_grad:
-                fn = a.grad_fn
-                edges.append((fn, a._out_nr) if fn is not None else (a._accumulator(), 0))
-            else:
-                edges.append(None)
-        self._init_node(tuple(edges))
+        self._init_node(tuple(a._grad_edge() if isinstance(a, Tensor) and a._requires_grad else None for a in args))
         self.function = function
         self.ctx = ctx
         self.input_meta = [(a._data.shape, a._data.dtype) if isinstance(a, Tensor) else None for a in args]

@@ -79,26 +79,19 @@ class OpNode(Node):
     __slots__ = ("op", "params", "inputs", "versions", "out_data", "out_version", "out_tangent", "saved_any")
 
     def __init__(self, op, args, params, result):
-        saves = op.saves
-        edges = []
+        edges = [a._grad_edge() if isinstance(a, Tensor) and a._requires_grad else None for a in args]
+        saved = _saved_inputs(op.saves, edges)
         inputs = []
         versions = []
         for i, a in enumerate(args):
-            if isinstance(a, Tensor):
-                if a._requires_grad:
-                    fn = a.grad_fn
-                    edges.append((fn, a._out_nr) if fn is not None else (a._accumulator(), 0))
-                else:
-                    edges.append(None)
-                if saves is None or i in saves:
-                    inputs.append(a)
-                    versions.append(a._version[0])
-                else:
-                    inputs.append(Meta(a._data.shape, a._data.dtype))
-                    versions.append(None)
-            else:
-                edges.append(None)
+            if not isinstance(a, Tensor):
                 inputs.append(a)
+                versions.append(None)
+            elif saved is None or i in saved:
+                inputs.append(a)
+                versions.append(a._version[0])
+            else:
+                inputs.append(Meta(a._data.shape, a._data.dtype))
                 versions.append(None)
         self._init_node(tuple(edges))
         self.op = op
@@ -180,6 +173,18 @@ class AccumulateGrad(Node):
             var.grad = grad
         else:
             var.grad = var.grad + grad if create_graph else _wrap(var.grad._data + grad._data)
+
+
+def _saved_inputs(saves, edges):
+    """Which inputs a node keeps: ``saves`` is None (all), a tuple of indices, or a dict mapping
+    each input to the inputs its gradient rule reads — then only what the needed rules read."""
+    if type(saves) is not dict:
+        return saves
+    kept = set()
+    for i, edge in enumerate(edges):
+        if edge is not None:
+            kept.update(saves[i])
+    return kept
 
 
 def _user_stack():

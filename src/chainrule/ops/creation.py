@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import _dtype
 from .. import random as _random
+from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor, _wrap, as_array
 
 
@@ -14,13 +15,17 @@ def _make(array, requires_grad=False):
     return t
 
 
-def _size(size):
+def _size(size, op):
+    """A shape from ``f(2, 3)`` or ``f((2, 3))``, refusing negative or non-integer sizes."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     try:
-        return tuple(int(s) for s in size)
+        shape = tuple(int(s) for s in size)
     except TypeError:
-        raise TypeError(f"sizes must be ints, got {size!r}") from None
+        raise DTypeError(f"{op}: sizes must be ints, got {size!r}") from None
+    if any(s < 0 for s in shape):
+        raise ShapeError(f"{op}: negative dimension in size {list(shape)}; sizes must be >= 0")
+    return shape
 
 
 def _float_dtype(dtype):
@@ -51,24 +56,25 @@ def from_numpy(array):
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
-    return _make(np.zeros(_size(size), _float_dtype(dtype)), requires_grad)
+    return _make(np.zeros(_size(size, "zeros"), _float_dtype(dtype)), requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False):
-    return _make(np.ones(_size(size), _float_dtype(dtype)), requires_grad)
+    return _make(np.ones(_size(size, "ones"), _float_dtype(dtype)), requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
-    return _make(np.empty(_size(size), _float_dtype(dtype)), requires_grad)
+    return _make(np.empty(_size(size, "empty"), _float_dtype(dtype)), requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     if dtype is None:
         dtype = as_array(fill_value).dtype
-    return _make(np.full(_size((size,)), fill_value, _dtype.to_numpy_dtype(dtype)), requires_grad)
+    return _make(np.full(_size((size,), "full"), fill_value, _dtype.to_numpy_dtype(dtype)), requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    _size((n,) if m is None else (n, m), "eye")
     return _make(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
 
 
@@ -77,7 +83,10 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if end is None:
         start, end = 0, start
     if step == 0:
-        raise ValueError("arange: step must be nonzero")
+        raise ShapeError("arange: step must be nonzero")
+    if (end - start) * step < 0:
+        raise ShapeError(f"arange: upper bound and larger bound inconsistent with step sign "
+                         f"(start={start}, end={end}, step={step})")
     if dtype is None:
         integral = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
         dtype = np.int64 if integral else _dtype.default_float.numpy
@@ -85,16 +94,18 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    if steps < 0:
+        raise ShapeError(f"linspace: number of steps must be non-negative, got {steps}")
     return _make(np.linspace(start, end, steps, dtype=_float_dtype(dtype)), requires_grad)
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
-    values = _random.rng(generator).random(_size(size), dtype=np.float64)
+    values = _random.rng(generator).random(_size(size, "rand"), dtype=np.float64)
     return _make(values.astype(_float_dtype(dtype)), requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
-    values = _random.rng(generator).standard_normal(_size(size))
+    values = _random.rng(generator).standard_normal(_size(size, "randn"))
     return _make(values.astype(_float_dtype(dtype)), requires_grad)
 
 
@@ -102,8 +113,10 @@ def randint(low=0, high=None, size=None, generator=None, dtype=None, device=None
     if high is None or (size is None and isinstance(high, (tuple, list))):  # randint(high, size)
         low, high, size = 0, low, high if size is None else size
     if size is None:
-        raise TypeError("randint: missing the 'size' argument")
-    values = _random.rng(generator).integers(low, high, _size((size,)))
+        raise DTypeError("randint: missing the 'size' argument")
+    if low >= high:
+        raise ShapeError(f"randint: expects 'from' ({low}) to be less than 'to' ({high})")
+    values = _random.rng(generator).integers(low, high, _size((size,), "randint"))
     return _make(values.astype(_dtype.to_numpy_dtype(dtype) if dtype else np.int64))
 
 
@@ -113,7 +126,7 @@ def randperm(n, generator=None, dtype=None, device=None):
 
 
 def normal(mean, std, size=None, generator=None):
-    shape = _size((size,)) if size is not None else np.broadcast_shapes(np.shape(mean), np.shape(std))
+    shape = _size((size,), "normal") if size is not None else np.broadcast_shapes(np.shape(mean), np.shape(std))
     values = _random.rng(generator).normal(np.asarray(mean), np.asarray(std), shape)
     return _make(values.astype(_dtype.default_float.numpy))
 

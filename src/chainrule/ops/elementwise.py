@@ -197,6 +197,13 @@ def _binary(name, forward, rules, jvp=ELEMENTWISE, saves=None, saves_output=Fals
                  saves_output=saves_output)
 
 
+def _pow_base_grad(g, out, x, y):
+    """y * x**(y-1), and 0 where y == 0 (x**0 is constant even at x = 0, where x**-1 is inf)."""
+    if not isinstance(y, Tensor):
+        return g * (y * x ** (y - 1)) if y != 0 else g * 0
+    return g * where(y == 0, 0.0, y * x ** (y - 1))
+
+
 def _pow_exponent_grad(g, out, x, y):
     if not isinstance(x, Tensor):  # a constant base: d(c**y)/dy = c**y * ln(c)
         return g * out * math.log(x) if x != 0 else g * 0
@@ -206,11 +213,11 @@ def _pow_exponent_grad(g, out, x, y):
 
 add_op = _binary("add", np.add, (lambda g, out, x, y: g, lambda g, out, x, y: g), jvp=LINEAR, saves=())
 sub_op = _binary("sub", np.subtract, (lambda g, out, x, y: g, lambda g, out, x, y: -g), jvp=LINEAR, saves=())
-mul_op = _binary("mul", np.multiply, (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x))
+mul_op = _binary("mul", np.multiply, (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x),
+                 saves={0: (1,), 1: (0,)})
 div_op = _binary("div", np.true_divide, (lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y),
                  saves=(1,), saves_output=True)
-pow_op = _binary("pow", np.power, (lambda g, out, x, y: g * (y * x ** (y - 1)), _pow_exponent_grad),
-                 saves_output=True)
+pow_op = _binary("pow", np.power, (_pow_base_grad, _pow_exponent_grad), saves_output=True)
 
 
 def _tie_split(x, y, g, sign):

@@ -46,6 +46,7 @@ matmul_op = defop(
     vjp=(lambda g, out, x, y: matmul(g, swap_last_two(y)),
          lambda g, out, x, y: matmul(swap_last_two(x), g)),
     jvp=_matmul_jvp,
+    saves={0: (1,), 1: (0,)},
 )
 
 

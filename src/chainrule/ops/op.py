@@ -89,8 +89,8 @@ def _mark_view(result, source, op, params):
     """Record that ``result`` shares memory with ``source``: one version counter, and the chain of
     view ops from the root tensor (what an in-place op on the view replays to update the root)."""
     result._version = source._version
-    step = ((op, params),)
-    result._base = (source, step) if source._base is None else (source._base[0], source._base[1] + step)
+    root, chain = (source, ()) if source._base is None else source._base[:2]
+    result._base = (root, chain + ((op, params),), root.grad_fn)
 
 
 def bind(op, *args, **params):

@@ -8,7 +8,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import infer
-from .elementwise import as_tensor_arg, exp, floating, sqrt
+from .elementwise import as_tensor_arg, exp, floating, where
 from .op import LINEAR, bind, defop
 from .shape import expand, reshape
 
@@ -67,7 +67,7 @@ amin_op = _extremum_op("amin", np.min)
 
 def _arg_forward(fn):
     def forward(x, dim, keepdim):
-        if dim is None:
+        if dim is None or x.ndim == 0:
             index = fn(x.reshape(-1))
             return np.asarray(index, dtype=np.int64).reshape((1,) * x.ndim if keepdim else ())
         return fn(x, axis=dim[0], keepdims=keepdim).astype(np.int64)
@@ -150,17 +150,44 @@ def mean(input, dim=None, keepdim=False, dtype=None):
     return _reduction(mean_op, input, dim, keepdim)
 
 
+def _correction(unbiased, correction):
+    if correction is None:
+        return 1 if unbiased is None or unbiased else 0
+    return correction
+
+
 def var(input, dim=None, unbiased=None, keepdim=False, correction=None):
     """Variance; ``correction`` (default 1, Bessel's) is subtracted from the count, as in PyTorch."""
-    if correction is None:
-        correction = 1 if unbiased is None or unbiased else 0
     input = floating(input)
     centered = input - mean(input, dim, keepdim=True)
-    return sum(centered * centered, dim, keepdim) / builtins.max(_count(input, dim) - correction, 0)
+    count = _count(input, dim) - _correction(unbiased, correction)
+    return sum(centered * centered, dim, keepdim) / builtins.max(count, 0)
+
+
+def _std_grad(g, out, x, dim, keepdim, correction):
+    """d std / dx = (x - mean) / ((n - correction) * std), and 0 where std is 0 (PyTorch's choice)."""
+    std_kept = _kept(out, x, dim, keepdim)
+    scale = where(std_kept == 0, 0.0, _kept(g, x, dim, keepdim) / (std_kept * (_count_of(x.shape, dim) - correction)))
+    return scale * (x - mean(x, dim, keepdim=True))
+
+
+std_op = defop(
+    "std",
+    lambda x, dim, keepdim, correction: np.std(x, axis=dim, keepdims=keepdim, ddof=correction),
+    lambda x, dim, keepdim, correction: _reduce_infer("std")(x, dim, keepdim),
+    vjp=(_std_grad,),
+    jvp=lambda tangents, out, x, dim, keepdim, correction: where(
+        out == 0, 0.0, sum((x - mean(x, dim, keepdim=True)) * tangents[0], dim, keepdim)
+        / (out * (_count_of(x.shape, dim) - correction))),
+    saves_output=True,
+)
 
 
 def std(input, dim=None, unbiased=None, keepdim=False, correction=None):
-    return sqrt(var(input, dim, unbiased, keepdim, correction))
+    """Standard deviation (a primitive, so that a constant input has gradient 0 rather than nan)."""
+    input = floating(input)
+    return bind(std_op, input, dim=infer.normalize_dims("std", dim, input.ndim), keepdim=bool(keepdim),
+                correction=_correction(unbiased, correction))
 
 
 def _logsumexp_forward(x, dim, keepdim):
@@ -176,7 +203,7 @@ logsumexp_op = defop(
     _logsumexp_forward,
     _reduce_infer("logsumexp"),
     vjp=(lambda g, out, x, dim, keepdim: _kept(g, x, dim, keepdim) * exp(x - _kept(out, x, dim, keepdim)),),
-    jvp=lambda tangents, out, x, dim, keepdim: sum(tangents[0] * exp(x - _kept(out, x, dim, keepdim)), dim, keepdim),
+    jvp=lambda tangents, out, x, dim, keepdim: sum(tangents[0] * softmax(x, dim), dim, keepdim),
     saves_output=True,
 )
 
@@ -209,6 +236,9 @@ def _extremum(input, dim, keepdim, other, full, arg, name):
         return (maximum if name == "max" else minimum)(input, other)
     if dim is None:
         return full(input)
+    if input.ndim == 0:  # dim 0 or -1 of a scalar: the scalar itself, at index 0
+        infer.normalize_dims(name, dim, 0)  # accepts 0 and -1, as PyTorch does for a scalar
+        return values_indices(input.clone(), Tensor(np.array(0)))
     indices = arg(input, dim, keepdim=True)
     values = input.gather(dim, indices)
     if not keepdim:
