@@ -19,6 +19,7 @@ from .ops import *  # noqa: F403 - the public op functions (chainrule.exp, chain
 from .ops import TENSOR_METHODS as _TENSOR_METHODS  # noqa: F401
 from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from . import autograd  # noqa: E402
+from .io import load, save
 
 # PyTorch returns nan/inf quietly (log(0), 0/0); numpy would warn on every such op.
 _np.seterr(divide="ignore", invalid="ignore", over="ignore")
