@@ -40,3 +40,4 @@ def numel(input):
     return input.numel()
 
 from . import expr, optim  # noqa: E402
+from . import viz  # noqa: E402

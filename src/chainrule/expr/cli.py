@@ -77,15 +77,12 @@ def run(args):
 
 
 def _run(args):
-    draw = _find_draw() if args.graph else None  # before any output: fail fast
-    if args.graph and draw is None:
-        return 2
     expression = parse(args.expression)
     values = _values(args.at)
     inputs = {name: cr.tensor(value, dtype=cr.float64, requires_grad=True) for name, value in values.items()}
     output = expression(**inputs)
     if output.requires_grad:
-        output.backward()
+        output.backward(retain_graph=bool(args.graph))  # the picture shows every node's gradient
     print(f"f = {format_value(output.item())}")
     reverse = {name: inputs[name].grad.item() for name in expression.variables}
     for name, partial in reverse.items():
@@ -96,7 +93,12 @@ def _run(args):
         print(f"parsed as: {expression.format(full_parentheses=True)}")
         print(expression.trace(**values))
     if args.graph:
-        _write_picture(draw(output), args.graph)
+        try:
+            cr.viz.save(output, args.graph, params={**inputs, "f": output}, adjoints=True)
+        except (ImportError, cr.viz.GraphvizNotFoundError) as exc:
+            print(f"error: cannot draw the graph: {exc}", file=sys.stderr)
+            return 2
+        print(f"graph written to {args.graph}")
     return status
 
 
@@ -138,24 +140,3 @@ def _compare_forward(expression, values, reverse):
         return 1
     print("forward and reverse mode agree")
     return 0
-
-
-def _find_draw():
-    """``chainrule.viz.draw``, or None after saying why --graph cannot be used."""
-    try:
-        from chainrule.viz import draw
-    except ImportError as exc:
-        print(f"error: --graph is not available yet: chainrule.viz.draw cannot be imported ({exc})",
-              file=sys.stderr)
-        return None
-    return draw
-
-
-def _write_picture(picture, path):
-    """Save a graphviz picture: its DOT text for .dot/.gv, else rendered by the suffix's format."""
-    if path.endswith((".dot", ".gv")):
-        with open(path, "w") as file:
-            file.write(picture.source)
-    else:
-        picture.render(outfile=path, cleanup=True)
-    print(f"graph written to {path}")

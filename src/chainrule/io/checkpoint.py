@@ -25,8 +25,6 @@ import secrets
 from collections import OrderedDict
 
 import numpy as np
-import safetensors
-import safetensors.numpy
 
 from ..errors import ChainruleError
 from ..ops.creation import from_numpy
@@ -95,7 +93,7 @@ def _serialize(obj):
         _VERSION_KEY: _FORMAT_VERSION,
         _STRUCTURE_KEY: json.dumps(structure, allow_nan=False, separators=(",", ":")),
     }
-    return safetensors.numpy.save(encoder.arrays, metadata=metadata)
+    return _safetensors().numpy.save(encoder.arrays, metadata=metadata)
 
 
 class _Encoder:
@@ -238,8 +236,8 @@ def load(f):
 
     header = _read_header(data, name)
     try:
-        arrays = safetensors.numpy.load(bytes(data))
-    except safetensors.SafetensorError as e:
+        arrays = _safetensors().numpy.load(bytes(data))
+    except _safetensors().SafetensorError as e:
         raise CheckpointError(
             f"cannot load checkpoint {name!r}: it is not a valid safetensors file ({e})"
         ) from None
@@ -356,3 +354,14 @@ def _expect_list(value):
     if not isinstance(value, list):
         raise ValueError(f"expected a list, found {value!r}")
     return value
+
+
+def _safetensors():
+    """The safetensors package, imported on first use so that ``import chainrule`` does not need it."""
+    try:
+        import safetensors
+        import safetensors.numpy
+    except ImportError as exc:
+        raise ImportError("chainrule.save/load need the safetensors package: pip install safetensors "
+                          "(or pip install chainrule[train])") from exc
+    return safetensors
