@@ -57,3 +57,9 @@ WORKLOADS = {
                             steps_per_round=2000 // 9),
 }
 NUMPY_FLOORS = {"op_overhead": make_op_overhead_numpy}
+
+from .static_workloads import NUMPY_FLOORS as _STATIC_FLOORS  # noqa: E402
+from .static_workloads import STATIC_WORKLOADS  # noqa: E402
+
+WORKLOADS.update(STATIC_WORKLOADS)
+NUMPY_FLOORS.update(_STATIC_FLOORS)

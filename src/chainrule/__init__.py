@@ -39,5 +39,6 @@ def get_default_dtype():
 def numel(input):
     return input.numel()
 
-from . import expr, optim  # noqa: E402
+from . import expr, optim, static  # noqa: E402
+from .static import trace_compile as compile  # noqa: E402, A001 - cr.compile, PyTorch's name
 from . import viz  # noqa: E402

@@ -1,0 +1,790 @@
+"""Building a static graph: placeholders, symbolic tensors, the tracer that records IR nodes.
+
+Inside ``with Graph() as g:`` the one dispatch point (``ops.op.bind``) hands every op to
+:meth:`Graph.bind`, which runs only the op's ``infer`` rule (shapes and dtypes, no data) and
+records an IR node. Inputs that require grad also get the ordinary tape node (``OpNode``), so the
+unchanged reverse-mode engine can later differentiate the graph: run under the tracer, the vjp
+rules call ``bind`` again and so emit the backward graph as more IR nodes (``gradients``).
+
+A :class:`SymbolicTensor` is a :class:`~chainrule.Tensor` whose ``_data`` is an
+:class:`AbstractArray` (shape, dtype, no data), so the ops' Python wrappers run unchanged on it.
+Unknown sizes are :class:`Dim` objects: "the size of IR value v along axis a at run time".
+"""
+
+import functools
+import linecache
+import operator
+import os
+import sys
+
+import numpy as np
+
+from .. import _dtype
+from ..autograd.function import FunctionCtx, FunctionNode, _fresh, _saved_entry
+from ..autograd.grad_mode import no_grad, state
+from ..autograd.graph import OpNode
+from ..errors import ChainruleError, GraphError, ShapeError
+from ..ops import infer as _infer
+from ..ops.op import OPS, Meta, defop
+from ..tensor import Size, Tensor
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+class TracingError(ChainruleError, TypeError, RuntimeError):
+    """A Python-level use of a tensor's *value* (``if``, ``.item()``, ``float()``, ``.numpy()``)
+    while the value is symbolic, i.e. unknown until ``program.run``."""
+
+
+def _value_error(what):
+    return TracingError(
+        f"{what} needs the value of a symbolic tensor, but values are unknown while a static graph is "
+        "being built or a function is being traced by chainrule.compile (only shapes and dtypes are known). "
+        "Data-dependent Python control flow cannot be recorded: use chainrule.where(cond, a, b) for a "
+        "data-dependent choice, or move the branch (and .item()/float()/.numpy()) outside the traced function "
+        "and call it on the tensors that program.run / the compiled function returns."
+    )
+
+
+# --- symbolic sizes ---------------------------------------------------------------------------------
+class _Base:
+    """One unknown size: axis ``axis`` of IR node ``node``; union-find links sizes proven equal."""
+
+    __slots__ = ("node", "axis", "parent")
+
+    def __init__(self, node, axis):
+        self.node = node
+        self.axis = axis
+        self.parent = None
+
+    def find(self):
+        b = self
+        while b.parent is not None:
+            b = b.parent
+        return b
+
+    def key(self):
+        r = self.find()
+        return (r.node.id, r.axis)
+
+
+def _union(a, b):
+    ra, rb = a.find(), b.find()
+    if ra is rb:
+        return
+    # prefer a placeholder's size as representative: it is known as soon as the feed arrives
+    a_ph, b_ph = ra.node.kind == "placeholder", rb.node.kind == "placeholder"
+    if (b_ph and not a_ph) or (a_ph == b_ph and (rb.node.id, rb.axis) < (ra.node.id, ra.axis)):
+        ra, rb = rb, ra
+    rb.parent = ra
+
+
+class Dim:
+    """A size unknown until run time: ``coef`` times the product of unknown base sizes.
+
+    ``Dim(value, axis)`` is the size of IR value ``value`` along ``axis``. Products with ints and
+    other Dims, and exact floor division by ints, stay symbolic (so ``flatten`` and
+    ``reshape(-1, n)`` over a batch dim keep a resolvable size). ``int(dim)`` raises: the value is
+    not known while building. Compares equal to ``None`` (how a symbolic ``.shape`` reads).
+    """
+
+    __slots__ = ("coef", "bases")
+
+    def __init__(self, value=None, axis=None, *, coef=1, bases=None):
+        if bases is None:
+            node = value._data.node if isinstance(value, SymbolicTensor) else value
+            bases = (_Base(node, axis),)
+        self.coef = coef
+        self.bases = bases
+
+    # arithmetic --------------------------------------------------------------------------------
+    def __mul__(self, other):
+        if isinstance(other, Dim):
+            return Dim(coef=self.coef * other.coef, bases=self.bases + other.bases)
+        if isinstance(other, (int, np.integer)):
+            other = int(other)
+            if other == 0:
+                return 0
+            return Dim(coef=self.coef * other, bases=self.bases)
+        return NotImplemented
+
+    __rmul__ = __mul__
+
+    def __floordiv__(self, other):
+        if isinstance(other, (int, np.integer)) and int(other) != 0 and self.coef % int(other) == 0:
+            coef = self.coef // int(other)
+            return Dim(coef=coef, bases=self.bases)
+        if isinstance(other, Dim):
+            mine = list(self.bases)
+            keys = [b.key() for b in mine]
+            for b in other.bases:
+                k = b.key()
+                if k not in keys:
+                    break
+                i = keys.index(k)
+                del keys[i], mine[i]
+            else:
+                if self.coef % other.coef == 0:
+                    coef = self.coef // other.coef
+                    return Dim(coef=coef, bases=tuple(mine)) if mine else coef
+        raise TracingError(f"cannot divide the symbolic size {self!r} by {other!r} exactly while building a graph")
+
+    def _key(self):
+        return (self.coef, tuple(sorted(b.key() for b in self.bases)))
+
+    def __eq__(self, other):
+        if other is None:
+            return True
+        if isinstance(other, Dim):
+            return self._key() == other._key()
+        return False
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    def __hash__(self):
+        return hash(("Dim", self.coef, len(self.bases)))
+
+    def __int__(self):
+        raise _size_error(self)
+
+    __index__ = __int__
+
+    def __float__(self):
+        raise _size_error(self)
+
+    def __repr__(self):
+        return "None" if self.coef == 1 and len(self.bases) == 1 else str(self)
+
+    def __str__(self):
+        parts = [f"{b.find().node.label()}.{b.find().axis}" for b in self.bases]
+        text = "*".join(parts)
+        return text if self.coef == 1 else f"{self.coef}*{text}"
+
+
+def _size_error(dim):
+    return TracingError(
+        f"the size {dim} is unknown while building a static graph (a dimension declared None in a "
+        "placeholder, known only when data is fed); it cannot be used as a Python int. Use -1 in "
+        "reshape/view (e.g. x.reshape(-1, n) or x.flatten(1)), or give the placeholder a concrete size."
+    )
+
+
+def _is_known(s):
+    return isinstance(s, (int, np.integer))
+
+
+def dim_bases(shape_or_params):
+    """All base sizes referenced by Dims inside a (nested) parameter value."""
+    out = []
+
+    def visit(v):
+        if isinstance(v, Dim):
+            out.extend(b.find() for b in v.bases)
+        elif isinstance(v, (tuple, list)):
+            for x in v:
+                visit(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                visit(x)
+
+    visit(shape_or_params)
+    return out
+
+
+def shape_text(shape):
+    return "[" + ",".join(str(int(s)) if _is_known(s) else "None" for s in shape) + "]"
+
+
+_SHORT = {"float32": "f32", "float64": "f64", "float16": "f16", "int64": "i64", "int32": "i32", "bool": "bool",
+          "int16": "i16", "int8": "i8", "uint8": "u8"}
+
+
+def type_text(shape, dtype):
+    return f"{_SHORT.get(np.dtype(dtype).name, np.dtype(dtype).name)}{shape_text(shape)}"
+
+
+# --- the abstract array and the symbolic tensor --------------------------------------------------------
+class AbstractArray:
+    """What a symbolic tensor holds instead of an ndarray: shape, dtype and the IR node, no data."""
+
+    __slots__ = ("node", "shape", "dtype")
+    base = None
+    __array_ufunc__ = None  # numpy defers to us (and we refuse): no silent object arrays
+
+    def __init__(self, node):
+        self.node = node
+        self.shape = node.shape
+        self.dtype = node.dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    @property
+    def size(self):
+        return functools.reduce(operator.mul, self.shape, 1)
+
+    @property
+    def itemsize(self):
+        return self.dtype.itemsize
+
+    def __chainrule_tensor__(self):
+        return SymbolicTensor._make(self)
+
+    def copy(self):  # IR values are immutable: a copy is the same value
+        return self
+
+    def view(self, *args):
+        return self
+
+    def __array__(self, *args, **kwargs):
+        raise _value_error("converting a tensor to a numpy array")
+
+    def __bool__(self):
+        raise _value_error("bool(tensor) (an `if`/`while` on a tensor)")
+
+    def __float__(self):
+        raise _value_error("float(tensor)")
+
+    def __int__(self):
+        raise _value_error("int(tensor)")
+
+    def __getitem__(self, index):
+        raise _value_error("reading array elements")
+
+    def __setitem__(self, index, value):
+        raise _value_error("writing into a tensor's array (fill_/zero_/uniform_ on a symbolic tensor)")
+
+    def item(self):
+        raise _value_error(".item()")
+
+    def tolist(self):
+        raise _value_error(".tolist()")
+
+    def __repr__(self):
+        return f"AbstractArray({self.node.label()}: {type_text(self.shape, self.dtype)})"
+
+
+class SymbolicTensor(Tensor):
+    """A tensor of a static graph: shape and dtype known, value computed only by ``program.run``."""
+
+    __slots__ = ()
+
+    @classmethod
+    def _make(cls, array):
+        t = object.__new__(cls)
+        t._data = array
+        t._requires_grad = False
+        t.grad = None
+        t.grad_fn = None
+        t._out_nr = 0
+        t._version = [0]
+        t._base = None
+        t._hooks = None
+        t._fw = None
+        t._accum = None
+        return t
+
+    @property
+    def value(self):
+        """The IR node this tensor stands for."""
+        return self._data.node
+
+    @property
+    def name(self):
+        return self._data.node.name
+
+    @property
+    def shape(self):
+        return SymbolicSize(self._data.shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return SymbolicSize(self._data.shape)
+        return self._data.shape[dim]
+
+    def numel(self):
+        return self._data.size
+
+    def numpy(self):
+        raise _value_error(".numpy()")
+
+    def item(self):
+        raise _value_error(".item()")
+
+    def tolist(self):
+        raise _value_error(".tolist()")
+
+    def __bool__(self):
+        raise _value_error("bool(tensor) (an `if`/`while` on a tensor)")
+
+    def __float__(self):
+        raise _value_error("float(tensor)")
+
+    def __int__(self):
+        raise _value_error("int(tensor)")
+
+    def __index__(self):
+        raise _value_error("using a tensor as an index")
+
+    def __array__(self, dtype=None, copy=None):
+        raise _value_error("converting a tensor to a numpy array")
+
+    def __len__(self):
+        if not self._data.shape:
+            raise TypeError("len() of a 0-d tensor")
+        n = self._data.shape[0]
+        if not _is_known(n):
+            raise _size_error(n)
+        return int(n)
+
+    def __repr__(self):
+        node = self._data.node
+        grad = f", grad_fn=<{self.grad_fn.name()}>" if self.grad_fn is not None else ""
+        return f"SymbolicTensor({node.label()}, shape={shape_text(self._data.shape)}, dtype={self.dtype}{grad})"
+
+    __str__ = __repr__
+
+
+class SymbolicSize(Size):
+    """The shape of a symbolic tensor: unknown sizes print (and compare) as None."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "chainrule.Size([" + ", ".join(str(s) if _is_known(s) else "None" for s in self) + "])"
+
+    def numel(self):
+        return functools.reduce(operator.mul, self, 1)
+
+
+# --- IR nodes -----------------------------------------------------------------------------------------
+class Node:
+    """One IR value: a placeholder, a variable (a concrete tensor read at run time by reference), a
+    constant, or an op applied to other nodes."""
+
+    __slots__ = ("id", "kind", "op", "inputs", "params", "shape", "dtype", "site", "tag", "data", "name", "graph",
+                 "__weakref__")
+
+    def __init__(self, graph, kind, op, inputs, params, shape, dtype, site, tag, data=None, name=None):
+        self.graph = graph
+        self.id = len(graph.nodes)
+        self.kind = kind
+        self.op = op
+        self.inputs = inputs
+        self.params = params
+        self.shape = shape
+        self.dtype = np.dtype(dtype)
+        self.site = site
+        self.tag = tag
+        self.data = data
+        self.name = name
+        graph.nodes.append(self)
+
+    def label(self):
+        return f"%{self.id}"
+
+    def __repr__(self):
+        op = self.op.name if self.op else ""
+        return f"<Node {self.label()} {self.kind} {op} {type_text(self.shape, self.dtype)}>"
+
+
+def user_site():
+    """(file, line, code) of the first stack frame outside the chainrule package, or None."""
+    f = sys._getframe(1)
+    while f is not None:
+        filename = f.f_code.co_filename
+        if not filename.startswith(_PACKAGE_DIR) and not filename.startswith("<frozen"):
+            return (filename, f.f_lineno, linecache.getline(filename, f.f_lineno).strip())
+        f = f.f_back
+    return None
+
+
+def site_text(site, full=False):
+    if site is None:
+        return "?"
+    filename, line, code = site
+    name = filename if full else os.path.basename(filename)
+    return f"{name}:{line}: {code}" if code else f"{name}:{line}"
+
+
+# A constant-filled tensor of a (possibly symbolic) shape: the seed of gradients, zeros for unused
+# inputs. It has no tensor inputs, so constant folding can evaluate it once the shape is known.
+full_op = OPS.get("static_full") or defop(
+    "static_full",
+    lambda shape, value, dtype: np.full(shape, value, dtype),
+    lambda shape, value, dtype: (tuple(shape), np.dtype(dtype)),
+    doc="np.full(shape, value, dtype); used by the static graph for gradient seeds and zeros.",
+)
+
+_BROADCASTING = frozenset({"add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "eq", "ne", "lt", "le",
+                           "gt", "ge", "logical_and", "logical_or", "logical_xor", "floor_divide"})
+
+
+class Graph:
+    """Records the ops applied to placeholders (and to the tensors they meet) as IR nodes.
+
+    ``with Graph() as g:`` makes it the active tracer; compiling and running may happen outside.
+    """
+
+    def __init__(self, name=None):
+        self.name = name
+        self.nodes = []
+        self.placeholders = []
+        self.updates = {}  # concrete tensor -> SymbolicTensor of its new value (in-place ops while building)
+        self.tag = "forward"
+        self._vars = {}  # id(tensor) -> (node, tensor)
+        self._consts = {}
+        self._aliases = {}  # id(concrete tensor) -> SymbolicTensor: its value after an in-place op in this graph
+        self._saved_grads = {}  # id(tensor) -> (tensor, .grad before building); see chainrule.compile
+        self._previous = None
+        self._active = False
+
+    # context ------------------------------------------------------------------------------------
+    def __enter__(self):
+        if self._active:
+            raise GraphError("this Graph is already active")
+        self._previous = state.tracer
+        state.tracer = self
+        self._active = True
+        return self
+
+    def __exit__(self, *exc):
+        state.tracer = self._previous
+        self._previous = None
+        self._active = False
+        return False
+
+    def activate(self):
+        """Context manager making this graph the tracer again (a no-op if it already is)."""
+        return _Reactivate(self)
+
+    # nodes -----------------------------------------------------------------------------------------
+    def _symbolic(self, node, requires_grad=False):
+        t = SymbolicTensor._make(AbstractArray(node))
+        t._requires_grad = requires_grad
+        return t
+
+    def placeholder(self, shape, dtype=None, name=None, requires_grad=None):
+        np_dtype = _dtype.to_numpy_dtype(dtype) if dtype is not None else np.dtype(np.float32)
+        if name is None:
+            name = f"input{len(self.placeholders)}"
+        if any(p.name == name for p in self.placeholders):
+            raise ValueError(f"placeholder: a placeholder named {name!r} already exists in this graph")
+        if isinstance(shape, (int, np.integer)):
+            shape = (shape,)
+        node = Node(self, "placeholder", None, (), {}, (), np_dtype, user_site(), "input", name=name)
+        dims = []
+        for axis, s in enumerate(shape):
+            if s is None or (isinstance(s, (int, np.integer)) and s < 0):
+                dims.append(Dim(node, axis))
+            elif isinstance(s, (int, np.integer)):
+                dims.append(int(s))
+            else:
+                raise TypeError(f"placeholder: sizes must be ints or None, got {s!r}")
+        node.shape = tuple(dims)
+        self.placeholders.append(node)
+        if requires_grad is None:
+            requires_grad = np_dtype.kind == "f"
+        return self._symbolic(node, bool(requires_grad) and np_dtype.kind == "f")
+
+    def _variable(self, t):
+        entry = self._vars.get(id(t))
+        if entry is not None:
+            return entry[0]
+        node = Node(self, "variable", None, (), {}, tuple(t._data.shape), t._data.dtype, user_site(), "input", data=t)
+        self._vars[id(t)] = (node, t)
+        if t._requires_grad and id(t) not in self._saved_grads:
+            self._saved_grads[id(t)] = (t, t.grad)
+        return node
+
+    def _constant(self, value):
+        try:
+            key = (type(value), value)
+            hash(key)
+        except TypeError:
+            key = None
+        if key is not None and key in self._consts:
+            return self._consts[key]
+        if isinstance(value, (bool, int, float, complex, np.generic)):
+            shape, dtype = (), _infer.dtype_of(value)
+        elif isinstance(value, np.ndarray):
+            shape, dtype = value.shape, value.dtype
+        else:
+            shape, dtype = (), np.dtype(object)
+        node = Node(self, "constant", None, (), {}, tuple(shape), dtype, None, "const", data=value)
+        if key is not None:
+            self._consts[key] = node
+        return node
+
+    def _arg(self, a):
+        """(tensor-or-constant as the ops see it, node) for one argument of bind."""
+        if isinstance(a, SymbolicTensor):
+            node = a._data.node
+            if node.graph is not self:
+                raise GraphError(f"a symbolic tensor of another static graph ({node.label()}) was used in this one")
+            return a, node
+        if isinstance(a, Tensor):
+            alias = self._aliases.get(id(a))
+            if alias is not None:
+                return alias, alias._data.node
+            return a, self._variable(a)
+        return a, self._constant(a)
+
+    def bind(self, op, args, params):
+        """Record ``op(*args, **params)``: check shapes with its infer rule, add an IR node (and the tape
+        node when an input requires grad), return the symbolic result."""
+        if op.name == "mean":
+            lowered = self._mean_of_unknown_count(args, params)
+            if lowered is not None:
+                return lowered
+        site = user_site()
+        pairs = [self._arg(a) for a in args]
+        args = [p[0] for p in pairs]
+        metas = [Meta(a._data.shape, a._data.dtype) if isinstance(a, Tensor) else a for a in args]
+        try:
+            shape, dtype = op.infer(*metas, **params)
+        except (ChainruleError, ValueError, IndexError, TypeError) as exc:
+            raise _with_site(exc, site) from None
+        node = Node(self, "op", op, tuple(p[1] for p in pairs), params, (), dtype, site, self.tag)
+        node.shape = self._output_shape(node, op, metas, params, shape)
+        if op.name in _BROADCASTING:
+            self._unify_broadcast(metas, node.shape)
+        elif op.name == "matmul":
+            self._unify_matmul(metas)
+        result = self._symbolic(node)
+        if state.grad_enabled and op.vjp is not None and node.dtype.kind == "f":
+            for a in args:
+                if isinstance(a, Tensor) and a._requires_grad:
+                    result.grad_fn = OpNode(op, args, params, result)
+                    result._requires_grad = True
+                    break
+        return result
+
+    def _mean_of_unknown_count(self, args, params):
+        """``mean`` over a symbolic size: its vjp needs the count as a Python int, so record it as
+        ``sum / count`` instead (count: a filled scalar whose value is resolved at run time)."""
+        x = args[0]
+        if not isinstance(x, Tensor):
+            return None
+        shape = x._data.shape
+        dims = params["dim"]
+        axes = range(len(shape)) if dims is None else dims
+        try:
+            count = functools.reduce(operator.mul, [shape[a] for a in axes], 1)
+        except IndexError:
+            return None
+        if _is_known(count):
+            return None
+        total = self.bind(OPS["sum"], [x], params)
+        return self.bind(OPS["div"], [total, full((), count, x._data.dtype)], {})
+
+    def _output_shape(self, node, op, metas, params, shape):
+        out = []
+        for _axis, s in enumerate(shape):
+            if isinstance(s, (int, np.integer)):
+                out.append(int(s))
+            elif isinstance(s, Dim):
+                out.append(s)
+            else:
+                out.append(None)
+        if op.name == "reshape" and None in out:  # reshape(-1, n) of a symbolic size: keep it resolvable
+            source = metas[0].shape
+            target = params["shape"]
+            if -1 in target:
+                total = functools.reduce(operator.mul, source, 1)
+                rest = functools.reduce(operator.mul, [s for s in target if s != -1], 1)
+                try:
+                    sym = total // rest if isinstance(total, Dim) else None
+                except TracingError:
+                    sym = None
+                i = list(target).index(-1)
+                if sym is not None and out[i] is None:
+                    out[i] = sym
+        return tuple(Dim(node, axis) if s is None else s for axis, s in enumerate(out))
+
+    def _unify_broadcast(self, metas, out_shape):
+        n = len(out_shape)
+        for m in metas:
+            if not isinstance(m, Meta):
+                continue
+            for k, s in enumerate(m.shape):
+                o = out_shape[n - len(m.shape) + k]
+                if isinstance(s, Dim) and isinstance(o, Dim) and _simple(s) and _simple(o):
+                    _union(s.bases[0], o.bases[0])
+
+    def _unify_matmul(self, metas):
+        a, b = metas
+        if isinstance(a, Meta) and isinstance(b, Meta) and len(a.shape) >= 2 and len(b.shape) >= 2:
+            x, y = a.shape[-1], b.shape[-2]
+            if isinstance(x, Dim) and isinstance(y, Dim) and _simple(x) and _simple(y):
+                _union(x.bases[0], y.bases[0])
+
+    # custom Functions and in-place ops ---------------------------------------------------------------
+    def apply_function(self, cls, args, kwargs):
+        """``Function.apply`` while tracing: forward is traced (it must use chainrule ops), and the
+        backward node calls ``backward`` symbolically when ``gradients`` runs the engine."""
+        args = tuple(self._aliases.get(id(a), a) if type(a) is Tensor else a for a in args)
+        needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
+        ctx = FunctionCtx(needs)
+        with no_grad():
+            raw = cls.forward(ctx, *args, **kwargs)
+        is_tuple = isinstance(raw, tuple)
+        outputs = [_fresh(o, args) for o in (raw if is_tuple else (raw,))]
+        if state.grad_enabled and any(needs):
+            import weakref
+
+            node = FunctionNode(cls, ctx, args, outputs)
+            non_diff = {id(t) for t in ctx._non_differentiable}
+            for nr, o in enumerate(outputs):
+                if isinstance(o, Tensor) and o._data.dtype.kind == "f" and id(o) not in non_diff:
+                    o.grad_fn, o._out_nr, o._requires_grad = node, nr, True
+            ctx._node = weakref.ref(node)
+            ctx._saved = [_saved_entry(t, outputs) for t in ctx._to_save]
+        else:
+            ctx._saved = [_saved_entry(t, ()) for t in ctx._to_save]
+        return tuple(outputs) if is_tuple else outputs[0]
+
+    def inplace(self, t, fn, args):
+        """An in-place op while building. On a symbolic tensor it rebinds the tensor to the new value;
+        on a concrete tensor (a parameter, a buffer) it records an *update*: later uses in this graph
+        see the new value, and every ``program.run`` writes it into the tensor's array."""
+        if isinstance(t, SymbolicTensor):
+            current = t
+        else:
+            current = self._aliases.get(id(t), t)
+            if state.grad_enabled and t._requires_grad and t.grad_fn is None:
+                raise GraphError(
+                    f"a leaf Variable that requires grad is being used in an in-place operation ({fn.__name__}_). "
+                    "Wrap it in `with chainrule.no_grad():` if this is a parameter update."
+                )
+        result = fn(current, *args)
+        if not isinstance(result, Tensor):
+            raise GraphError(f"{fn.__name__}_: expected a tensor result")
+        if tuple(result._data.shape) != tuple(current._data.shape):
+            raise _with_site(ShapeError(
+                f"{fn.__name__}_: output with shape {shape_text(current._data.shape)} doesn't match the broadcast "
+                f"shape {shape_text(result._data.shape)}"), user_site())
+        if result._data.dtype != current._data.dtype:
+            with no_grad() if not result._requires_grad else _null():
+                result = result.to(_dtype.from_numpy_dtype(current._data.dtype))
+        if isinstance(t, SymbolicTensor):
+            t._data = result._data
+            t.grad_fn, t._out_nr, t._requires_grad = result.grad_fn, result._out_nr, result._requires_grad
+            return t
+        self._aliases[id(t)] = result
+        self.updates[t] = result
+        return t
+
+    # reading -----------------------------------------------------------------------------------------
+    def ir(self):
+        from .program import format_nodes
+
+        return format_nodes(self.nodes)
+
+    def __repr__(self):
+        return f"<static Graph: {len(self.nodes)} nodes, {len(self.placeholders)} placeholders>"
+
+
+def _simple(d):
+    return d.coef == 1 and len(d.bases) == 1
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class _Reactivate:
+    def __init__(self, graph):
+        self.graph = graph
+        self.previous = None
+
+    def __enter__(self):
+        self.previous = state.tracer
+        state.tracer = self.graph
+        return self.graph
+
+    def __exit__(self, *exc):
+        state.tracer = self.previous
+        return False
+
+
+def _with_site(exc, site):
+    """The same exception class, its message followed by the user's line."""
+    if site is None:
+        return exc
+    message = f"{exc.args[0] if exc.args else exc} [at {site_text(site)}]"
+    try:
+        new = type(exc)(message)
+    except Exception:  # noqa: BLE001 - exotic constructor: keep the original
+        return exc
+    return new
+
+
+# --- public building functions -----------------------------------------------------------------------
+def current_graph(what):
+    graph = state.tracer
+    if not isinstance(graph, Graph):
+        raise GraphError(f"{what} must be called inside `with chainrule.static.Graph():`")
+    return graph
+
+
+def placeholder(shape, dtype=None, name=None, requires_grad=None):
+    """A graph input of the given shape (``None`` = a size known only at run time) and dtype.
+
+    Float placeholders require grad by default, so ``gradients`` can differentiate with respect to
+    them; pass ``requires_grad=False`` to skip recording their tape.
+    """
+    return current_graph("placeholder()").placeholder(shape, dtype, name, requires_grad)
+
+
+def full(shape, value, dtype):
+    """A symbolic tensor filled with ``value`` (shape may hold Dims)."""
+    from ..ops.op import bind
+
+    return bind(full_op, shape=tuple(shape), value=value, dtype=np.dtype(dtype))
+
+
+def gradients(loss, wrt):
+    """Symbolic gradients of ``loss`` with respect to each tensor in ``wrt`` (a tensor or a sequence).
+
+    Runs the ordinary reverse-mode engine while the graph is the tracer, so the op library's vjp
+    rules emit the backward graph as IR nodes (tagged ``backward``); the result can be
+    differentiated again. Inputs that ``loss`` does not depend on get zeros. Returns a list (or one
+    tensor when ``wrt`` is one tensor).
+    """
+    from .. import autograd
+
+    if not isinstance(loss, SymbolicTensor):
+        raise TypeError(f"gradients: loss must be a symbolic tensor of a static graph, got {type(loss).__name__}")
+    graph = loss._data.node.graph
+    single = isinstance(wrt, Tensor)
+    wrt = [wrt] if single else list(wrt)
+    with graph.activate():
+        previous_tag = graph.tag
+        graph.tag = "backward"
+        try:
+            seed = full(loss._data.shape, 1.0, loss._data.dtype)
+            wanted = [w for w in wrt if isinstance(w, Tensor) and w._requires_grad]
+            grads = {}
+            if wanted and loss._requires_grad:
+                found = autograd.grad([loss], wanted, grad_outputs=[seed], create_graph=True, allow_unused=True)
+                grads = {id(w): g for w, g in zip(wanted, found)}
+            out = []
+            for w in wrt:
+                g = grads.get(id(w))
+                if g is None:
+                    if not isinstance(w, Tensor):
+                        raise TypeError(f"gradients: wrt entries must be tensors, got {type(w).__name__}")
+                    g = full(w._data.shape, 0.0, w._data.dtype)
+                elif not isinstance(g, SymbolicTensor):  # a gradient that is a concrete tensor: make it a node
+                    g = g + full(w._data.shape, 0.0, w._data.dtype)
+                out.append(g)
+        finally:
+            graph.tag = previous_tag
+    return out[0] if single else out
