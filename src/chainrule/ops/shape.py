@@ -297,16 +297,38 @@ def cat(tensors, dim=0):
 concat = concatenate = cat
 
 
+def _stack_infer(*xs, dim):
+    shapes = [infer.shape_of(x) for x in xs]
+    for k, s in enumerate(shapes[1:], 1):
+        if len(s) != len(shapes[0]) or any(a != b and infer.known(a) and infer.known(b) for a, b in zip(s, shapes[0])):
+            raise ShapeError(f"stack: expects each tensor to be equal size, but got {list(shapes[0])} at entry 0 "
+                             f"and {list(s)} at entry {k}")
+    return shapes[0][:dim] + (len(xs),) + shapes[0][dim:], infer.first_dtype(xs)
+
+
+stack_op = defop(
+    "stack",
+    lambda *xs, dim: np.stack(xs, axis=dim),
+    _stack_infer,
+    vjp=lambda g, out, *xs, dim: [g[(slice(None),) * dim + (i,)] for i in range(len(xs))],
+    jvp=LINEAR,
+    saves=(),
+)
+
+
 def stack(tensors, dim=0):
+    """Join equal-shaped tensors along a new dimension ``dim``."""
     tensors = [as_tensor_arg(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
-    shape = tensors[0]._data.shape
-    for k, t in enumerate(tensors[1:], 1):
-        if t._data.shape != shape:
-            raise ShapeError(f"stack: expects each tensor to be equal size, but got {list(shape)} at entry 0 "
-                             f"and {list(t.shape)} at entry {k}")
-    return cat([unsqueeze(t, dim) for t in tensors], dim)
+    rank = tensors[0].ndim + 1
+    if not -rank <= dim < rank:
+        raise IndexError(f"stack: Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], "
+                         f"but got {dim})")
+    target = tensors[0]._data.dtype
+    for t in tensors[1:]:
+        target = _dtype.result_type(target, t._data.dtype)
+    return bind(stack_op, *[cast(t, target) for t in tensors], dim=dim % rank)
 
 
 # --- constant padding -------------------------------------------------------------------------

@@ -1,0 +1,14 @@
+"""Datasets, samplers and the DataLoader, with PyTorch's names and behaviour
+(``torch.utils.data``)."""
+
+from ._worker import WorkerInfo, get_worker_info
+from .collate import default_collate, default_convert
+from .dataloader import DataLoader
+from .dataset import Dataset, IterableDataset, Subset, TensorDataset, random_split
+from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
+
+__all__ = [
+    "BatchSampler", "DataLoader", "Dataset", "IterableDataset", "RandomSampler", "Sampler", "SequentialSampler",
+    "Subset", "TensorDataset", "WorkerInfo", "default_collate", "default_convert", "get_worker_info",
+    "random_split",
+]
