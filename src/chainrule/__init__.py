@@ -42,4 +42,3 @@ def numel(input):
 from . import expr, optim, static, utils  # noqa: E402
 from .static import trace_compile as compile  # noqa: E402, A001 - cr.compile, PyTorch's name
 from . import viz  # noqa: E402
-from . import onnx  # noqa: E402 - ONNX export (the onnx package is imported only when exporting)
