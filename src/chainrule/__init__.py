@@ -39,6 +39,7 @@ def get_default_dtype():
 def numel(input):
     return input.numel()
 
-from . import expr, optim, static, utils  # noqa: E402
+from . import expr, nn, optim, static, utils  # noqa: E402
 from .static import trace_compile as compile  # noqa: E402, A001 - cr.compile, PyTorch's name
-from . import viz  # noqa: E402
+from . import onnx, viz  # noqa: E402 - the onnx and graphviz packages load only when used
+from .utils.summary import summary  # noqa: E402

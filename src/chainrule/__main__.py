@@ -10,6 +10,7 @@ import importlib
 import sys
 
 TOOLS = {
+    "train": "chainrule.train",
     "demo": "chainrule.demo",
     "expr": "chainrule.expr.cli",
 }

@@ -2,6 +2,7 @@
 and the public functions built on them. ``Tensor`` methods are these functions (``TENSOR_METHODS``).
 """
 
+from .conv import conv2d, max_pool2d  # noqa: F401 - convolution and pooling primitives (im2col, col2im, pools)
 from .creation import (
     arange,
     as_tensor,

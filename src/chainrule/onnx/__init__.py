@@ -1,0 +1,17 @@
+"""Export models to ONNX: ``chainrule.onnx.export`` with PyTorch's name and signature.
+
+The ``onnx`` package is needed only when exporting (``pip install onnx``); importing this module
+does not import it.
+
+    import chainrule as cr
+    from chainrule.models import LeNet5
+
+    model = LeNet5()
+    cr.onnx.export(model, cr.randn(1, 1, 32, 32), "lenet.onnx", input_names=["input"],
+                   output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+"""
+
+from ._export import DEFAULT_OPSET, MODULES, OPS, OnnxExporterError, TrainingMode, UnsupportedOperatorError, export
+
+__all__ = ["export", "OnnxExporterError", "UnsupportedOperatorError", "TrainingMode", "DEFAULT_OPSET", "OPS",
+           "MODULES"]

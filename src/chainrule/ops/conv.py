@@ -1,0 +1,652 @@
+"""Convolution and pooling: window primitives and the compositions built on them.
+
+A 2-D convolution is ``im2col`` (gather every kernel window into a column) followed by one matrix
+multiplication with the kernel. ``im2col`` and ``col2im`` are linear and each is the other's vjp,
+so convolution is differentiable to any order with no gradient code of its own.
+
+Layout: images are NCHW, as in PyTorch, but the columns are channel-major, ``(groups, kh * kw *
+C/groups, N, Ho, Wo)``: the product ``kernel @ columns`` is (O, N * Ho * Wo), and the convolution's
+output is an NCHW view of that (O, N, Ho, Wo) array. Bias adds and their gradients then run along
+contiguous rows, and every window copy moves whole image rows, which matters for the few-channel
+layers of small networks. Layers with many output channels multiply the other way round,
+``columns.T @ kernel.T`` (OpenBLAS runs that orientation and its two backward products faster), and
+get a channels-last output. Elementwise ops and the pools keep an input's memory layout, and
+``im2col`` reads channel-major input without a transposing copy. Values are the same whatever the
+layout; only strides differ.
+
+Pooling reads the same strided windows, one kernel offset at a time (``kh * kw`` vectorised passes,
+no loop over pixels):
+
+* ``max_pool2d`` (values); its vjp finds each window's winning offset (``max_pool2d_argmax``, PyTorch's
+  tie rule: the first maximum in row-major window order wins) and ``pool_scatter`` routes the
+  gradient there. ``pool_scatter`` and ``pool_gather`` are each other's vjp.
+* ``pool_sum`` (window sums with zero padding, divided by the window count for average pooling) and
+  its adjoint ``pool_sum_t``.
+
+Geometry parameters are normalised by the public functions: ``kernel``, ``stride``, ``dilation`` are
+pairs, ``padding`` is ``((top, bottom), (left, right))`` (bottom/right may differ from top/left:
+``padding='same'`` with an even kernel, ``ceil_mode``; they may even be negative when trailing input
+rows fall outside every window).
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .. import _dtype
+from ..errors import DTypeError, ShapeError
+from . import infer
+from .elementwise import as_tensor_arg
+from .op import LINEAR, bind, defop
+from .shape import permute, reshape, swap_last_two
+
+_CHUNK_BYTES = 1 << 20  # col2im works on groups of channels whose padded planes fit in cache
+_WIDE = 32  # from this many output channels on, conv2d's GEMM produces a channels-last output
+
+
+# --- geometry ----------------------------------------------------------------------------------
+def _pair(value, name="value"):
+    if isinstance(value, (tuple, list)):
+        if len(value) == 1:
+            return (int(value[0]),) * 2
+        if len(value) != 2:
+            raise ValueError(f"expected an int or a pair for {name}, got {tuple(value)}")
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
+
+
+def _known(size):
+    """A size known now: an int (a static graph's unknown sizes are None or symbolic)."""
+    return isinstance(size, (int, np.integer))
+
+
+def _out_size(size, k, s, lo, hi, d):
+    if not _known(size):
+        return None
+    return (size + lo + hi - d * (k - 1) - 1) // s + 1
+
+
+def _out_hw(h, w, kernel, stride, padding, dilation):
+    return (_out_size(h, kernel[0], stride[0], *padding[0], dilation[0]),
+            _out_size(w, kernel[1], stride[1], *padding[1], dilation[1]))
+
+
+def _window(i, j, kernel, stride, dilation, out_hw):
+    """Index of the (Ho, Wo) grid of elements at kernel offset (i, j) of every window (NCHW)."""
+    ho, wo = out_hw
+    r, c = i * dilation[0], j * dilation[1]
+    return (slice(None), slice(None), slice(r, r + stride[0] * (ho - 1) + 1, stride[0]),
+            slice(c, c + stride[1] * (wo - 1) + 1, stride[1]))
+
+
+def _offsets(kernel):
+    return [(i, j) for i in range(kernel[0]) for j in range(kernel[1])]
+
+
+def _disjoint(kernel, stride, dilation):
+    """True when no input element belongs to two windows (a scatter can assign instead of add)."""
+    return all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
+
+
+def _order(a):
+    """The axes of ``a`` from the largest stride to the smallest: its memory layout."""
+    return tuple(sorted(range(a.ndim), key=lambda d: -a.strides[d]))
+
+
+def _alloc(shape, dtype, order, fill=None):
+    """An array of ``shape`` laid out in memory like the array whose axis ``order`` is given."""
+    mem_shape = tuple(shape[d] for d in order)
+    buf = np.zeros(mem_shape, dtype) if fill == 0 else np.empty(mem_shape, dtype)
+    out = buf.transpose(np.argsort(order))
+    if fill is not None and fill != 0:
+        out.fill(fill)
+    return out
+
+
+def _padded(x, padding, fill):
+    """``x`` with ``fill`` around it (negative bottom/right padding: no rows are added there)."""
+    (pt, pb), (pl, pr) = padding
+    pb, pr = max(pb, 0), max(pr, 0)
+    if not (pt or pb or pl or pr):
+        return x
+    n, c, h, w = x.shape
+    out = _alloc((n, c, pt + h + pb, pl + w + pr), x.dtype, _order(x))
+    out[:, :, :pt] = fill
+    out[:, :, pt + h:] = fill
+    out[:, :, pt:pt + h, :pl] = fill
+    out[:, :, pt:pt + h, pl + w:] = fill
+    out[:, :, pt:pt + h, pl:pl + w] = x
+    return out
+
+
+def _padded_zeros(n, c, h, w, padding, dtype, order):
+    (pt, pb), (pl, pr) = padding
+    return _alloc((n, c, pt + h + max(pb, 0), pl + w + max(pr, 0)), dtype, order, fill=0)
+
+
+def _crop(buf, padding, h, w):
+    (pt, _), (pl, _) = padding
+    return buf[:, :, pt:pt + h, pl:pl + w]
+
+
+def _check_geometry(op, h, w, kernel, stride, padding, dilation):
+    if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1:
+        raise ShapeError(f"{op}: kernel size, stride and dilation must be positive, got kernel {kernel}, "
+                         f"stride {stride}, dilation {dilation}")
+    ho, wo = _out_hw(h, w, kernel, stride, padding, dilation)
+    if (_known(ho) and ho < 1) or (_known(wo) and wo < 1):
+        ph = h + padding[0][0] + padding[0][1] if _known(h) else None
+        pw = w + padding[1][0] + padding[1][1] if _known(w) else None
+        eff = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+        raise ShapeError(f"{op}: calculated padded input size per channel: ({ph} x {pw}). Kernel size: "
+                         f"({eff[0]} x {eff[1]}). Kernel size can't be greater than actual input size "
+                         f"(input spatial size {h} x {w}, padding {padding})")
+    return ho, wo
+
+
+def _check_4d(op, shape):
+    if len(shape) != 4:
+        raise ShapeError(f"{op}: expected a 4-D input (N, C, H, W), got shape {list(shape)}")
+
+
+# --- im2col / col2im ----------------------------------------------------------------------------
+def _im2col_forward(x, kernel, stride, padding, dilation, groups):
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    (pt, pb), (pl, pr) = padding
+    ho, wo = _out_hw(h, w, kernel, stride, padding, dilation)
+    if ho < 1 or wo < 1:
+        raise ValueError("kernel larger than the padded input")
+    cg = c // groups
+    xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W): free when x is channel-major in memory
+    if pt or pb > 0 or pl or pr > 0 or not (xt.strides[3] == x.itemsize and xt.strides[2] == w * x.itemsize):
+        src = np.zeros((c, n, pt + h + max(pb, 0), pl + w + max(pr, 0)), x.dtype)
+        src[:, :, pt:pt + h, pl:pl + w] = xt
+    else:
+        src = xt
+    s_c, s_n, s_h, s_w = src.strides
+    view = as_strided(src, (groups, kh, kw, cg, n, ho, wo),
+                      (s_c * cg, s_h * dh, s_w * dw, s_c, s_n, s_h * sh, s_w * sw), writeable=False)
+    cols = np.empty((groups, kh, kw, cg, n, ho, wo), x.dtype)
+    cols[...] = view  # whole rows of Wo pixels per copy
+    return cols.reshape(groups, kh * kw * cg, n, ho, wo)
+
+
+def _col2im_forward(cols, size, kernel, stride, padding, dilation, groups):
+    g, kkcg, n, ho, wo = cols.shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    h, w = size
+    cg = kkcg // (kh * kw)
+    c = g * cg
+    (pt, pb), (pl, pr) = padding
+    hp, wp = pt + h + max(pb, 0), pl + w + max(pr, 0)
+    rows = [(i, i * dh, slice(i * dh, i * dh + sh * (ho - 1) + 1, sh)) for i in range(kh)]
+    cols_ = [(j, slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)) for j in range(kw)]
+    if cols.strides[1] == cols.itemsize and kkcg > 1:
+        # Columns stored pixel-major (the gradient of a channels-last GEMM): accumulate channels-last,
+        # a batch of images at a time so the padded buffer stays in cache across the kh * kw passes.
+        src = cols.transpose(2, 3, 4, 0, 1).reshape(n, ho, wo, g, kh, kw, cg)
+        buf = np.zeros((n, hp, wp, g, cg), cols.dtype)
+        chunk = max(1, min(n, _CHUNK_BYTES // max(1, hp * wp * c * cols.itemsize)))
+        for start in range(0, n, chunk):
+            b, p = buf[start:start + chunk], src[start:start + chunk]
+            for i, _, r in rows:
+                for j, q in cols_:
+                    b[:, r, q] += p[:, :, :, :, i, j]
+        return buf.reshape(n, hp, wp, c)[:, pt:pt + h, pl:pl + w].transpose(0, 3, 1, 2)
+    # Columns stored channel-major: every kernel offset adds whole (N, Ho, Wo) planes, channel by channel
+    planes = cols.reshape(g, kh, kw, cg, n, ho, wo)
+    buf = np.zeros((g, cg, n, hp, wp), cols.dtype)
+    chunk = max(1, min(cg, _CHUNK_BYTES // max(1, n * hp * wp * cols.itemsize)))
+    for start in range(0, cg, chunk):
+        b, p = buf[:, start:start + chunk], planes[:, :, :, start:start + chunk]
+        for i, _, r in rows:
+            for j, q in cols_:
+                b[:, :, :, r, q] += p[:, i, j]
+    return buf.reshape(c, n, hp, wp)[:, :, pt:pt + h, pl:pl + w].transpose(1, 0, 2, 3)
+
+
+def _im2col_infer(x, kernel, stride, padding, dilation, groups):
+    shape = infer.shape_of(x)
+    _check_4d("im2col", shape)
+    n, c, h, w = shape
+    if _known(c) and c % groups:
+        raise ShapeError(f"im2col: {c} input channels are not divisible by groups={groups} (input {list(shape)})")
+    ho, wo = _check_geometry("im2col", h, w, kernel, stride, padding, dilation)
+    kkcg = kernel[0] * kernel[1] * (c // groups) if _known(c) else None
+    return (groups, kkcg, n, ho, wo), infer.dtype_of(x)
+
+
+def _col2im_infer(cols, size, kernel, stride, padding, dilation, groups):
+    shape = infer.shape_of(cols)
+    if len(shape) != 5:
+        raise ShapeError(f"col2im: expected columns of shape (groups, kh*kw*C/groups, N, Ho, Wo), got {list(shape)}")
+    g, ckk, n, ho, wo = shape
+    h, w = size
+    expect = _out_hw(h, w, kernel, stride, padding, dilation)
+    if (ho, wo) != expect and all(_known(v) for v in (ho, wo) + expect):
+        raise ShapeError(f"col2im: columns of shape {list(shape)} do not match an image of size {h} x {w} "
+                         f"(expected {expect[0]} x {expect[1]} windows)")
+    if _known(ckk) and ckk % (kernel[0] * kernel[1]):
+        raise ShapeError(f"col2im: dim 1 ({ckk}) of columns {list(shape)} is not a multiple of the kernel size "
+                         f"{kernel[0] * kernel[1]}")
+    c = g * ckk // (kernel[0] * kernel[1]) if _known(ckk) and _known(g) else None
+    return (n, c, h, w), infer.dtype_of(cols)
+
+
+im2col_op = defop(
+    "im2col",
+    _im2col_forward,
+    _im2col_infer,
+    vjp=(lambda g, out, x, **geo: col2im(g, tuple(x.shape[2:]), **geo),),
+    jvp=LINEAR,
+    saves=(),
+    doc="Windows of an NCHW image as columns: (groups, kh*kw*C/groups, N, Ho, Wo).",
+)
+
+col2im_op = defop(
+    "col2im",
+    _col2im_forward,
+    _col2im_infer,
+    vjp=(lambda g, out, cols, size, **geo: im2col(g, **geo),),
+    jvp=LINEAR,
+    saves=(),
+    doc="The adjoint of im2col: every window column added back at its place in an NCHW image.",
+)
+
+
+def im2col(x, kernel, stride, padding, dilation, groups=1):
+    """Primitive: windows as columns (see the module docstring for the layout and parameters)."""
+    return bind(im2col_op, x, kernel=kernel, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def col2im(cols, size, kernel, stride, padding, dilation, groups=1):
+    """Primitive: the adjoint of :func:`im2col`, back to an NCHW image of spatial ``size``."""
+    return bind(col2im_op, cols, size=tuple(size), kernel=kernel, stride=stride, padding=padding,
+                dilation=dilation, groups=groups)
+
+
+# --- convolution -----------------------------------------------------------------------------------
+def _conv_padding(padding, kernel, stride, dilation):
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0), (0, 0))
+        if padding == "same":
+            if stride != (1, 1):  # a RuntimeError in F.conv2d (as PyTorch's), a ValueError too
+                raise ShapeError("padding='same' is not supported for strided convolutions")
+            out = []
+            for k, d in zip(kernel, dilation):
+                total = d * (k - 1)
+                out.append((total // 2, total - total // 2))  # PyTorch puts the odd pixel at the end
+            return tuple(out)
+        raise ShapeError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
+    ph, pw = _pair(padding, "padding")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"negative padding is not supported, got {padding}")
+    return ((ph, ph), (pw, pw))
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation, PyTorch's ``F.conv2d``: input (N, C, H, W) or (C, H, W), weight
+    (O, C/groups, kh, kw). Computed as im2col + one matmul (a batched one per group)."""
+    input, weight = as_tensor_arg(input), as_tensor_arg(weight)
+    if weight.ndim != 4:
+        raise ShapeError(f"conv2d: expected a 4-D weight (out_channels, in_channels/groups, kH, kW), got shape "
+                         f"{list(weight.shape)}")
+    if input.ndim == 3:
+        out = conv2d(reshape(input, (1,) + tuple(input.shape)), weight, bias, stride, padding, dilation, groups)
+        return reshape(out, tuple(out.shape[1:]))
+    if input.ndim != 4:
+        raise ShapeError(f"conv2d: expected a 3-D (unbatched) or 4-D (batched) input, got shape {list(input.shape)}")
+    if input.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
+        raise DTypeError(f"conv2d: input ({input.dtype}), weight ({weight.dtype})"
+                         + (f" and bias ({bias.dtype})" if bias is not None else "") + " must have the same dtype")
+    groups = int(groups)
+    o, cg, kh, kw = (int(s) for s in weight.shape)
+    n, c, h, w = input.shape
+    if groups < 1 or o % groups:
+        raise ShapeError(f"conv2d: out_channels ({o}) of weight {list(weight.shape)} must be divisible by "
+                         f"groups={groups}")
+    if _known(c) and c != cg * groups:
+        raise ShapeError(f"conv2d: Given groups={groups}, weight of size {list(weight.shape)}, expected "
+                         f"input{list(input.shape)} to have {cg * groups} channels, but got {c} channels instead")
+    if bias is not None and tuple(bias.shape) != (o,):
+        raise ShapeError(f"conv2d: bias of shape {list(bias.shape)} does not match out_channels={o}")
+    kernel = (kh, kw)
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    pads = _conv_padding(padding, kernel, stride, dilation)
+    _check_geometry("conv2d", h, w, kernel, stride, pads, dilation)
+    cols = im2col(input, kernel, stride, pads, dilation, groups)  # (G, kh*kw*Cg, N, Ho, Wo)
+    _, kkcg, _, ho, wo = cols.shape
+    wmat = permute(weight, (0, 2, 3, 1))  # (O, kh, kw, Cg): the columns' row order
+    if groups == 1 and o >= _WIDE:
+        # Many output channels: (N*Ho*Wo, O) = columns.T @ kernel.T, which OpenBLAS runs faster in this
+        # orientation (and so are the two products of its backward); the output is channels-last.
+        out = swap_last_two(reshape(cols, (kkcg, -1))) @ swap_last_two(reshape(wmat, (o, kkcg)))
+        if bias is not None:
+            out = out + bias
+        return permute(reshape(out, (-1, ho, wo, o)), (0, 3, 1, 2))
+    if groups == 1:
+        out = reshape(wmat, (o, kkcg)) @ reshape(cols, (kkcg, -1))  # (O, N*Ho*Wo): one GEMM
+    else:
+        out = reshape(reshape(wmat, (groups, o // groups, kkcg)) @ reshape(cols, (groups, kkcg, -1)), (o, -1))
+    if bias is not None:
+        out = out + reshape(bias, (o, 1))
+    return permute(reshape(out, (o, -1, ho, wo)), (1, 0, 2, 3))
+
+
+# --- pooling primitives ---------------------------------------------------------------------------
+def _max_pool_forward(x, kernel, stride, padding, dilation):
+    n, c, h, w = x.shape
+    ho, wo = _out_hw(h, w, kernel, stride, padding, dilation)
+    xp = _padded(x, padding, -np.inf)
+    out = None
+    for i, j in _offsets(kernel):
+        win = xp[_window(i, j, kernel, stride, dilation, (ho, wo))]
+        if out is None:
+            out = win.copy(order="K")
+        else:
+            np.maximum(out, win, out=out)
+    return out
+
+
+def _argmax_forward(x, out, kernel, stride, padding, dilation, flat):
+    """Kernel offset (or, with ``flat``, PyTorch's flat h*W+w input index) of each window's first max.
+
+    The offset of the first match is the number of leading offsets that do not match, which is
+    counted with whole-array boolean ops (no masked assignment, which numpy does slowly).
+    """
+    n, c, h, w = x.shape
+    ho, wo = out.shape[2:]
+    xp = _padded(x, padding, -np.inf)
+    offsets = _offsets(kernel)
+    dtype = np.int8 if len(offsets) < 127 else np.int32
+    nan = np.isnan(out)
+    has_nan = bool(nan.any())
+    idx = None
+    missed = None
+    for i, j in offsets[:-1]:
+        win = xp[_window(i, j, kernel, stride, dilation, (ho, wo))]
+        miss = win != out
+        if has_nan:  # a NaN in the window is its maximum (np.maximum propagates it): route to it
+            miss &= ~(np.isnan(win) & nan)
+        if missed is None:
+            missed = miss
+            idx = miss.astype(dtype)
+        else:
+            missed &= miss
+            idx += missed
+    if idx is None:
+        idx = np.zeros(out.shape, dtype)
+    if not flat:
+        return idx
+    (pt, _), (pl, _) = padding
+    ki, kj = np.divmod(idx.astype(np.int64), kernel[1])
+    rows = np.arange(ho).reshape(ho, 1) * stride[0] - pt + ki * dilation[0]
+    cols = np.arange(wo) * stride[1] - pl + kj * dilation[1]
+    return rows * w + cols
+
+
+def _select(hit, values, finite):
+    """``values`` where ``hit`` else 0: a multiplication (numpy's masked select is ~15x slower), or
+    np.where when non-finite values must not leak NaN (inf * 0) into unselected places."""
+    return values * hit if finite else np.where(hit, values, np.zeros((), values.dtype))
+
+
+def _pool_scatter_forward(g, idx, size, kernel, stride, padding, dilation):
+    n, c, ho, wo = g.shape
+    h, w = size
+    # laid out like the pooled input (idx has its layout): the gradient's next consumers read it so
+    buf = _padded_zeros(n, c, h, w, padding, g.dtype, _order(idx))
+    assign = _disjoint(kernel, stride, dilation)
+    finite = bool(np.isfinite(g).all())
+    for k, (i, j) in enumerate(_offsets(kernel)):
+        dst = buf[_window(i, j, kernel, stride, dilation, (ho, wo))]
+        hit = idx == k
+        if assign and finite:
+            np.multiply(g, hit, out=dst)
+        elif assign:
+            dst[...] = _select(hit, g, False)
+        else:
+            dst += _select(hit, g, finite)
+    return _crop(buf, padding, h, w)
+
+
+def _pool_gather_forward(x, idx, kernel, stride, padding, dilation):
+    ho, wo = idx.shape[2:]
+    xp = _padded(x, padding, 0)
+    finite = bool(np.isfinite(x).all())
+    out = None
+    for k, (i, j) in enumerate(_offsets(kernel)):
+        picked = _select(idx == k, xp[_window(i, j, kernel, stride, dilation, (ho, wo))], finite)
+        out = picked if out is None else np.add(out, picked, out=out)
+    return out
+
+
+def _pool_sum_forward(x, kernel, stride, padding, dilation):
+    n, c, h, w = x.shape
+    ho, wo = _out_hw(h, w, kernel, stride, padding, dilation)
+    xp = _padded(x, padding, 0)
+    out = None
+    for i, j in _offsets(kernel):
+        win = xp[_window(i, j, kernel, stride, dilation, (ho, wo))]
+        if out is None:
+            out = win.copy(order="K")
+        else:
+            out += win
+    return out
+
+
+def _pool_sum_t_forward(g, size, kernel, stride, padding, dilation):
+    n, c, ho, wo = g.shape
+    h, w = size
+    buf = _padded_zeros(n, c, h, w, padding, g.dtype, _order(g))
+    assign = _disjoint(kernel, stride, dilation)
+    for i, j in _offsets(kernel):
+        dst = buf[_window(i, j, kernel, stride, dilation, (ho, wo))]
+        if assign:
+            dst[...] = g
+        else:
+            dst += g
+    return _crop(buf, padding, h, w)
+
+
+def _pool_infer(name):
+    def rule(x, kernel, stride, padding, dilation, **_):
+        shape = infer.shape_of(x)
+        _check_4d(name, shape)
+        n, c, h, w = shape
+        ho, wo = _check_geometry(name, h, w, kernel, stride, padding, dilation)
+        return (n, c, ho, wo), infer.dtype_of(x)
+
+    return rule
+
+
+def _argmax_infer(x, out, kernel, stride, padding, dilation, flat):
+    shape, _ = _pool_infer("max_pool2d")(x, kernel, stride, padding, dilation)
+    n_offsets = kernel[0] * kernel[1]
+    return shape, np.dtype(np.int64 if flat else (np.int8 if n_offsets < 127 else np.int32))
+
+
+def _scatter_infer(name):
+    def rule(g, *rest, size, kernel, stride, padding, dilation):
+        shape = infer.shape_of(g)
+        _check_4d(name, shape)
+        n, c, ho, wo = shape
+        expect = _out_hw(*size, kernel, stride, padding, dilation)
+        if all(_known(v) for v in (ho, wo) + expect) and (ho, wo) != expect:
+            raise ShapeError(f"{name}: gradient of shape {list(shape)} does not match the {expect[0]} x {expect[1]} "
+                             f"windows of an image of size {size[0]} x {size[1]}")
+        return (n, c) + tuple(size), infer.dtype_of(g)
+
+    return rule
+
+
+def _max_pool_vjp(g, out, x, **geo):
+    return pool_scatter(g, bind(argmax_op, x, out, flat=False, **geo), tuple(x.shape[2:]), **geo)
+
+
+max_pool_op = defop(
+    "max_pool2d",
+    _max_pool_forward,
+    _pool_infer("max_pool2d"),
+    vjp=(_max_pool_vjp,),
+    jvp=lambda tangents, out, x, **geo: pool_gather(tangents[0], bind(argmax_op, x, out, flat=False, **geo), **geo),
+    saves=(0,),
+    saves_output=True,
+    doc="Window maxima (padding counts as -inf).",
+)
+
+argmax_op = defop(
+    "max_pool2d_argmax",
+    _argmax_forward,
+    _argmax_infer,
+    doc="Which element of each window is its (first) maximum: a kernel offset, or PyTorch's flat index.",
+)
+
+pool_scatter_op = defop(
+    "pool_scatter",
+    _pool_scatter_forward,
+    _scatter_infer("pool_scatter"),
+    vjp=(lambda g, out, grad, idx, size, **geo: pool_gather(g, idx, **geo), None),
+    jvp=LINEAR,
+    saves=(1,),
+    doc="zeros(N, C, *size) with each value added at the window element that idx selects.",
+)
+
+pool_gather_op = defop(
+    "pool_gather",
+    _pool_gather_forward,
+    lambda x, idx, **geo: (infer.shape_of(idx), infer.dtype_of(x)),
+    vjp=(lambda g, out, x, idx, **geo: pool_scatter(g, idx, tuple(x.shape[2:]), **geo), None),
+    jvp=LINEAR,
+    saves=(1,),
+    doc="The window element that idx selects, per window: the adjoint of pool_scatter.",
+)
+
+pool_sum_op = defop(
+    "pool_sum",
+    _pool_sum_forward,
+    _pool_infer("pool_sum"),
+    vjp=(lambda g, out, x, **geo: pool_sum_t(g, tuple(x.shape[2:]), **geo),),
+    jvp=LINEAR,
+    saves=(),
+    doc="Window sums (zero padding).",
+)
+
+pool_sum_t_op = defop(
+    "pool_sum_t",
+    _pool_sum_t_forward,
+    _scatter_infer("pool_sum_t"),
+    vjp=(lambda g, out, grad, size, **geo: pool_sum(g, **geo),),
+    jvp=LINEAR,
+    saves=(),
+    doc="The adjoint of pool_sum: each value added to every element of its window.",
+)
+
+
+def pool_scatter(g, idx, size, kernel, stride, padding, dilation):
+    return bind(pool_scatter_op, g, idx, size=tuple(size), kernel=kernel, stride=stride, padding=padding,
+                dilation=dilation)
+
+
+def pool_gather(x, idx, kernel, stride, padding, dilation):
+    return bind(pool_gather_op, x, idx, kernel=kernel, stride=stride, padding=padding, dilation=dilation)
+
+
+def pool_sum(x, kernel, stride, padding, dilation):
+    return bind(pool_sum_op, x, kernel=kernel, stride=stride, padding=padding, dilation=dilation)
+
+
+def pool_sum_t(g, size, kernel, stride, padding, dilation):
+    return bind(pool_sum_t_op, g, size=tuple(size), kernel=kernel, stride=stride, padding=padding,
+                dilation=dilation)
+
+
+# --- pooling functions ----------------------------------------------------------------------------
+def _pool_geometry(op, input, kernel_size, stride, padding, dilation, ceil_mode):
+    """Normalised (kernel, stride, padding pairs, dilation) with PyTorch's checks and ceil_mode sizes."""
+    kernel = _pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else _pair(stride)
+    pad = _pair(padding, "padding")
+    dilation = _pair(dilation, "dilation")
+    if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(f"{op}: kernel_size, stride and dilation must be greater than zero, got kernel_size="
+                         f"{kernel}, stride={stride}, dilation={dilation}")
+    for p, k, d in zip(pad, kernel, dilation):
+        if p < 0 or p > (d * (k - 1) + 1) // 2:
+            raise ValueError(f"{op}: pad should be at most half of effective kernel size, but got pad={p}, "
+                             f"kernel_size={k} and dilation={d}")
+    h, w = input.shape[-2:]
+    pads = []
+    for size, k, s, p, d in zip((h, w), kernel, stride, pad, dilation):
+        if not _known(size):
+            pads.append((p, p))
+            continue
+        span = size + 2 * p - d * (k - 1) - 1
+        if span < 0:
+            raise ShapeError(f"{op}: output size is too small: input {size} with padding {p} is smaller than the "
+                             f"effective kernel size {d * (k - 1) + 1} (input shape {list(input.shape)})")
+        out = (-(-span // s) if ceil_mode else span // s) + 1
+        if ceil_mode and (out - 1) * s >= size + p:  # the last window must start inside input or left pad
+            out -= 1
+        pads.append((p, (out - 1) * s + d * (k - 1) + 1 - size - p))
+    return kernel, stride, tuple(pads), dilation
+
+
+def _batched(input, op):
+    input = as_tensor_arg(input)
+    if input.ndim == 3:
+        return reshape(input, (1,) + tuple(input.shape)), True
+    if input.ndim != 4:
+        raise ShapeError(f"{op}: expected a 3-D (unbatched) or 4-D (batched) input, got shape {list(input.shape)}")
+    return input, False
+
+
+def _unbatched(out, squeeze):
+    return reshape(out, tuple(out.shape[1:])) if squeeze else out
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """PyTorch's ``F.max_pool2d``; with ``return_indices`` also the flat (h * W + w) argmax indices."""
+    x, squeeze = _batched(input, "max_pool2d")
+    if x.dtype.is_floating_point is False:
+        raise DTypeError(f"max_pool2d: expected a floating point input, got {x.dtype}")
+    kernel, stride, pads, dilation = _pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation,
+                                                    ceil_mode)
+    geo = dict(kernel=kernel, stride=stride, padding=pads, dilation=dilation)
+    out = bind(max_pool_op, x, **geo)
+    if not return_indices:
+        return _unbatched(out, squeeze)
+    indices = bind(argmax_op, x.detach(), out.detach(), flat=True, **geo)
+    return _unbatched(out, squeeze), _unbatched(indices, squeeze)
+
+
+def _window_counts(size, k, s, pad_lo, pad_hi, out, lo, hi):
+    """How many positions of each window along one axis fall inside [lo, hi) (input coordinates)."""
+    starts = np.arange(out) * s - pad_lo
+    return np.clip(np.minimum(starts + k, hi) - np.maximum(starts, lo), 0, None)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """PyTorch's ``F.avg_pool2d``: window sums over zero padding divided by the window count."""
+    x, squeeze = _batched(input, "avg_pool2d")
+    kernel, stride, pads, dilation = _pool_geometry("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
+    geo = dict(kernel=kernel, stride=stride, padding=pads, dilation=dilation)
+    total = pool_sum(x, **geo)
+    if divisor_override:
+        return _unbatched(total / divisor_override, squeeze)
+    h, w = x.shape[2:]
+    ho, wo = total.shape[2:]
+    counts = []
+    for size, k, s, (lo, hi), out in zip((h, w), kernel, stride, pads, (ho, wo)):
+        if count_include_pad:  # windows are clipped to the padded input (ceil_mode can overhang it)
+            p = lo
+            counts.append(_window_counts(size, k, s, lo, hi, out, -p, size + p))
+        else:
+            counts.append(_window_counts(size, k, s, lo, hi, out, 0, size))
+    divisor = np.outer(counts[0], counts[1])
+    if np.all(divisor == kernel[0] * kernel[1]):
+        return _unbatched(total / (kernel[0] * kernel[1]), squeeze)
+    return _unbatched(total / as_tensor_arg(divisor.astype(_dtype.to_numpy_dtype(total.dtype))), squeeze)
+

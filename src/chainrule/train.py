@@ -1,0 +1,183 @@
+"""``chainrule train``: train LeNet-5 or an MLP on handwritten digits, from the command line.
+
+The default run needs no download: scikit-learn's bundled 8x8 digits, upsampled to 32x32.
+``--dataset mnist --data-dir DIR`` trains on the original MNIST files in DIR.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+import chainrule as cr
+from chainrule import nn
+from chainrule.models import MLP, LeNet5
+from chainrule.utils.data import DataLoader, TensorDataset
+
+DEFAULTS = {  # per dataset: epochs, batch size, learning rate (Adam)
+    "digits": (15, 32, 2e-3),
+    "mnist": (10, 64, 1e-3),
+}
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def register(subparsers):
+    p = subparsers.add_parser("train", help="train LeNet-5 or an MLP on digits or MNIST",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=("lenet5", "mlp"), default="lenet5")
+    p.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
+    p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (for --dataset mnist)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--momentum", type=float, default=0.9, help="for --optimizer sgd")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--checkpoint-dir", default=None, help="save model and optimizer here after every epoch")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
+    p.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="log loss, accuracy, learning rate and the model graph for TensorBoard")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+    p.set_defaults(func=run)
+
+
+def load_data(dataset, data_dir):
+    """Train and test arrays: images float32 (N, 1, H, W), normalised; labels int64."""
+    if dataset == "digits":
+        from chainrule.datasets import Digits
+
+        (x_train, y_train), (x_test, y_test) = Digits(train=True).arrays(), Digits(train=False).arrays()
+        mean, std = x_train.mean(), x_train.std()
+    else:
+        if data_dir is None:
+            raise SystemExit("chainrule train: --dataset mnist needs --data-dir DIR with the four MNIST IDX files")
+        from chainrule.datasets import MNIST
+
+        (x_train, y_train) = MNIST(data_dir, train=True).arrays()
+        (x_test, y_test) = MNIST(data_dir, train=False).arrays()
+        mean, std = MNIST_MEAN, MNIST_STD
+    return (_normalise(x_train, mean, std), y_train), (_normalise(x_test, mean, std), y_test)
+
+
+def _normalise(x, mean, std):
+    return ((x - mean) / std).astype(np.float32)
+
+
+def build_model(name, image_shape):
+    channels, height, width = image_shape
+    if name == "lenet5":
+        return LeNet5(in_channels=channels, input_size=height)
+    return MLP(in_features=channels * height * width)
+
+
+def build_optimizer(args, params):
+    if args.optimizer == "sgd":
+        return cr.optim.SGD(params, lr=args.lr, momentum=args.momentum, nesterov=args.momentum > 0)
+    cls = cr.optim.Adam if args.optimizer == "adam" else cr.optim.AdamW
+    return cls(params, lr=args.lr)
+
+
+def evaluate(model, x, y, batch_size=1000):
+    """Accuracy of ``model`` on arrays ``x``, ``y``, in eval mode and without recording the tape."""
+    model.eval()
+    correct = 0
+    with cr.no_grad():
+        for start in range(0, len(x), batch_size):
+            logits = model(cr.from_numpy(x[start:start + batch_size]))
+            correct += int((logits.argmax(1).numpy() == y[start:start + batch_size]).sum())
+    model.train()
+    return correct / len(x)
+
+
+def run(args):
+    epochs, batch_size, lr = DEFAULTS[args.dataset]
+    args.epochs = args.epochs or epochs
+    args.batch_size = args.batch_size or batch_size
+    args.lr = args.lr or lr
+    cr.manual_seed(args.seed)
+    (x_train, y_train), (x_test, y_test) = load_data(args.dataset, args.data_dir)
+    model = build_model(args.model, x_train.shape[1:])
+    optimizer = build_optimizer(args, model.parameters())
+    scheduler = cr.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+    loss_fn = nn.CrossEntropyLoss()
+    start_epoch = 0
+    checkpoint = Path(args.checkpoint_dir) / "last.safetensors" if args.checkpoint_dir else None
+    if args.resume:
+        if checkpoint is None or not checkpoint.exists():
+            raise SystemExit(f"chainrule train: --resume needs an existing checkpoint, {checkpoint} not found")
+        state = cr.load(checkpoint)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch = state["epoch"]
+        print(f"resumed from {checkpoint} after epoch {start_epoch}")
+
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{args.model} ({n_params:,} parameters) on {args.dataset}: {len(x_train):,} train / {len(x_test):,} "
+          f"test images, {args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {args.lr:g}")
+    train_set = TensorDataset(cr.from_numpy(x_train), cr.from_numpy(y_train))
+    generator = cr.Generator()
+    loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, generator=generator,
+                        num_workers=args.workers, drop_last=False)
+    writer = _tensorboard(args.tensorboard, model, x_train[:1])
+    accuracy, samples, seconds = 0.0, 0, 0.0
+    step = start_epoch * len(loader)
+    for epoch in range(start_epoch, args.epochs):
+        generator.manual_seed(args.seed * 1000 + epoch)  # the order depends on the epoch alone: resumable
+        began = time.perf_counter()
+        seen, running = 0, 0.0
+        bar = _progress(loader, f"epoch {epoch + 1}/{args.epochs}", args.no_progress)
+        for images, labels in bar:
+            optimizer.zero_grad()
+            loss = loss_fn(model(images), labels)
+            loss.backward()
+            optimizer.step()
+            seen += len(labels)
+            running += loss.item() * len(labels)
+            step += 1
+            if writer is not None and step % 10 == 0:
+                writer.add_scalar("train/loss", loss.item(), step)
+            if bar is not loader:
+                bar.set_postfix(loss=f"{running / seen:.4f}",
+                                rate=f"{seen / (time.perf_counter() - began):.0f}/s", refresh=False)
+        scheduler.step()
+        elapsed = time.perf_counter() - began
+        samples, seconds = samples + seen, seconds + elapsed
+        accuracy = evaluate(model, x_test, y_test)
+        print(f"epoch {epoch + 1}: train loss {running / seen:.4f}, test accuracy {accuracy:.2%}, "
+              f"{seen / elapsed:.0f} samples/s", flush=True)
+        if writer is not None:
+            writer.add_scalar("test/accuracy", accuracy, epoch + 1)
+            writer.add_scalar("lr", optimizer.param_groups[0]["lr"], epoch + 1)
+            writer.flush()
+        if checkpoint is not None:
+            cr.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "epoch": epoch + 1}, checkpoint)
+    if samples == 0:
+        accuracy = evaluate(model, x_test, y_test)
+    if writer is not None:
+        writer.close()
+    rate = samples / seconds if seconds else 0.0
+    print(f"final test accuracy {accuracy:.2%} | {rate:.0f} samples/s")
+    return 0
+
+
+def _tensorboard(log_dir, model, example):
+    if log_dir is None:
+        return None
+    from chainrule.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(log_dir)
+    writer.add_graph(model, cr.from_numpy(example))
+    return writer
+
+
+def _progress(loader, description, disabled):
+    if disabled:
+        return loader
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return loader
+    return tqdm(loader, desc=description, unit="batch", leave=False, dynamic_ncols=True)
