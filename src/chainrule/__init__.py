@@ -9,6 +9,8 @@
 # ruff: noqa: I001 - the import order matters: Tensor must exist before the modules that build on it
 import numpy as _np
 
+from . import _malloc
+
 from ._dtype import DType as dtype  # noqa: F401
 from ._dtype import bool_ as bool  # noqa: A001
 from ._dtype import float16, float32, float64, int8, int16, int32, int64, uint8
@@ -23,6 +25,7 @@ from .io import load, save
 
 # PyTorch returns nan/inf quietly (log(0), 0/0); numpy would warn on every such op.
 _np.seterr(divide="ignore", invalid="ignore", over="ignore")
+_malloc.tune()
 
 half, float, double, long, int = float16, float32, float64, int64, int32  # noqa: A001
 __version__ = "0.1.0"

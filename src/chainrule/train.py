@@ -5,6 +5,7 @@ The default run needs no download: scikit-learn's bundled 8x8 digits, upsampled 
 """
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,25 @@ def build_optimizer(args, params):
     return cls(params, lr=args.lr)
 
 
+def cosine_schedule(optimizer, lr, epochs, start_epoch=0):
+    """Cosine annealing from ``lr`` over ``epochs``, advanced to ``start_epoch``.
+
+    On resume the schedule is replayed from the command line rather than loaded from the
+    checkpoint: the interrupted run may have planned fewer epochs (``--epochs 1``, then
+    ``--resume --epochs 2``), and its saved schedule would then continue at a rate of 0. Replaying
+    PyTorch's recursive formula gives the rates of an uninterrupted run bit for bit.
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        group["initial_lr"] = lr
+    scheduler = cr.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()": this is a replay
+        for _ in range(min(start_epoch, epochs)):
+            scheduler.step()
+    return scheduler
+
+
 def evaluate(model, x, y, batch_size=1000):
     """Accuracy of ``model`` on arrays ``x``, ``y``, in eval mode and without recording the tape."""
     model.eval()
@@ -92,14 +112,17 @@ def evaluate(model, x, y, batch_size=1000):
 
 def run(args):
     epochs, batch_size, lr = DEFAULTS[args.dataset]
-    args.epochs = args.epochs or epochs
-    args.batch_size = args.batch_size or batch_size
-    args.lr = args.lr or lr
+    args.epochs = epochs if args.epochs is None else args.epochs
+    args.batch_size = batch_size if args.batch_size is None else args.batch_size
+    args.lr = lr if args.lr is None else args.lr
+    if args.epochs < 0 or args.batch_size < 1 or args.lr <= 0:
+        raise SystemExit("chainrule train: --epochs must be >= 0, --batch-size >= 1 and --lr > 0")
+    if args.resume and args.checkpoint_dir is None:
+        raise SystemExit("chainrule train: --resume needs --checkpoint-dir DIR (the directory of an earlier run)")
     cr.manual_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_data(args.dataset, args.data_dir)
     model = build_model(args.model, x_train.shape[1:])
     optimizer = build_optimizer(args, model.parameters())
-    scheduler = cr.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     loss_fn = nn.CrossEntropyLoss()
     start_epoch = 0
     checkpoint = Path(args.checkpoint_dir) / "last.safetensors" if args.checkpoint_dir else None
@@ -109,9 +132,11 @@ def run(args):
         state = cr.load(checkpoint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         start_epoch = state["epoch"]
         print(f"resumed from {checkpoint} after epoch {start_epoch}")
+    elif checkpoint is not None:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    scheduler = cosine_schedule(optimizer, args.lr, args.epochs, start_epoch)
 
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{args.model} ({n_params:,} parameters) on {args.dataset}: {len(x_train):,} train / {len(x_test):,} "

@@ -132,12 +132,14 @@ class Function:
         with no_grad():
             raw = cls.forward(ctx, *args, **kwargs)
         is_tuple = isinstance(raw, tuple)
-        outputs = [_fresh(o, args) for o in (raw if is_tuple else (raw,))]
+        raw = raw if is_tuple else (raw,)
+        non_diff = {id(t) for t in ctx._non_differentiable}
+        differentiable = [id(o) not in non_diff for o in raw]  # judged before inputs are re-wrapped
+        outputs = [_fresh(o, args) for o in raw]
         if state.grad_enabled and any(needs):
             node = FunctionNode(cls, ctx, args, outputs)
-            non_diff = {id(t) for t in ctx._non_differentiable}
             for nr, o in enumerate(outputs):
-                if isinstance(o, Tensor) and o._data.dtype.kind == "f" and id(o) not in non_diff:
+                if isinstance(o, Tensor) and o._data.dtype.kind == "f" and differentiable[nr]:
                     o.grad_fn, o._out_nr, o._requires_grad = node, nr, True
             ctx._node = weakref.ref(node)
             ctx._saved = [_saved_entry(t, outputs) for t in ctx._to_save]

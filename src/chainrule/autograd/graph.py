@@ -142,8 +142,8 @@ class OpNode(Node):
         vjp = self.op.vjp
         if isinstance(vjp, tuple):
             return [
-                rule(g, out, *inputs, **self.params) if need else None
-                for rule, need in zip(vjp, needed)
+                rule(g, out, *inputs, **self.params) if need and rule is not None else None
+                for rule, need in zip(vjp, needed)  # a None rule: that input gets no gradient
             ]
         return vjp(g, out, *inputs, **self.params)
 

@@ -187,10 +187,31 @@ gather_op = defop(
     "gather",
     _gather_forward,
     _gather_infer,
-    vjp=(lambda g, out, x, index, dim: scatter_add(_zeros(x.shape, g), dim, index, g), None),
+    vjp=(lambda g, out, x, index, dim: gather_backward(g, index, dim, x.shape), None),
     jvp=LINEAR,
     saves=(1,),
 )
+
+
+def _gather_backward_forward(g, index, dim, shape):
+    out = np.zeros(shape, g.dtype)
+    np.add.at(out, _scatter_index(index, dim), g)  # repeated indices must add up
+    return out
+
+
+gather_backward_op = defop(
+    "gather_backward",
+    _gather_backward_forward,
+    lambda g, index, dim, shape: (tuple(shape), infer.dtype_of(g)),
+    vjp=(lambda gg, out, g, index, dim, shape: gather(gg, dim, index), None),
+    jvp=LINEAR,
+    saves=(1,),
+    doc="zeros(shape) with g added at the gathered places: gather's adjoint (its own adjoint is gather).",
+)
+
+
+def gather_backward(g, index, dim, shape):
+    return bind(gather_backward_op, g, index, dim=dim, shape=tuple(shape))
 
 
 def _scatter_add_forward(x, index, src, dim):
@@ -231,10 +252,6 @@ scatter_op = defop(
     jvp=LINEAR,
     saves=(1,),
 )
-
-
-def _zeros(shape, like):
-    return Tensor(np.zeros(shape, like._data.dtype))
 
 
 def _dim_of(input, dim, op):

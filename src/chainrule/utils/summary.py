@@ -1,11 +1,12 @@
 """``chainrule.summary(model, input_size)``: a table of the layers a forward pass runs.
 
-One row per module call, in call order, with its output shape and the parameters it owns. A
-module called twice appears twice but its parameters count once; parameters registered on the
-model but never used by the forward pass are reported separately, so "used" and "registered"
-can differ (weight sharing, unused branches).
+One row per module call, in the order the calls start (a container before the layers it runs),
+with its output shape and the parameters it owns. A module called twice appears twice but its
+parameters count once; parameters registered on the model but never used by the forward pass are
+reported separately, so "used" and "registered" can differ (weight sharing, unused branches).
 """
 
+import numbers
 from dataclasses import dataclass, field
 
 
@@ -46,28 +47,41 @@ class Summary:
 
 
 def summary(model, input_size, dtype=None, print_table=True):
-    """Run ``model`` once on zeros of ``input_size`` (batch dim included) and tabulate its layers."""
+    """Run ``model`` once on zeros of ``input_size`` (batch dim included) and tabulate its layers.
+
+    ``input_size`` is one shape, or a list of shapes for a model taking several inputs. The model
+    runs in eval mode without recording the tape; every module's training flag is restored after.
+    """
     import chainrule as cr
 
-    sizes = [input_size] if isinstance(input_size[0], int) else list(input_size)
-    inputs = [cr.zeros(tuple(s), dtype=dtype) for s in sizes]
+    sizes = [input_size] if isinstance(input_size[0], numbers.Integral) else list(input_size)
+    inputs = [cr.zeros(tuple(int(d) for d in s), dtype=dtype) for s in sizes]
     names = {id(m): name or model.__class__.__name__ for name, m in model.named_modules()}
     result = Summary()
     used = {}
     seen_modules = set()
+    pending = {}  # id(module) -> stack of rows opened by the pre-hook, filled in by the hook
 
-    def record(module, args, output):
+    def open_row(module, args):
+        # The row is placed when the call starts, so a container precedes the layers it runs.
         first_call = id(module) not in seen_modules
         seen_modules.add(id(module))
         own = [p for p in module.parameters(recurse=False) if id(p) not in used] if first_call else []
         for p in own:
             used[id(p)] = p
-        shape = tuple(output.shape) if hasattr(output, "shape") else ()
-        result.rows.append(LayerRow(names.get(id(module), "?"), type(module).__name__, shape,
-                                    sum(p.numel() for p in own), repeated=not first_call))
+        row = LayerRow(names.get(id(module), "?"), type(module).__name__, (),
+                       sum(p.numel() for p in own), repeated=not first_call)
+        result.rows.append(row)
+        pending.setdefault(id(module), []).append(row)
 
-    handles = [m.register_forward_hook(record) for _, m in model.named_modules() if m is not model]
-    was_training = model.training
+    def close_row(module, args, output):
+        row = pending[id(module)].pop()
+        row.output_shape = tuple(output.shape) if hasattr(output, "shape") else ()
+
+    submodules = [m for _, m in model.named_modules() if m is not model]
+    handles = [m.register_forward_pre_hook(open_row) for m in submodules]
+    handles += [m.register_forward_hook(close_row) for m in submodules]
+    modes = [(m, m.training) for m in model.modules()]  # per module: a frozen submodule stays in eval
     model.eval()
     try:
         with cr.no_grad():
@@ -75,7 +89,8 @@ def summary(model, input_size, dtype=None, print_table=True):
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
     registered = {id(p): p for p in model.parameters()}
     for p in model.parameters(recurse=False):  # the model's own parameters are used by its forward
         used.setdefault(id(p), p)
