@@ -5,9 +5,9 @@ PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
 .PHONY: demo test install-test lint bench
 
-demo:
+demo:  ## train LeNet-5 on the bundled digits (no download)
 	$(PIP) -e ".[train]"
-	$(PYTHON) -m chainrule demo
+	$(PYTHON) -m chainrule train
 
 install-test:
 	$(PIP) -e ".[test]"
