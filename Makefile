@@ -14,7 +14,7 @@ install-test:
 
 test: install-test
 	$(PYTHON) -m ruff check src tests bench
-	$(PYTHON) -m pytest -q -p no:cacheprovider
+	$(PYTHON) -m pytest -p no:cacheprovider
 
 bench:
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTHON) -m bench
