@@ -21,7 +21,8 @@ import warnings
 import numpy as np
 
 from ..autograd.grad_mode import no_grad, state
-from ..tensor import Tensor, _wrap, _write_result
+from ..ops.op import bind as _bind
+from ..tensor import Tensor, _write_result
 
 
 class Value:
@@ -191,12 +192,8 @@ class Recorder:
 
     # --- the tracer protocol (what bind, Function.apply and in-place ops call) ---------------------
     def bind(self, op, args, params):
-        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
-        try:
-            out = op.forward(*arrays, **params)
-        except Exception as exc:
-            raise op.error(args, params, exc) from None
-        result = _wrap(out)
+        with self.paused():  # compute exactly as eager mode does, then record
+            result = _bind(op, *args, **params)
         self._record("op", [self._arg(a) for a in args], [result], op=op, params=dict(params))
         return result
 

@@ -26,7 +26,7 @@ from ..autograd.graph import OpNode
 from ..errors import ChainruleError, GraphError, ShapeError
 from ..ops import infer as _infer
 from ..ops.op import OPS, Meta, defop
-from ..tensor import Size, Tensor
+from ..tensor import Size, Tensor, _init
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
@@ -274,16 +274,7 @@ class SymbolicTensor(Tensor):
     @classmethod
     def _make(cls, array):
         t = object.__new__(cls)
-        t._data = array
-        t._requires_grad = False
-        t.grad = None
-        t.grad_fn = None
-        t._out_nr = 0
-        t._version = [0]
-        t._base = None
-        t._hooks = None
-        t._fw = None
-        t._accum = None
+        _init(t, array)
         return t
 
     @property
