@@ -20,6 +20,7 @@ DEFAULTS = {  # per dataset: epochs, batch size, learning rate (Adam)
     "mnist": (10, 64, 1e-3),
 }
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+MNIST_NEEDS_DATA_DIR = "chainrule train: --dataset mnist needs --data-dir DIR with the four MNIST IDX files"
 
 
 def register(subparsers):
@@ -48,15 +49,21 @@ def load_data(dataset, data_dir):
     if dataset == "digits":
         from chainrule.datasets import Digits
 
-        (x_train, y_train), (x_test, y_test) = Digits(train=True).arrays(), Digits(train=False).arrays()
+        try:
+            (x_train, y_train), (x_test, y_test) = Digits(train=True).arrays(), Digits(train=False).arrays()
+        except ImportError as exc:  # scikit-learn, which bundles the digits, is an optional extra
+            raise SystemExit(f"chainrule train: {exc}") from exc
         mean, std = x_train.mean(), x_train.std()
     else:
         if data_dir is None:
-            raise SystemExit("chainrule train: --dataset mnist needs --data-dir DIR with the four MNIST IDX files")
+            raise SystemExit(MNIST_NEEDS_DATA_DIR)
         from chainrule.datasets import MNIST
 
-        (x_train, y_train) = MNIST(data_dir, train=True).arrays()
-        (x_test, y_test) = MNIST(data_dir, train=False).arrays()
+        try:  # a missing or corrupt file: the dataset's message names it; no traceback on the command line
+            (x_train, y_train) = MNIST(data_dir, train=True).arrays()
+            (x_test, y_test) = MNIST(data_dir, train=False).arrays()
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"chainrule train: {exc}") from exc
         mean, std = MNIST_MEAN, MNIST_STD
     return (_normalise(x_train, mean, std), y_train), (_normalise(x_test, mean, std), y_test)
 
@@ -117,22 +124,33 @@ def run(args):
     args.lr = lr if args.lr is None else args.lr
     if args.epochs < 0 or args.batch_size < 1 or args.lr <= 0:
         raise SystemExit("chainrule train: --epochs must be >= 0, --batch-size >= 1 and --lr > 0")
+    # option errors first, before minutes of loading or training
+    if args.dataset == "mnist" and args.data_dir is None:
+        raise SystemExit(MNIST_NEEDS_DATA_DIR)
     if args.resume and args.checkpoint_dir is None:
         raise SystemExit("chainrule train: --resume needs --checkpoint-dir DIR (the directory of an earlier run)")
+    checkpoint = Path(args.checkpoint_dir) / "last.safetensors" if args.checkpoint_dir else None
+    if args.resume and not checkpoint.exists():
+        raise SystemExit(f"chainrule train: --resume needs an existing checkpoint, {checkpoint} not found")
     cr.manual_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_data(args.dataset, args.data_dir)
     model = build_model(args.model, x_train.shape[1:])
     optimizer = build_optimizer(args, model.parameters())
     loss_fn = nn.CrossEntropyLoss()
     start_epoch = 0
-    checkpoint = Path(args.checkpoint_dir) / "last.safetensors" if args.checkpoint_dir else None
     if args.resume:
-        if checkpoint is None or not checkpoint.exists():
-            raise SystemExit(f"chainrule train: --resume needs an existing checkpoint, {checkpoint} not found")
-        state = cr.load(checkpoint)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch = state["epoch"]
+        try:  # a damaged file, or one from another --model: say so, without a traceback
+            state = cr.load(checkpoint)
+            saved = state.get("config", {})
+            for option in ("model", "optimizer"):  # Adam's state would load into SGD and fail mid-epoch
+                if option in saved and saved[option] != getattr(args, option):
+                    raise ValueError(f"it was written by a run with --{option} {saved[option]}")
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            start_epoch = int(state["epoch"])
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+            raise SystemExit(f"chainrule train: cannot resume from {checkpoint} with --model {args.model} "
+                             f"--optimizer {args.optimizer}: {exc}") from exc
         print(f"resumed from {checkpoint} after epoch {start_epoch}")
     elif checkpoint is not None:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
@@ -178,7 +196,8 @@ def run(args):
             writer.flush()
         if checkpoint is not None:
             cr.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "epoch": epoch + 1}, checkpoint)
+                     "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
+                     "config": {"model": args.model, "optimizer": args.optimizer}}, checkpoint)
     if samples == 0:
         accuracy = evaluate(model, x_test, y_test)
     if writer is not None:

@@ -31,7 +31,7 @@ class Summary:
         header = ("Layer (type)", "Output shape", "Param #")
         lines = [(f"{r.name} ({r.kind})", str(list(r.output_shape)),
                   "(shared)" if r.repeated and r.params == 0 else f"{r.params:,}") for r in self.rows]
-        widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+        widths = [max([len(h)] + [len(line[i]) for line in lines]) for i, h in enumerate(header)]
         rule = "=" * (sum(widths) + 4)
         fmt = f"{{:<{widths[0]}}}  {{:<{widths[1]}}}  {{:>{widths[2]}}}"
         out = [rule, fmt.format(*header), rule] + [fmt.format(*line) for line in lines] + [rule]
@@ -78,7 +78,7 @@ def summary(model, input_size, dtype=None, print_table=True):
         row = pending[id(module)].pop()
         row.output_shape = tuple(output.shape) if hasattr(output, "shape") else ()
 
-    submodules = [m for _, m in model.named_modules() if m is not model]
+    submodules = [m for _, m in model.named_modules() if m is not model] or [model]  # a lone layer: its own row
     handles = [m.register_forward_pre_hook(open_row) for m in submodules]
     handles += [m.register_forward_hook(close_row) for m in submodules]
     modes = [(m, m.training) for m in model.modules()]  # per module: a frozen submodule stays in eval
