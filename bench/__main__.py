@@ -1,8 +1,10 @@
-"""``python -m bench [NAME ...]``: run the workloads (all by default) and print ratios to PyTorch."""
+"""``python -m bench [NAME ...]``: run the workloads (all by default), print ratios to PyTorch and a summary."""
 
+import os
 import sys
+import time
 
-from .harness import report, run, time_step
+from .harness import report, run, summary
 from .workloads import NUMPY_FLOORS, WORKLOADS
 
 
@@ -12,13 +14,24 @@ def main(argv):
     if unknown:
         print(f"unknown workload(s) {unknown}; choose from {list(WORKLOADS)}", file=sys.stderr)
         return 2
+    threads = {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    print("threads: " + " ".join(f"{k}={v}" for k, v in threads.items()) + f"  load average: {_load()}", flush=True)
+    start = time.perf_counter()
+    results = []
     for name in names:
         workload = WORKLOADS[name]
-        timings = run(workload)
-        if name in NUMPY_FLOORS:
-            timings["numpy"] = time_step(NUMPY_FLOORS[name](None), workload.rounds, workload.steps_per_round)
+        timings = run(workload, floor=NUMPY_FLOORS.get(name))
+        results.append((workload, timings))
         print(report(workload, timings), flush=True)
+    print(f"\n{summary(results)}\ntotal {time.perf_counter() - start:.0f} s, load average: {_load()}", flush=True)
     return 0
+
+
+def _load():
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
 
 
 if __name__ == "__main__":

@@ -166,11 +166,11 @@ def make_static_branches(framework):
 
 STATIC_WORKLOADS = {
     "mlp_small_step": Workload("mlp_small_step", make_mlp_small_step, rounds=9, steps_per_round=300),
-    "mlp_mnist_step": Workload("mlp_mnist_step", make_mlp_mnist_step, rounds=5, steps_per_round=10),
+    "static_mlp_mnist_step": Workload("static_mlp_mnist_step", make_mlp_mnist_step, rounds=5, steps_per_round=10),
 }
 NUMPY_FLOORS = {
     "mlp_small_step": lambda _: _mlp_step_numpy((64, 32, 10), 32, 0.01, 0.0),
-    "mlp_mnist_step": lambda _: _mlp_step_numpy((784, 512, 512, 10), 256, 0.01, 0.9),
+    "static_mlp_mnist_step": lambda _: _mlp_step_numpy((784, 512, 512, 10), 256, 0.01, 0.9),
 }
 
 
@@ -252,8 +252,7 @@ def main(argv):
     for name in names:
         if name in STATIC_WORKLOADS:
             w = STATIC_WORKLOADS[name]
-            timings = run(w)
-            timings["numpy"] = time_step(NUMPY_FLOORS[name](None), w.rounds, w.steps_per_round)
+            timings = run(w, floor=NUMPY_FLOORS[name])
             print(report(w, timings), flush=True)
         elif name == "static_branches":
             par = time_step(make_static_branches("chainrule"), 5, 20)

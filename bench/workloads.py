@@ -58,8 +58,10 @@ WORKLOADS = {
 }
 NUMPY_FLOORS = {"op_overhead": make_op_overhead_numpy}
 
+from .nn_workloads import NN_WORKLOADS  # noqa: E402
 from .static_workloads import NUMPY_FLOORS as _STATIC_FLOORS  # noqa: E402
 from .static_workloads import STATIC_WORKLOADS  # noqa: E402
 
 WORKLOADS.update(STATIC_WORKLOADS)
 NUMPY_FLOORS.update(_STATIC_FLOORS)
+WORKLOADS.update(NN_WORKLOADS)  # eager nn/optim/data workloads (issue 3); their numpy floors are Workload.floor

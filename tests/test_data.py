@@ -81,7 +81,7 @@ class WorkerDataset(RangeDataset):
 
 class BigDataset(RangeDataset):
     def __getitem__(self, i):
-        return np.full((256, 256), i, dtype=np.float32)  # 256 KiB per sample
+        return np.full((512, 512), i, dtype=np.float32)  # 1 MiB per sample: batches travel by shared memory
 
 
 class Stream(IterableDataset):
@@ -441,7 +441,7 @@ def test_large_batches_arrive_through_shared_memory():
         return isinstance(array, memoryview) and isinstance(array.obj, mmap.mmap)
 
     batches = within(20, lambda: list(DataLoader(BigDataset(6), batch_size=4, num_workers=2)))
-    assert [b.shape for b in batches] == [(4, 256, 256), (2, 256, 256)]
+    assert [b.shape for b in batches] == [(4, 512, 512), (2, 512, 512)]
     assert batches[1].numpy()[1, 0, 0] == 5 and mapped(batches[1].numpy())
     batches[0].numpy()[:] = 1.0  # writable, like any other tensor
 

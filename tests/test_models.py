@@ -49,7 +49,8 @@ def test_lenet5_options():
 
 
 def test_lenet5_wrong_input_size_fails_loudly():
-    with pytest.raises(RuntimeError, match="256 and 400"):  # 28x28 into the unpadded model: 16x4x4 != 400
+    # 28x28 into the unpadded model: 16x4x4 = 256 features reach a layer expecting 400
+    with pytest.raises(RuntimeError, match="input features 256 do not match .*in_features 400"):
         LeNet5()(cr.randn(1, 1, 28, 28))
 
 

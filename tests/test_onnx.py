@@ -335,3 +335,25 @@ def test_in_place_change_seen_through_a_view_warns():
 
     with pytest.warns(UserWarning, match="mul_ changed a tensor in place"):
         cr.onnx.export(ViewThenChange(), cr.randn(2, 3), io.BytesIO())
+
+
+def test_functional_linear_in_custom_forward_exports():
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import chainrule.nn as nn
+
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(cr.randn(3, 5))
+
+        def forward(self, x):
+            return nn.functional.linear(x, self.w).relu()
+
+    model = Head()
+    x = cr.randn(2, 5)
+    proto = cr.onnx.export(model, (x,), None, input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    session = onnxruntime.InferenceSession(proto.SerializeToString())
+    wide = cr.randn(7, 5)
+    (got,) = session.run(None, {"x": wide.numpy()})
+    with cr.no_grad():
+        np.testing.assert_allclose(got, model(wide).numpy(), rtol=1e-5, atol=1e-6)

@@ -71,7 +71,7 @@ def adaptive_avg_pool2d(input, output_size):
 
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias`` (weight: (out_features, in_features))."""
-    out = _ops.matmul(input, weight.t() if weight.ndim == 2 else weight)
+    out = _ops.linear(input, weight) if weight.ndim == 2 else _ops.matmul(input, weight)
     return out if bias is None else out + bias
 
 

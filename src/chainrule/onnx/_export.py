@@ -380,6 +380,15 @@ def _chain(b, node, name, steps):
     return name
 
 
+@_op("linear")
+def _linear(b, node):
+    """x @ w.T: MatMul against the transposed weight (batch dims of x pass through)."""
+    out = node.outputs[0]
+    weight_t = b.emit1("Transpose", [b.arg(node, 1)], node.scope, perm=[1, 0])
+    b.result(out, node.scope, "MatMul", [b.arg(node, 0), weight_t])
+    b.set_sym(out, b.broadcast_sym(node, out))
+
+
 @_op("ne")
 def _ne(b, node):
     eq = b.emit1("Equal", [b.arg(node, 0), b.arg(node, 1)], node.scope)

@@ -108,7 +108,7 @@ from .indexing import (
     unbind,
     write_into_view,
 )
-from .linalg import bmm, dot, matmul, mm, mv, outer
+from .linalg import bmm, dot, linear, matmul, mm, mv, outer
 from .op import ELEMENTWISE, LINEAR, OPS, Meta, OpDef, bind, defop
 from .reduce import all, amax, amin, any, argmax, argmin, log_softmax, logsumexp, max, mean, min, softmax, std, sum, var
 from .shape import (

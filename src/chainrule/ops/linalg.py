@@ -35,8 +35,7 @@ def _mat(shape):
 
 def _matmul_jvp(tangents, out, x, y):
     dx, dy = tangents
-    terms = [matmul(dx, y) if dx is not None else None, matmul(x, dy) if dy is not None else None]
-    return terms[0] if terms[1] is None else terms[1] if terms[0] is None else terms[0] + terms[1]
+    return _sum_terms(matmul(dx, y) if dx is not None else None, matmul(x, dy) if dy is not None else None)
 
 
 matmul_op = defop(
@@ -48,6 +47,47 @@ matmul_op = defop(
     jvp=_matmul_jvp,
     saves={0: (1,), 1: (0,)},
 )
+
+
+def _linear_infer(x, w):
+    xs, ws = infer.shape_of(x), infer.shape_of(w)
+    if len(ws) != 2 or not xs:
+        raise ShapeError(f"linear: expected a 2-D weight and an input with at least 1 dim, "
+                         f"got {list(xs)} and {list(ws)}")
+    if infer.known(xs[-1]) and infer.known(ws[1]) and xs[-1] != ws[1]:
+        raise ShapeError(f"linear: input features {xs[-1]} do not match the weight's in_features {ws[1]} "
+                         f"(input {list(xs)}, weight {list(ws)} = (out_features, in_features))")
+    return tuple(xs[:-1]) + (ws[0],), infer.first_dtype((x, w))
+
+
+def _linear_weight_grad(g, out, x, w):
+    """g^T x summed over every leading dim: one GEMM producing a fresh, contiguous (out, in) array."""
+    rows_g = reshape(g, (-1, g.shape[-1])) if g.ndim != 2 else g
+    rows_x = reshape(x, (-1, x.shape[-1])) if x.ndim != 2 else x
+    return matmul(swap_last_two(rows_g), rows_x)
+
+
+linear_op = defop(
+    "linear",
+    lambda x, w: np.matmul(x, w.T),
+    _linear_infer,
+    vjp=(lambda g, out, x, w: matmul(g, w), _linear_weight_grad),
+    jvp=lambda tangents, out, x, w: _sum_terms(
+        linear(tangents[0], w) if tangents[0] is not None else None,
+        linear(x, tangents[1]) if tangents[1] is not None else None),
+    saves={0: (1,), 1: (0,)},
+    doc="x @ w.T with w stored (out_features, in_features), as nn.Linear keeps it: its weight "
+        "gradient comes out as one contiguous GEMM result, not a transposed view.",
+)
+
+
+def _sum_terms(a, b):
+    return a if b is None else b if a is None else a + b
+
+
+def linear(input, weight):
+    a, b = coerce(as_tensor_arg(input), as_tensor_arg(weight))
+    return bind(linear_op, a, b)
 
 
 def matmul(input, other):

@@ -4,6 +4,8 @@ import math
 import warnings
 from itertools import accumulate
 
+import numpy as np
+
 import chainrule as cr
 
 
@@ -43,6 +45,13 @@ class TensorDataset(Dataset):
 
     def __getitem__(self, index):
         return tuple(t[index] for t in self.tensors)
+
+    def __getitems__(self, indices):
+        """A batch's samples from one fancy-index read per tensor instead of one read per sample."""
+        if any(getattr(t, "requires_grad", False) for t in self.tensors):  # keep each sample's graph
+            return [self[i] for i in indices]
+        columns = [np.asarray(t)[list(indices)] for t in self.tensors]
+        return [tuple(cr.from_numpy(np.asarray(c[k])) for c in columns) for k in range(len(indices))]
 
     def __len__(self):
         return self.tensors[0].shape[0]
