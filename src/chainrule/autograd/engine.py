@@ -7,6 +7,8 @@ shape, casting it to the input's dtype, checking the shape, tensor hooks, NaN ch
 mode, and freeing saved tensors unless ``retain_graph``.
 """
 
+import sys
+
 import numpy as np
 
 from ..errors import GraphError, ShapeError
@@ -61,7 +63,12 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                         results[k] = g
             if isinstance(node, AccumulateGrad):
                 if capture is None and grads[0] is not None:
-                    node.accumulate(_run_leaf_hooks(node.variable, grads[0]), create_graph)
+                    g = _run_leaf_hooks(node.variable, grads[0])
+                    grads = None
+                    # Only this frame refers to g and only g to its array: the leaf may keep it uncopied.
+                    sole = sys.getrefcount(g) == 2 and sys.getrefcount(g._data) == 2 and g._data.base is None
+                    node.accumulate(g, create_graph, sole)
+                    g = None
                 continue
             edges = node.edges
             wanted = node.needs if needed is None else [e is not None and e[0] in needed for e in edges]
@@ -93,6 +100,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 dependencies[nxt] = left
                 if left == 0:
                     ready.append(nxt)
+            input_grads = None  # hold no gradient past its node: leaves may then adopt theirs uncopied
             if not retain_graph:
                 node.release()
     finally:

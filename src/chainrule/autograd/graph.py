@@ -165,10 +165,12 @@ class AccumulateGrad(Node):
     def name(self):
         return "AccumulateGrad"
 
-    def accumulate(self, grad, create_graph):
+    def accumulate(self, grad, create_graph, sole_owner=False):
+        """Add ``grad`` into ``.grad``. A gradient nothing else refers to (``sole_owner``) is adopted
+        as it is; any other is copied, so ``.grad`` never aliases another tensor's memory."""
         var = self.variable
         if not create_graph:
-            grad = _wrap(grad._data.copy()) if grad.grad_fn is None else grad.detach()
+            grad = grad.detach() if sole_owner else _wrap(grad._data.copy())
         if var.grad is None:
             var.grad = grad
         else:
