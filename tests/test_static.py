@@ -499,3 +499,15 @@ def test_inplace_update_of_captured_tensor_becomes_program_update():
     np.testing.assert_array_equal(out.numpy(), [2, 2, 2])
     program.run({"x": np.ones(3, np.float32)})
     np.testing.assert_array_equal(counter.numpy(), [2, 2, 2])
+
+
+def test_dropout_draws_a_new_mask_on_every_run_of_a_compiled_program():
+    nn = pytest.importorskip("chainrule.nn")
+    with cr.static.Graph():
+        x = cr.static.placeholder((None, 64), name="x")
+        y = nn.functional.dropout(x, p=0.5) + nn.functional.dropout(x, p=0.5)  # two masks, not one
+    program = cr.static.compile(y)
+    ones = np.ones((8, 64), np.float32)
+    first, second = program.run({"x": ones}).numpy(), program.run({"x": ones}).numpy()
+    assert not np.array_equal(first, second)  # a fresh draw per run
+    assert set(np.unique(first)) <= {0.0, 2.0, 4.0} and (first == 2.0).any()  # two independent masks

@@ -256,9 +256,23 @@ def _check_p(p):
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
-def _dropout_mask(shape, p, dtype):
+def _dropout_mask_forward(x, p, per_channel):
+    shape = x.shape[:-2] + (1, 1) if per_channel else x.shape
     keep = _random.rng(None).random(shape, dtype=np.float32) >= p
-    return Tensor(keep.astype(dtype) / np.asarray(1.0 - p, dtype))
+    return keep.astype(x.dtype) / np.asarray(1.0 - p, x.dtype)
+
+
+dropout_mask_op = defop(
+    "dropout_mask",
+    _dropout_mask_forward,
+    lambda x, p, per_channel: (tuple(x.shape[:-2]) + (1, 1) if per_channel else tuple(x.shape), x.dtype),
+    pure=False,  # a fresh draw on every call, also every run of a compiled program
+    doc="Keep-mask scaled by 1/(1-p), shaped like x (or one value per channel), from the default generator.",
+)
+
+
+def _dropout_mask(input, p, per_channel=False):
+    return bind(dropout_mask_op, input, p=p, per_channel=per_channel)
 
 
 def dropout(input, p=0.5, training=True, inplace=False):
@@ -269,7 +283,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return input
     if p == 1.0:
         return _inplace(input, _ops.mul, 0.0) if inplace else input * 0.0
-    mask = _dropout_mask(tuple(input.shape), p, _dtype.to_numpy_dtype(input.dtype))
+    mask = _dropout_mask(input, p)
     return _inplace(input, _ops.mul, mask) if inplace else input * mask
 
 
@@ -279,10 +293,9 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     input = as_tensor_arg(input)
     if not training or p == 0.0:
         return input
-    shape = tuple(input.shape[:-2]) + (1, 1)
     if p == 1.0:
         return input * 0.0
-    mask = _dropout_mask(shape, p, _dtype.to_numpy_dtype(input.dtype))
+    mask = _dropout_mask(input, p, per_channel=True)
     return _inplace(input, _ops.mul, mask) if inplace else input * mask
 
 

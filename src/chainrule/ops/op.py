@@ -30,10 +30,11 @@ LINEAR = "linear"  # linear in its float tensor inputs: jvp = forward(tangents)
 class OpDef:
     """One primitive op: see the module docstring for what each field holds."""
 
-    __slots__ = ("name", "forward", "infer", "vjp", "jvp", "saves", "saves_output", "view", "grad_name", "doc")
+    __slots__ = ("name", "forward", "infer", "vjp", "jvp", "saves", "saves_output", "view", "pure", "grad_name",
+                 "doc")
 
     def __init__(self, name, forward, infer, vjp=None, jvp=None, saves=None, saves_output=False, view=False,
-                 doc=""):
+                 pure=True, doc=""):
         self.name = name
         self.forward = forward
         self.infer = infer
@@ -42,6 +43,7 @@ class OpDef:
         self.saves = saves  # indices of the inputs the vjp reads; None means all of them
         self.saves_output = saves_output
         self.view = view  # the output may share memory with input 0 (and so shares its version counter)
+        self.pure = pure  # same inputs, same output; False for random ops, which a compiler must not fold or merge
         self.grad_name = "".join(part.title() for part in name.split("_")) + "Backward0"
         self.doc = doc
 
@@ -70,11 +72,11 @@ class OpDef:
 OPS = {}
 
 
-def defop(name, forward, infer, vjp=None, jvp=None, saves=None, saves_output=False, view=False, doc=""):
+def defop(name, forward, infer, vjp=None, jvp=None, saves=None, saves_output=False, view=False, pure=True, doc=""):
     """Define and register a primitive op; returns its :class:`OpDef`."""
     if name in OPS:
         raise ValueError(f"op {name!r} is already defined")
-    op = OpDef(name, forward, infer, vjp, jvp, saves, saves_output, view, doc)
+    op = OpDef(name, forward, infer, vjp, jvp, saves, saves_output, view, pure, doc)
     OPS[name] = op
     return op
 

@@ -173,7 +173,7 @@ def constant_folding(prog):
     folded = 0
     for k, n in enumerate(prog.nodes):
         n.inputs = [subst.get(i.id, i) for i in n.inputs]  # folded inputs are constants now
-        if n.kind != "op" or any(i.kind != "constant" for i in n.inputs):
+        if n.kind != "op" or not n.op.pure or any(i.kind != "constant" for i in n.inputs):
             continue
         if any(not isinstance(s, (int, np.integer)) for s in n.shape) or any(dim_bases(n.params)):
             continue
@@ -198,7 +198,9 @@ def common_subexpression_elimination(prog):
     kept = []
     for n in prog.nodes:
         n.inputs = [subst.get(i.id, i) for i in n.inputs]
-        if n.kind == "op":
+        if n.kind == "op" and not n.op.pure:  # two random draws are two different values
+            key = None
+        elif n.kind == "op":
             key = ("op", n.op.name, tuple(i.id for i in n.inputs), freeze(n.params))
         elif n.kind == "constant":
             v = n.data
