@@ -904,38 +904,28 @@ class _CodeGen:
                     ops.append(self.const(o[1]))
             if buf is None:  # first step allocates the kernel's buffer
                 buf = target
-                lines.extend(self.step_alloc(name, params, ops, buf))
+                lines.extend(self.step(name, params, ops, operands, buf, allocate=True))
             else:
-                lines.extend(self.step_out(name, params, ops, operands, buf))
+                lines.extend(self.step(name, params, ops, operands, buf, allocate=False))
         if out is not None or target != buf:
             lines.append(f"{target} = {buf}")
         return lines
 
-    def step_alloc(self, name, params, ops, t):
+    def step(self, name, params, ops, operands, buf, allocate):
+        """One fused elementwise step: allocate ``buf`` on the first step, write into it with out= after."""
+        dest, out = (f"{buf} = ", "") if allocate else ("", f", out={buf}")
         if name in UFUNCS:
-            return [f"{t} = {UFUNCS[name]}({', '.join(ops)})"]
+            return [f"{dest}{UFUNCS[name]}({', '.join(ops)}{out})"]
         if name == "relu":
-            return [f"{t} = np.maximum({ops[0]}, 0)"]
+            return [f"{dest}np.maximum({ops[0]}, 0{out})"]
         if name == "clamp":
-            return [f"{t} = np.clip({ops[0]}, {self.const(params['min'])}, {self.const(params['max'])})"]
-        if name == "sigmoid":
-            return [f"{t} = np.negative({ops[0]})", f"np.logaddexp(0, {t}, out={t})", f"np.negative({t}, out={t})",
-                    f"np.exp({t}, out={t})"]
-        if name == "where":
-            return [f"{t} = np.where({ops[0]}, {ops[1]}, {ops[2]})"]
-        raise AssertionError(name)
-
-    def step_out(self, name, params, ops, operands, buf):
-        if name in UFUNCS:
-            return [f"{UFUNCS[name]}({', '.join(ops)}, out={buf})"]
-        if name == "relu":
-            return [f"np.maximum({ops[0]}, 0, out={buf})"]
-        if name == "clamp":
-            return [f"np.clip({ops[0]}, {self.const(params['min'])}, {self.const(params['max'])}, out={buf})"]
-        if name == "sigmoid":
-            return [f"np.negative({ops[0]}, out={buf})", f"np.logaddexp(0, {buf}, out={buf})",
+            return [f"{dest}np.clip({ops[0]}, {self.const(params['min'])}, {self.const(params['max'])}{out})"]
+        if name == "sigmoid":  # exp(-logaddexp(0, -x)), the op's stable forward, in place
+            return [f"{dest}np.negative({ops[0]}{out})", f"np.logaddexp(0, {buf}, out={buf})",
                     f"np.negative({buf}, out={buf})", f"np.exp({buf}, out={buf})"]
         if name == "where":
+            if allocate:
+                return [f"{buf} = np.where({', '.join(ops)})"]
             c, x, y = ops
             x_is, y_is = operands[1][0] == "buf", operands[2][0] == "buf"
             if x_is and y_is:
