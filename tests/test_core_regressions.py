@@ -47,3 +47,14 @@ def test_gather_gradient_in_a_static_graph_with_unknown_batch():
     expected = np.zeros((4, 10), np.float32)
     expected[np.arange(4), idx[:, 0]] = 1
     np.testing.assert_array_equal(program.run({"x": xs, "index": idx}).numpy(), expected)
+
+
+def test_bad_input_errors_name_the_op_and_keep_python_types():
+    import pytest
+
+    with pytest.raises(IndexError, match="getitem: index 5 is out of bounds"):
+        cr.ones(3)[5]
+    with pytest.raises(cr.ShapeError, match="tensor: cannot build a tensor .* equal lengths"):
+        cr.tensor([[1, 2], [3]])
+    with pytest.raises(IndexError, match="Expected dtype int64 for index"):
+        cr.ones(2, 3).gather(1, cr.ones(2, 1))

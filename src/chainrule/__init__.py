@@ -14,7 +14,7 @@ from . import _malloc
 from ._dtype import DType as dtype  # noqa: F401
 from ._dtype import bool_ as bool  # noqa: A001
 from ._dtype import float16, float32, float64, int8, int16, int32, int64, uint8
-from .errors import ChainruleError, DTypeError, GraphError, ShapeError
+from .errors import ChainruleError, DTypeError, GraphError, IndexOutOfRangeError, ShapeError
 from .tensor import Size, Tensor
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .ops import *  # noqa: F403 - the public op functions (chainrule.exp, chainrule.cat, ...)

@@ -17,5 +17,9 @@ class DTypeError(ChainruleError, TypeError, RuntimeError):
     """A dtype an op does not accept (an integer tensor asked to require grad, say)."""
 
 
+class IndexOutOfRangeError(ChainruleError, IndexError):
+    """An index outside a tensor's bounds, or of a type that cannot index."""
+
+
 class GraphError(ChainruleError, RuntimeError):
     """Misuse of the autograd graph: backward twice, a saved tensor modified in place, ..."""

@@ -618,7 +618,11 @@ def as_array(data, dtype=None):
     else:
         if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in _flatten_first(data)):
             data = _tensors_to_arrays(data)
-        array = np.asarray(data)
+        try:
+            array = np.asarray(data)
+        except ValueError as exc:  # ragged nested lists
+            raise ShapeError(f"tensor: cannot build a tensor from this data: nested sequences must have equal "
+                             f"lengths at every level ({exc})") from None
         if dtype is None and not isinstance(data, np.generic):  # numpy scalars keep their dtype
             if array.dtype.kind == "f":
                 array = array.astype(_dtype.default_float.numpy)

@@ -21,7 +21,7 @@ dtype only), so the tape never keeps an array alive that backward does not read.
 
 import numpy as np
 
-from ..errors import ChainruleError, ShapeError
+from ..errors import ChainruleError, DTypeError, IndexOutOfRangeError, ShapeError
 
 ELEMENTWISE = "elementwise"  # diagonal Jacobian per input: jvp = sum_i vjp_i(tangent_i)
 LINEAR = "linear"  # linear in its float tensor inputs: jvp = forward(tangents)
@@ -59,14 +59,23 @@ class OpDef:
         if isinstance(cause, ChainruleError):
             return cause
         metas = [_meta_of(a) for a in args]
+        shapes = ", ".join(str(tuple(m.shape)) if isinstance(m, Meta) else repr(m) for m in metas)
         try:
             self.infer(*metas, **params)
-        except ChainruleError as exc:
+        except ChainruleError as exc:  # the rule's own explanation
             return exc
+        except (IndexError, TypeError, ValueError) as exc:  # a plain error from the rule: name the op
+            cause = exc
         except Exception:  # noqa: BLE001 - the shape rule itself choked: report the original cause
             pass
-        shapes = ", ".join(str(tuple(m.shape)) if isinstance(m, Meta) else repr(m) for m in metas)
-        return ShapeError(f"{self.name}: {cause} (inputs: {shapes})")
+        if isinstance(cause, IndexError):
+            kind = IndexOutOfRangeError
+        elif isinstance(cause, TypeError):
+            kind = DTypeError
+        else:
+            kind = ShapeError
+        message = str(cause) if str(cause).startswith(self.name) else f"{self.name}: {cause}"
+        return kind(f"{message} (inputs: {shapes})")
 
 
 OPS = {}
