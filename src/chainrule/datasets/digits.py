@@ -3,10 +3,11 @@
 import numpy as np
 
 import chainrule as cr
-from chainrule.utils.data import Dataset
+
+from ._images import LabelledImages
 
 
-class Digits(Dataset):
+class Digits(LabelledImages):
     """The 1,797 8x8 digit images bundled with scikit-learn (16 gray levels), as 32x32 images.
 
     Needs scikit-learn (``pip install scikit-learn``, or ``pip install chainrule[train]``), which
@@ -36,17 +37,8 @@ class Digits(Dataset):
         self.data = cr.from_numpy(self._images)
         self.targets = cr.from_numpy(self._labels)
 
-    def __len__(self):
-        return len(self._labels)
-
-    def __getitem__(self, index):
-        image = cr.from_numpy(self._images[index][None].copy())
-        label = int(self._labels[index])
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            label = self.target_transform(label)
-        return image, label
+    def _image_tensor(self, index):
+        return cr.from_numpy(self._images[index][None].copy())
 
     def arrays(self):
         """The whole split as numpy arrays: images float32 (N, 1, size, size), labels int64 (N,)."""

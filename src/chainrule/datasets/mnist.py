@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 
 import chainrule as cr
-from chainrule.utils.data import Dataset
 
+from ._images import LabelledImages
 from .idx import parse_idx, read_idx_bytes
 
 _MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # the mirror torchvision downloads from
@@ -21,7 +21,7 @@ _MD5 = {
 }
 
 
-class MNIST(Dataset):
+class MNIST(LabelledImages):
     """The MNIST handwritten digits: 60,000 training and 10,000 test images, 28x28 grayscale.
 
     ``root`` is a directory holding the four original files, each gzipped
@@ -61,17 +61,8 @@ class MNIST(Dataset):
         self.data = cr.from_numpy(self._images)
         self.targets = cr.from_numpy(self._labels)
 
-    def __len__(self):
-        return len(self._labels)
-
-    def __getitem__(self, index):
-        image = cr.from_numpy(np.divide(self._images[index], 255, dtype=np.float32)[None])
-        label = int(self._labels[index])
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            label = self.target_transform(label)
-        return image, label
+    def _image_tensor(self, index):
+        return cr.from_numpy(np.divide(self._images[index], 255, dtype=np.float32)[None])
 
     def arrays(self):
         """The whole split as numpy arrays, for loops that batch by slicing rather than per item:
