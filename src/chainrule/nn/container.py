@@ -16,7 +16,23 @@ def _index(idx, size, kind):
     return idx % size
 
 
-class Sequential(Module):
+class _NumberedChildren(Module):
+    """Children stored under "0", "1", ...: their count, iteration, and renumbering after changes."""
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def _renumber(self, items):
+        """Store ``items`` as the children "0".."n-1", as PyTorch does after a deletion or insert."""
+        self._modules.clear()
+        for i, module in enumerate(items):
+            self.add_module(str(i), module)
+
+
+class Sequential(_NumberedChildren):
     """Modules called in order, each on the previous one's output. Built from modules or one OrderedDict."""
 
     def __init__(self, *args):
@@ -46,16 +62,7 @@ class Sequential(Module):
                 delattr(self, key)
         else:
             delattr(self, self._key(idx))
-        items = list(self._modules.values())  # renumber, as PyTorch does
-        self._modules.clear()
-        for i, module in enumerate(items):
-            self._modules[str(i)] = module
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
+        self._renumber(list(self._modules.values()))
 
     def __add__(self, other):
         if not isinstance(other, Sequential):
@@ -98,9 +105,7 @@ class Sequential(Module):
             index += n
         items = list(self._modules.values())
         items.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self._modules[str(i)] = m
+        self._renumber(items)
         return self
 
     def extend(self, sequential):
@@ -119,7 +124,7 @@ class Sequential(Module):
         return input
 
 
-class ModuleList(Module):
+class ModuleList(_NumberedChildren):
     """A list of modules, registered (so their parameters are the container's); has no forward."""
 
     def __init__(self, modules=None):
@@ -141,16 +146,7 @@ class ModuleList(Module):
                 delattr(self, str(k))
         else:
             delattr(self, str(_index(idx, len(self), "ModuleList")))
-        items = list(self._modules.values())
-        self._modules.clear()
-        for i, module in enumerate(items):
-            self._modules[str(i)] = module
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
+        self._renumber(list(self._modules.values()))
 
     def __iadd__(self, modules):
         return self.extend(modules)
@@ -167,9 +163,7 @@ class ModuleList(Module):
     def insert(self, index, module):
         items = list(self._modules.values())
         items.insert(index, module)
-        self._modules.clear()
-        for i, m in enumerate(items):
-            self.add_module(str(i), m)
+        self._renumber(items)
 
     def append(self, module):
         self.add_module(str(len(self)), module)
