@@ -100,7 +100,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 dependencies[nxt] = left
                 if left == 0:
                     ready.append(nxt)
-            grads = input_grads = None  # hold no gradient past its node (memory; leaves adopt theirs)
+            grads = input_grads = buf = g = None  # hold no gradient past its node (memory; leaves adopt theirs)
             if not retain_graph:
                 node.release()
     finally:
