@@ -511,3 +511,18 @@ def test_dropout_draws_a_new_mask_on_every_run_of_a_compiled_program():
     first, second = program.run({"x": ones}).numpy(), program.run({"x": ones}).numpy()
     assert not np.array_equal(first, second)  # a fresh draw per run
     assert set(np.unique(first)) <= {0.0, 2.0, 4.0} and (first == 2.0).any()  # two independent masks
+
+
+def test_var_and_std_over_an_unknown_batch_size_match_torch():
+    torch = pytest.importorskip("torch")
+    xs = (np.arange(12, dtype=np.float32).reshape(4, 3) ** 1.5)
+    with cr.static.Graph():
+        x = cr.static.placeholder((None, 3), name="x", requires_grad=True)
+        v, s = x.var(0), x.std(0, correction=0)
+        (g,) = cr.static.gradients((v + s).sum(), [x])
+    v_run, s_run, g_run = cr.static.compile([v, s, g]).run({"x": xs})
+    t = torch.tensor(xs, requires_grad=True)
+    (t.var(0) + t.std(0, correction=0)).sum().backward()
+    np.testing.assert_allclose(v_run.numpy(), t.var(0).detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(s_run.numpy(), t.std(0, correction=0).detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(g_run.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-5)

@@ -8,7 +8,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import infer
-from .elementwise import as_tensor_arg, exp, floating, where
+from .elementwise import as_tensor_arg, exp, floating, logical_or, where
 from .op import LINEAR, bind, defop
 from .shape import expand, reshape
 
@@ -115,8 +115,15 @@ def argmin(input, dim=None, keepdim=False):
     return _reduction(argmin_op, input, dim, keepdim)
 
 
-def _count(input, dim):
-    return _count_of(input.shape, infer.normalize_dims("var", dim, input.ndim))
+def _reduced_count(x, dim, keepdim):
+    """How many elements each reduction over ``dim`` (normalised axes) combines: an int, or in a
+    static graph whose sizes are unknown until run time, a tensor computed from ``x`` at run time."""
+    shape = tuple(x._data.shape)
+    sizes = [shape[a] for a in dim] if dim is not None else list(shape)
+    if builtins.all(infer.known(s) for s in sizes):
+        return int(np.prod(sizes))
+    ones = logical_or(x == x, x != x).to(x.dtype)  # 1 everywhere, nan and inf included
+    return sum(ones, dim, keepdim)
 
 
 def _kept(g, x, dim, keepdim):
@@ -159,15 +166,19 @@ def _correction(unbiased, correction):
 def var(input, dim=None, unbiased=None, keepdim=False, correction=None):
     """Variance; ``correction`` (default 1, Bessel's) is subtracted from the count, as in PyTorch."""
     input = floating(input)
+    axes = infer.normalize_dims("var", dim, input.ndim)
     centered = input - mean(input, dim, keepdim=True)
-    count = _count(input, dim) - _correction(unbiased, correction)
-    return sum(centered * centered, dim, keepdim) / builtins.max(count, 0)
+    count = _reduced_count(input, axes, keepdim) - _correction(unbiased, correction)
+    if isinstance(count, int):
+        count = builtins.max(count, 0)
+    return sum(centered * centered, dim, keepdim) / count
 
 
 def _std_grad(g, out, x, dim, keepdim, correction):
     """d std / dx = (x - mean) / ((n - correction) * std), and 0 where std is 0 (PyTorch's choice)."""
     std_kept = _kept(out, x, dim, keepdim)
-    scale = where(std_kept == 0, 0.0, _kept(g, x, dim, keepdim) / (std_kept * (_count_of(x.shape, dim) - correction)))
+    count = _reduced_count(x, dim, True) - correction
+    scale = where(std_kept == 0, 0.0, _kept(g, x, dim, keepdim) / (std_kept * count))
     return scale * (x - mean(x, dim, keepdim=True))
 
 
@@ -178,7 +189,7 @@ std_op = defop(
     vjp=(_std_grad,),
     jvp=lambda tangents, out, x, dim, keepdim, correction: where(
         out == 0, 0.0, sum((x - mean(x, dim, keepdim=True)) * tangents[0], dim, keepdim)
-        / (out * (_count_of(x.shape, dim) - correction))),
+        / (out * (_reduced_count(x, dim, keepdim) - correction))),
     saves_output=True,
 )
 
