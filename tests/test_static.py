@@ -526,3 +526,18 @@ def test_var_and_std_over_an_unknown_batch_size_match_torch():
     np.testing.assert_allclose(v_run.numpy(), t.var(0).detach().numpy(), rtol=1e-5)
     np.testing.assert_allclose(s_run.numpy(), t.std(0, correction=0).detach().numpy(), rtol=1e-5)
     np.testing.assert_allclose(g_run.numpy(), t.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_inplace_through_views_is_refused_in_a_static_graph():
+    with cr.static.Graph():
+        x = cr.static.placeholder((None, 3), name="x")
+        h = x * 1
+        view = h[0]
+        with pytest.raises(cr.GraphError, match="mul_ inside a static graph on a tensor that is a view"):
+            view.mul_(2)
+        with pytest.raises(cr.GraphError, match="add_ inside a static graph on a tensor that is viewed"):
+            h.add_(1)
+        fresh = x * 2
+        fresh.add_(1)  # nothing shares its memory: rebinding is exact
+    program = cr.static.compile(fresh)
+    np.testing.assert_allclose(program.run({"x": np.ones((2, 3), np.float32)}).numpy(), np.full((2, 3), 3.0))

@@ -642,6 +642,7 @@ class Graph:
         on a concrete tensor (a parameter, a buffer) it records an *update*: later uses in this graph
         see the new value, and every ``program.run`` writes it into the tensor's array."""
         if isinstance(t, SymbolicTensor):
+            self._refuse_inplace_through_views(t, fn)
             current = t
         else:
             current = self._aliases.get(id(t), t)
@@ -667,6 +668,18 @@ class Graph:
         self._aliases[id(t)] = result
         self.updates[t] = result
         return t
+
+    def _refuse_inplace_through_views(self, t, fn):
+        """Rebinding a symbolic tensor cannot reach the tensors that share its memory in eager mode (the
+        one it views, or views of it); refuse rather than compute something eager mode would not."""
+        node = t._data.node
+        viewed_by = [n for n in self.nodes if n.kind == "op" and n.op.view and node in n.inputs]
+        if (node.kind == "op" and node.op.view) or viewed_by:
+            raise _with_site(GraphError(
+                f"{fn.__name__}_ inside a static graph on a tensor that is {'a view' if not viewed_by else 'viewed'} "
+                f"({(node.op if not viewed_by else viewed_by[0].op).name}): the change would not reach the tensors "
+                "sharing its memory. Use the out-of-place op (y = y * 2) or index_put/masked_fill instead."),
+                user_site())
 
     # reading -----------------------------------------------------------------------------------------
     def ir(self):
