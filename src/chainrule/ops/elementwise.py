@@ -151,8 +151,16 @@ def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEME
     return fn
 
 
-def _sigmoid_forward(x):
-    return np.exp(-np.logaddexp(0, -x))  # stable for large |x|, keeps the dtype
+def _sigmoid_forward(x, out=None):
+    """exp(-logaddexp(0, -x)): stable for large |x|, keeps the dtype, and can fill ``out`` in place."""
+    out = np.negative(x, out=out)
+    np.logaddexp(0, out, out=out)
+    np.negative(out, out=out)
+    return np.exp(out, out=out)
+
+
+def _relu_forward(x, out=None):
+    return np.maximum(x, 0, out=out)
 
 
 neg = _unary("neg", np.negative, lambda g, out, x: -g, saves=None, floats_only=False, jvp=LINEAR)
@@ -164,7 +172,7 @@ cos = _unary("cos", np.cos, lambda g, out, x: -(g * sin(x)))
 tan = _unary("tan", np.tan, lambda g, out, x: g * (1 + out * out), saves="output")
 tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves="output")
 sigmoid = _unary("sigmoid", _sigmoid_forward, lambda g, out, x: g * (out * (1 - out)), saves="output")
-relu = _unary("relu", lambda x: np.maximum(x, 0), lambda g, out, x: relu_mask(g, out), saves="output",
+relu = _unary("relu", _relu_forward, lambda g, out, x: relu_mask(g, out), saves="output",
               floats_only=False, doc="max(x, 0); its gradient at 0 is 0, as in PyTorch.")
 abs = _unary("abs", np.abs, lambda g, out, x: g * sign(x), floats_only=False)
 
@@ -322,7 +330,7 @@ def _clamp_mask(x, lo, hi):
 
 clamp_op = defop(
     "clamp",
-    lambda x, min, max: np.clip(x, min, max),
+    lambda x, min, max, out=None: np.clip(x, min, max, out=out),
     lambda x, min, max: (infer.shape_of(x), infer.dtype_of(x)),
     vjp=(lambda g, out, x, min, max: g * _clamp_mask(x, min, max),),
     jvp=ELEMENTWISE,

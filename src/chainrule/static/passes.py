@@ -8,20 +8,21 @@ run each on/off combination against eager execution.
 
 import numpy as np
 
+from ..ops.op import ELEMENTWISE as _ELEMENTWISE_JVP
+from ..ops.op import LINEAR as _LINEAR_JVP
+from ..ops.op import OPS
 from .ir import Dim, dim_bases
 
 PASS_ORDER = ("simplify", "fold", "cse", "dce", "fuse", "memory")
 
 FOLD_LIMIT = 1 << 16  # fold constants up to this many elements (larger ones are cheaper to compute than to keep)
 
-# Elementwise ops that the fused kernels and out= buffers know how to evaluate.
-UFUNCS = {
-    "add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "np.true_divide", "pow": "np.power",
-    "maximum": "np.maximum", "minimum": "np.minimum", "neg": "np.negative", "exp": "np.exp", "log": "np.log",
-    "sqrt": "np.sqrt", "sin": "np.sin", "cos": "np.cos", "tan": "np.tan", "tanh": "np.tanh", "abs": "np.absolute",
-}
-SPECIAL = {"relu", "sigmoid", "where", "clamp"}
-ELEMENTWISE = frozenset(UFUNCS) | SPECIAL
+# Elementwise ops that fused kernels and out= buffers evaluate, read off the op table: those whose
+# forward is a numpy ufunc (generated code calls it by name), plus those whose forward takes ``out=``.
+UFUNCS = {name: f"np.{op.forward.__name__}" for name, op in OPS.items()
+          if isinstance(op.forward, np.ufunc) and op.jvp in (_ELEMENTWISE_JVP, _LINEAR_JVP)}
+OUT_FORWARDS = frozenset({"relu", "sigmoid", "clamp"})
+ELEMENTWISE = frozenset(UFUNCS) | OUT_FORWARDS | {"where"}
 VIEW_OPS = frozenset({"reshape", "permute", "expand", "getitem", "alias"})
 
 

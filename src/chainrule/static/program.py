@@ -16,6 +16,7 @@ import numpy as np
 from .. import _dtype
 from ..autograd.grad_mode import no_grad
 from ..errors import ChainruleError, GraphError, ShapeError
+from ..ops.op import OPS
 from ..tensor import Tensor, _wrap
 from . import passes as _passes
 from .ir import Dim, SymbolicTensor, dim_bases, shape_text, site_text, type_text
@@ -645,11 +646,9 @@ _FRESH_OPS = frozenset({"matmul", "static_full", "sum", "cast", "clone", "mean",
                         "scatter_add", "gather"})
 
 
-_DIRECT = {"eq": "np.equal", "ne": "np.not_equal", "lt": "np.less", "le": "np.less_equal", "gt": "np.greater",
-           "ge": "np.greater_equal", "logical_and": "np.logical_and", "logical_or": "np.logical_or",
-           "logical_xor": "np.logical_xor", "logical_not": "np.logical_not", "isnan": "np.isnan", "isinf": "np.isinf",
-           "isfinite": "np.isfinite", "sign": "np.sign", "floor": "np.floor", "ceil": "np.ceil", "trunc": "np.trunc",
-           "clone": "np.copy", "floor_divide": "np.floor_divide"}
+# Ops without gradients whose forward is a numpy ufunc: called by name in the generated source.
+_DIRECT = {name: f"np.{op.forward.__name__}" for name, op in OPS.items()
+           if isinstance(op.forward, np.ufunc) and op.vjp is None}
 
 
 def compile_source(source, filename):
@@ -912,17 +911,12 @@ class _CodeGen:
         return lines
 
     def step(self, name, params, ops, operands, buf, allocate):
-        """One fused elementwise step: allocate ``buf`` on the first step, write into it with out= after."""
-        dest, out = (f"{buf} = ", "") if allocate else ("", f", out={buf}")
-        if name in UFUNCS:
-            return [f"{dest}{UFUNCS[name]}({', '.join(ops)}{out})"]
-        if name == "relu":
-            return [f"{dest}np.maximum({ops[0]}, 0{out})"]
-        if name == "clamp":
-            return [f"{dest}np.clip({ops[0]}, {self.const(params['min'])}, {self.const(params['max'])}{out})"]
-        if name == "sigmoid":  # exp(-logaddexp(0, -x)), the op's stable forward, in place
-            return [f"{dest}np.negative({ops[0]}{out})", f"np.logaddexp(0, {buf}, out={buf})",
-                    f"np.negative({buf}, out={buf})", f"np.exp({buf}, out={buf})"]
+        """One fused elementwise step: allocate ``buf`` on the first step, write into it with out= after.
+        It calls the op's own forward (a ufunc by name, or the OpDef's forward with ``out=``)."""
+        if name != "where":
+            fn = UFUNCS[name] if name in UFUNCS else self.const(OPS[name].forward, "F")
+            args = ", ".join(ops + [f"{k}={self.const(v)}" for k, v in params.items()])
+            return [f"{buf} = {fn}({args})"] if allocate else [f"{fn}({args}, out={buf})"]
         if name == "where":
             if allocate:
                 return [f"{buf} = np.where({', '.join(ops)})"]
