@@ -153,7 +153,9 @@ def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEME
 
 def _sigmoid_forward(x, out=None):
     """exp(-logaddexp(0, -x)): stable for large |x|, keeps the dtype, and can fill ``out`` in place."""
-    out = np.negative(x, out=out)
+    if out is None:
+        return np.exp(-np.logaddexp(0, -x))
+    np.negative(x, out=out)
     np.logaddexp(0, out, out=out)
     np.negative(out, out=out)
     return np.exp(out, out=out)
