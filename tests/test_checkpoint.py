@@ -466,3 +466,12 @@ def test_sigkill_during_saves_leaves_a_complete_checkpoint(tmp_path):
         np.testing.assert_array_equal(checkpoint["w"].numpy(), np.full(1_000_000, checkpoint["step"], dtype=np.float64))
         last_step = checkpoint["step"]
     assert killed_mid_write >= 1  # the test did interrupt writes, not only the gaps between them
+
+
+def test_load_accepts_pytorch_keyword_arguments(tmp_path):
+    path = tmp_path / "model.safetensors"
+    cr.save({"w": cr.ones(2)}, path)
+    loaded = cr.load(path, map_location="cpu", weights_only=True)
+    assert loaded["w"].tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="CPU only"):
+        cr.load(path, map_location="cuda:0")

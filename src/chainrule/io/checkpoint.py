@@ -209,14 +209,17 @@ def _fsync_directory(directory):
 # --------------------------------------------------------------------------------------- loading
 
 
-def load(f):
+def load(f, map_location=None, weights_only=True):
     """Load a checkpoint written by ``save`` from ``f``, a path or a readable binary file object.
 
     Returns the saved object with its tensors as chainrule tensors (same dtype and shape,
     ``requires_grad=False``). A plain safetensors file written by another tool loads as a dict
     of tensors by name. A file that is not a valid safetensors file is refused with
-    ``CheckpointError``; nothing in the file is ever executed.
+    ``CheckpointError``; nothing in the file is ever executed. ``map_location`` (CPU only) and
+    ``weights_only`` are accepted for PyTorch compatibility: loading is always weights-only.
     """
+    if map_location is not None and str(map_location).split(":")[0] != "cpu":
+        raise ValueError(f"load: chainrule runs on the CPU only; map_location={map_location!r} is not available")
     if isinstance(f, (str, os.PathLike)):
         name = os.fspath(f)
         try:
