@@ -621,7 +621,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return _unbatched(out, squeeze), _unbatched(indices, squeeze)
 
 
-def _window_counts(size, k, s, pad_lo, pad_hi, out, lo, hi):
+def _window_counts(k, s, pad_lo, out, lo, hi):
     """How many positions of each window along one axis fall inside [lo, hi) (input coordinates)."""
     starts = np.arange(out) * s - pad_lo
     return np.clip(np.minimum(starts + k, hi) - np.maximum(starts, lo), 0, None)
@@ -639,12 +639,12 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     h, w = x.shape[2:]
     ho, wo = total.shape[2:]
     counts = []
-    for size, k, s, (lo, hi), out in zip((h, w), kernel, stride, pads, (ho, wo)):
+    for size, k, s, (lo, _), out in zip((h, w), kernel, stride, pads, (ho, wo)):
         if count_include_pad:  # windows are clipped to the padded input (ceil_mode can overhang it)
             p = lo
-            counts.append(_window_counts(size, k, s, lo, hi, out, -p, size + p))
+            counts.append(_window_counts(k, s, lo, out, -p, size + p))
         else:
-            counts.append(_window_counts(size, k, s, lo, hi, out, 0, size))
+            counts.append(_window_counts(k, s, lo, out, 0, size))
     divisor = np.outer(counts[0], counts[1])
     if np.all(divisor == kernel[0] * kernel[1]):
         return _unbatched(total / (kernel[0] * kernel[1]), squeeze)
