@@ -75,18 +75,10 @@ class _Builder:
         self.names = {}  # Value.index -> ONNX name
         self.reserved = {}  # Value.index -> the graph output name it must be written under
         self.sym = {}  # Value.index -> tuple of sizes: int, or str for a dynamic size
-        self.taken = set()
+        self.unique = _trace.UniqueNames()
         self._consts = {}
 
     # names ------------------------------------------------------------------------------------------
-    def unique(self, base):
-        name, k = base, 0
-        while name in self.taken:
-            k += 1
-            name = f"{base}_{k}"
-        self.taken.add(name)
-        return name
-
     @staticmethod
     def _prefix(scope):
         return "/" + scope.path.replace(".", "/") if scope is not None and scope.path else ""
@@ -1139,7 +1131,7 @@ def _build(onnx, recorder, opset, export_params, fold, input_names, output_names
 
     graph_inputs = []
     for v, name in zip(inputs, in_names):
-        b.taken.add(name)
+        b.unique.taken.add(name)
         b.names[v.index] = name
         dims = list(v.shape)
         for a, sym_name in axes.get(name, {}).items():
@@ -1151,7 +1143,7 @@ def _build(onnx, recorder, opset, export_params, fold, input_names, output_names
         graph_inputs.append(_value_info(b, name, v, dims))
     pending = []  # outputs that need an Identity (an input, a constant, a value output twice)
     for v, name in zip(outputs, out_names):
-        b.taken.add(name)
+        b.unique.taken.add(name)
         if v.kind == "node" and (v.live or not fold) and v.index not in b.reserved:
             b.reserved[v.index] = name
         else:

@@ -319,6 +319,21 @@ class _Paused:
         return False
 
 
+class UniqueNames:
+    """Hands out names never given before: ``base``, then ``base_1``, ``base_2``, ..."""
+
+    def __init__(self):
+        self.taken = set()
+
+    def __call__(self, base):
+        name, k = base, 0
+        while name in self.taken:
+            k += 1
+            name = f"{base}_{k}"
+        self.taken.add(name)
+        return name
+
+
 def _join(prefix, name):
     return f"{prefix}.{name}" if prefix else name
 

@@ -47,15 +47,7 @@ class _GraphBuilder:
         self.recorder = recorder
         self.nodes = []
         self.names = {}  # Value.index -> node name
-        self.taken = set()
-
-    def unique(self, base):
-        name, k = base, 0
-        while name in self.taken:
-            k += 1
-            name = f"{base}_{k}"
-        self.taken.add(name)
-        return name
+        self.unique = _trace.UniqueNames()
 
     def add(self, name, op, inputs=(), shapes=(), dtype=None, attrs=None, device=None):
         node = NodeDef(name=name, op=op, input=list(inputs))
