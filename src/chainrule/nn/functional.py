@@ -207,6 +207,7 @@ log_sigmoid_op = defop(
     jvp=ELEMENTWISE,
     saves=(0,),
     doc="log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)): finite for logits of any magnitude.",
+    explain=("d/d{0} = 1 - sigmoid({0})",),
 )
 
 

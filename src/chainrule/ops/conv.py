@@ -241,6 +241,7 @@ im2col_op = defop(
     jvp=LINEAR,
     saves=(),
     doc="Windows of an NCHW image as columns: (groups, kh*kw*C/groups, N, Ho, Wo).",
+    explain=("col2im(received): each column added back at its window",),
 )
 
 col2im_op = defop(
@@ -251,6 +252,7 @@ col2im_op = defop(
     jvp=LINEAR,
     saves=(),
     doc="The adjoint of im2col: every window column added back at its place in an NCHW image.",
+    explain=("im2col(received): each window read back as a column",),
 )
 
 
@@ -494,6 +496,7 @@ max_pool_op = defop(
     saves=(0,),
     saves_output=True,
     doc="Window maxima (padding counts as -inf).",
+    explain=("received routed to the maximum of each window (pool_scatter)",),
 )
 
 argmax_op = defop(
@@ -511,6 +514,7 @@ pool_scatter_op = defop(
     jvp=LINEAR,
     saves=(1,),
     doc="zeros(N, C, *size) with each value added at the window element that idx selects.",
+    explain=("received read at the selected window elements (pool_gather)", "(index: no gradient)"),
 )
 
 pool_gather_op = defop(
@@ -521,6 +525,7 @@ pool_gather_op = defop(
     jvp=LINEAR,
     saves=(1,),
     doc="The window element that idx selects, per window: the adjoint of pool_scatter.",
+    explain=("received added at the selected window elements (pool_scatter)", "(index: no gradient)"),
 )
 
 pool_sum_op = defop(
@@ -531,6 +536,7 @@ pool_sum_op = defop(
     jvp=LINEAR,
     saves=(),
     doc="Window sums (zero padding).",
+    explain=("received added to every element of its window (pool_sum_t)",),
 )
 
 pool_sum_t_op = defop(
@@ -541,6 +547,7 @@ pool_sum_t_op = defop(
     jvp=LINEAR,
     saves=(),
     doc="The adjoint of pool_sum: each value added to every element of its window.",
+    explain=("received summed over each window (pool_sum)",),
 )
 
 

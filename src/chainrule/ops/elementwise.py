@@ -81,7 +81,7 @@ cast_op = defop(
     vjp=(lambda g, out, x, dtype: g,),  # the engine casts the gradient back to x's dtype
     jvp=LINEAR,
     saves=(),
-    doc="Change dtype; differentiable between float dtypes.",
+    doc="Change dtype; differentiable between float dtypes.", explain=("d/d{0} = 1 (cast back to {0}'s dtype)",),
 )
 
 
@@ -104,6 +104,7 @@ copy_from_op = defop(
     jvp=LINEAR,
     saves=(),
     doc="The value of src broadcast into x's shape and dtype: the functional form of copy_.",
+    explain=("d/d{0} = 0 (overwritten)", "d/d{1} = 1 (broadcast back)"),
 )
 
 
@@ -111,9 +112,11 @@ def copy_from(x, src):
     return bind(copy_from_op, x, src if isinstance(src, Tensor) else _scalar(src))
 
 
-clone_op = defop("clone", np.copy, infer.same, vjp=(lambda g, out, x: g,), jvp=LINEAR, saves=())
+clone_op = defop("clone", np.copy, infer.same, vjp=(lambda g, out, x: g,), jvp=LINEAR, saves=(),
+    explain=("d/d{0} = 1",))
 alias_op = defop("alias", lambda x: x.view(), infer.same, vjp=(lambda g, out, x: g,), jvp=LINEAR, saves=(),
-                 view=True, doc="A new tensor object over the same memory (what make_dual returns).")
+                 view=True, doc="A new tensor object over the same memory (what make_dual returns).",
+                     explain=("d/d{0} = 1",))
 
 
 def clone(x):
@@ -125,7 +128,7 @@ def alias(x):
 
 
 # --- unary math -----------------------------------------------------------------------------
-def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEMENTWISE, doc=""):
+def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEMENTWISE, doc="", **declarations):
     """Define a unary op from its numpy forward and its vjp rule; return its public function."""
     op = defop(
         name,
@@ -136,6 +139,7 @@ def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEME
         saves=(0,) if saves == "input" else (),
         saves_output=saves == "output",
         doc=doc,
+        **declarations,
     )
 
     if floats_only:
@@ -165,26 +169,31 @@ def _relu_forward(x, out=None):
     return np.maximum(x, 0, out=out)
 
 
-neg = _unary("neg", np.negative, lambda g, out, x: -g, saves=None, floats_only=False, jvp=LINEAR)
-exp = _unary("exp", np.exp, lambda g, out, x: g * out, saves="output")
-log = _unary("log", np.log, lambda g, out, x: g / x)
-sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), saves="output")
-sin = _unary("sin", np.sin, lambda g, out, x: g * cos(x))
-cos = _unary("cos", np.cos, lambda g, out, x: -(g * sin(x)))
-tan = _unary("tan", np.tan, lambda g, out, x: g * (1 + out * out), saves="output")
-tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves="output")
-sigmoid = _unary("sigmoid", _sigmoid_forward, lambda g, out, x: g * (out * (1 - out)), saves="output")
+neg = _unary("neg", np.negative, lambda g, out, x: -g, saves=None, floats_only=False, jvp=LINEAR,
+    explain=("d/d{0} = -1",), infix="-")
+exp = _unary("exp", np.exp, lambda g, out, x: g * out, saves="output", explain=("d/d{0} = exp({0})",))
+log = _unary("log", np.log, lambda g, out, x: g / x, explain=("d/d{0} = 1/{0}",))
+sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), saves="output", explain=("d/d{0} = 1/(2*sqrt({0}))",))
+sin = _unary("sin", np.sin, lambda g, out, x: g * cos(x), explain=("d/d{0} = cos({0})",))
+cos = _unary("cos", np.cos, lambda g, out, x: -(g * sin(x)), explain=("d/d{0} = -sin({0})",))
+tan = _unary("tan", np.tan, lambda g, out, x: g * (1 + out * out), saves="output", explain=("d/d{0} = 1 + tan({0})^2",))
+tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves="output",
+    explain=("d/d{0} = 1 - tanh({0})^2",))
+sigmoid = _unary("sigmoid", _sigmoid_forward, lambda g, out, x: g * (out * (1 - out)), saves="output",
+    explain=("d/d{0} = sigmoid({0})*(1 - sigmoid({0}))",))
 relu = _unary("relu", _relu_forward, lambda g, out, x: relu_mask(g, out), saves="output",
-              floats_only=False, doc="max(x, 0); its gradient at 0 is 0, as in PyTorch.")
-abs = _unary("abs", np.abs, lambda g, out, x: g * sign(x), floats_only=False)
+              floats_only=False, doc="max(x, 0); its gradient at 0 is 0, as in PyTorch.",
+                  explain=("d/d{0} = 1 where {0} > 0, else 0",))
+abs = _unary("abs", np.abs, lambda g, out, x: g * sign(x), floats_only=False, explain=("d/d{0} = sign({0})",))
 
 
 def rsqrt(input):
     return 1 / sqrt(input)
 
 
-log1p = _unary("log1p", np.log1p, lambda g, out, x: g / (1 + x), doc="log(1 + x), accurate for tiny x.")
-expm1 = _unary("expm1", np.expm1, lambda g, out, x: g * (out + 1), saves="output",
+log1p = _unary("log1p", np.log1p, lambda g, out, x: g / (1 + x), doc="log(1 + x), accurate for tiny x.",
+              explain=("d/d{0} = 1/(1 + {0})",))
+expm1 = _unary("expm1", np.expm1, lambda g, out, x: g * (out + 1), saves="output", explain=("d/d{0} = exp({0})",),
                doc="exp(x) - 1, accurate for tiny x.")
 
 relu_mask_op = defop(
@@ -195,6 +204,8 @@ relu_mask_op = defop(
     jvp=lambda tangents, _, g, out: relu_mask(tangents[0] if tangents[0] is not None else g * 0, out),
     saves=(1,),
     doc="g where out > 0, else 0: relu's backward, itself differentiable in g (double backward).",
+    broadcasts=True,
+    explain=("received where {1} > 0, else 0", "(mask: no gradient)"),
 )
 
 
@@ -213,9 +224,9 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 
 # --- binary arithmetic ------------------------------------------------------------------------
-def _binary(name, forward, rules, jvp=ELEMENTWISE, saves=None, saves_output=False):
+def _binary(name, forward, rules, jvp=ELEMENTWISE, saves=None, saves_output=False, **declarations):
     return defop(name, forward, infer.named_elementwise(name), vjp=rules, jvp=jvp, saves=saves,
-                 saves_output=saves_output)
+                 saves_output=saves_output, broadcasts=True, **declarations)
 
 
 def _pow_base_grad(g, out, x, y):
@@ -232,13 +243,16 @@ def _pow_exponent_grad(g, out, x, y):
     return g * where(x == 0, 0.0, out * safe_log)
 
 
-add_op = _binary("add", np.add, (lambda g, out, x, y: g, lambda g, out, x, y: g), jvp=LINEAR, saves=())
-sub_op = _binary("sub", np.subtract, (lambda g, out, x, y: g, lambda g, out, x, y: -g), jvp=LINEAR, saves=())
+add_op = _binary("add", np.add, (lambda g, out, x, y: g, lambda g, out, x, y: g), jvp=LINEAR, saves=(),
+    explain=("d/d{0} = 1", "d/d{1} = 1"), infix="+")
+sub_op = _binary("sub", np.subtract, (lambda g, out, x, y: g, lambda g, out, x, y: -g), jvp=LINEAR, saves=(),
+    explain=("d/d{0} = 1", "d/d{1} = -1"), infix="-")
 mul_op = _binary("mul", np.multiply, (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x),
-                 saves={0: (1,), 1: (0,)})
+                 saves={0: (1,), 1: (0,)}, explain=("d/d{0} = {1}", "d/d{1} = {0}"), infix="*")
 div_op = _binary("div", np.true_divide, (lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y),
-                 saves=(1,), saves_output=True)
-pow_op = _binary("pow", np.power, (_pow_base_grad, _pow_exponent_grad), saves_output=True)
+                 saves=(1,), saves_output=True, explain=("d/d{0} = 1/{1}", "d/d{1} = -{0}/{1}^2"), infix="/")
+pow_op = _binary("pow", np.power, (_pow_base_grad, _pow_exponent_grad), saves_output=True,
+    explain=("d/d{0} = {1}*{0}^({1}-1)", "d/d{1} = {0}^{1}*ln({0})"), infix="^")
 
 
 def _tie_split(x, y, g, sign):
@@ -248,9 +262,11 @@ def _tie_split(x, y, g, sign):
 
 
 maximum_op = _binary("maximum", np.maximum, (lambda g, out, x, y: _tie_split(x, y, g, 1),
-                                             lambda g, out, x, y: _tie_split(y, x, g, 1)))
+                                             lambda g, out, x, y: _tie_split(y, x, g, 1)),
+                     explain=("d/d{0} = 1 where {0} > {1} (1/2 on ties)", "d/d{1} = 1 where {1} > {0} (1/2 on ties)"))
 minimum_op = _binary("minimum", np.minimum, (lambda g, out, x, y: _tie_split(x, y, g, -1),
-                                             lambda g, out, x, y: _tie_split(y, x, g, -1)))
+                                             lambda g, out, x, y: _tie_split(y, x, g, -1)),
+                     explain=("d/d{0} = 1 where {0} < {1} (1/2 on ties)", "d/d{1} = 1 where {1} < {0} (1/2 on ties)"))
 
 
 def add(input, other, alpha=1):
@@ -309,6 +325,8 @@ where_op = defop(
     vjp=(None, lambda g, out, c, x, y: where(c, g, 0.0), lambda g, out, c, x, y: where(c, 0.0, g)),
     jvp=LINEAR,
     saves=(0,),
+    broadcasts=True,
+    explain=("(condition: no gradient)", "d/d{1} = 1 where {0}, else 0", "d/d{2} = 0 where {0}, else 1"),
 )
 
 
@@ -338,6 +356,7 @@ clamp_op = defop(
     jvp=ELEMENTWISE,
     saves=(0,),
     doc="Limit to [min, max]; the gradient passes where min <= x <= max (bounds included).",
+    explain=("d/d{0} = 1 where min <= {0} <= max, else 0",),
 )
 
 
@@ -357,13 +376,13 @@ clip = clamp
 
 
 # --- ops without gradients (comparisons, rounding, logic) -----------------------------------------
-def _no_grad_op(name, forward, dtype=None, arity=2):
+def _no_grad_op(name, forward, dtype=None, arity=2, **declarations):
     if arity == 2:
         rule = infer.named_elementwise(name, dtype)
     else:
         def rule(x):
             return infer.shape_of(x), np.dtype(dtype) if dtype else infer.dtype_of(x)
-    op = defop(name, forward, rule)
+    op = defop(name, forward, rule, broadcasts=arity == 2, **declarations)
     if arity == 2:
         def fn(input, other):
             return bind(op, *coerce(input, other))

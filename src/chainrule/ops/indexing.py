@@ -67,7 +67,7 @@ getitem_op = defop(
     vjp=(lambda g, out, x, index: index_add_zeros(g, x.shape, index),),
     jvp=LINEAR,
     saves=(),
-    view=True,
+    view=True, explain=("zeros of {0}'s shape with received placed at the index",),
 )
 
 index_add_zeros_op = defop(
@@ -77,7 +77,7 @@ index_add_zeros_op = defop(
     vjp=(lambda g, out, grad, shape, index: g[index],),
     jvp=LINEAR,
     saves=(),
-    doc="zeros(shape) with g added at x[index]: the adjoint of getitem.",
+    doc="zeros(shape) with g added at x[index]: the adjoint of getitem.", explain=("received read at the index",),
 )
 
 
@@ -103,6 +103,7 @@ index_put_op = defop(
     jvp=LINEAR,
     saves=(),
     doc="A copy of x with x[index] = value: the functional form of indexed assignment.",
+    explain=("received with the assigned positions zeroed", "received read at the index"),
 )
 
 
@@ -189,7 +190,7 @@ gather_op = defop(
     _gather_infer,
     vjp=(lambda g, out, x, index, dim: gather_backward(g, index, dim, x.shape), None),
     jvp=LINEAR,
-    saves=(1,),
+    saves=(1,), explain=("zeros of {0}'s shape with received added at the index", "(index: no gradient)"),
 )
 
 
@@ -207,6 +208,7 @@ gather_backward_op = defop(
     jvp=LINEAR,
     saves=(1,),
     doc="zeros(shape) with g added at the gathered places: gather's adjoint (its own adjoint is gather).",
+    explain=("received gathered at the index", "(index: no gradient)"),
 )
 
 
@@ -241,7 +243,7 @@ scatter_add_op = defop(
     _scatter_infer,
     vjp=(lambda g, out, x, index, src, dim: g, None, _src_grad),
     jvp=LINEAR,
-    saves=(1,),
+    saves=(1,), explain=("received", "(index: no gradient)", "received gathered at the index"),
 )
 
 scatter_op = defop(
@@ -251,6 +253,8 @@ scatter_op = defop(
     vjp=(lambda g, out, x, index, src, dim: scatter(g, dim, index, 0.0), None, _src_grad),
     jvp=LINEAR,
     saves=(1,),
+    explain=("received with the overwritten positions zeroed", "(index: no gradient)",
+             "received gathered at the index"),
 )
 
 

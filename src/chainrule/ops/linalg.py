@@ -45,7 +45,7 @@ matmul_op = defop(
     vjp=(lambda g, out, x, y: matmul(g, swap_last_two(y)),
          lambda g, out, x, y: matmul(swap_last_two(x), g)),
     jvp=_matmul_jvp,
-    saves={0: (1,), 1: (0,)},
+    saves={0: (1,), 1: (0,)}, explain=("received @ {1}^T", "{0}^T @ received"), infix="@",
 )
 
 
@@ -78,6 +78,7 @@ linear_op = defop(
     saves={0: (1,), 1: (0,)},
     doc="x @ w.T with w stored (out_features, in_features), as nn.Linear keeps it: its weight "
         "gradient comes out as one contiguous GEMM result, not a transposed view.",
+    explain=("received @ {1}", "received^T @ {0}"),
 )
 
 

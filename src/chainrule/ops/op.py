@@ -28,13 +28,46 @@ LINEAR = "linear"  # linear in its float tensor inputs: jvp = forward(tangents)
 
 
 class OpDef:
-    """One primitive op: see the module docstring for what each field holds."""
+    """One primitive op: see the module docstring for the rules; the declarations below tell every
+    mode what it needs to know about the op, so no module outside ``ops/`` looks at an op's name.
+
+    Declarations (all optional):
+
+    ``broadcasts``
+        the tensor inputs broadcast against each other (NumPy rules); the static graph unifies
+        their symbolic sizes.
+    ``view`` / ``view_inverse``
+        the output may share memory with input 0 (and so shares its version counter);
+        ``view_inverse(base, value, **params)`` is ``base`` with the viewed region replaced by
+        ``value``, in chainrule ops: how an in-place write through the view reaches its root.
+    ``takes_out``
+        ``forward`` accepts ``out=`` (true for every numpy ufunc): a compiler may fuse it into a
+        kernel writing into a reused buffer.
+    ``fresh``
+        the output is newly allocated memory (never an input's), so a memory planner may reuse it;
+        defaults to ``not view``.
+    ``lower``
+        ``lower(args, params) -> str``: a Python expression computing the op from the source
+        expressions ``args``, for readable generated code (None: the code calls ``forward``).
+    ``identity`` / ``simplify``
+        ``{input index: value}`` for which the op returns its other input unchanged (``x + 0``);
+        ``simplify(node)`` -> an equivalent simpler IR value, or None (algebraic rewrites).
+    ``explain`` / ``infix``
+        one text per input describing its vjp (``{0}``, ``{1}`` name the inputs; a dict
+        ``{"*": ...}`` serves every input of a variadic op), and the operator that prints the op.
+    ``export``
+        its ONNX converter (see ``chainrule.onnx``).
+    ``pure``
+        same inputs, same output; False for random ops, which a compiler must not fold or merge.
+    """
 
     __slots__ = ("name", "forward", "infer", "vjp", "jvp", "saves", "saves_output", "view", "pure", "grad_name",
-                 "doc")
+                 "doc", "broadcasts", "view_inverse", "takes_out", "fresh", "lower", "identity", "simplify",
+                 "explain", "infix", "export")
 
     def __init__(self, name, forward, infer, vjp=None, jvp=None, saves=None, saves_output=False, view=False,
-                 pure=True, doc=""):
+                 pure=True, doc="", *, broadcasts=False, view_inverse=None, takes_out=None, fresh=None,
+                 lower=None, identity=None, simplify=None, explain=None, infix=None, export=None):
         self.name = name
         self.forward = forward
         self.infer = infer
@@ -42,10 +75,20 @@ class OpDef:
         self.jvp = jvp
         self.saves = saves  # indices of the inputs the vjp reads; None means all of them
         self.saves_output = saves_output
-        self.view = view  # the output may share memory with input 0 (and so shares its version counter)
-        self.pure = pure  # same inputs, same output; False for random ops, which a compiler must not fold or merge
+        self.view = view
+        self.pure = pure
         self.grad_name = "".join(part.title() for part in name.split("_")) + "Backward0"
         self.doc = doc
+        self.broadcasts = broadcasts
+        self.view_inverse = view_inverse
+        self.takes_out = isinstance(forward, np.ufunc) if takes_out is None else takes_out
+        self.fresh = (not view) if fresh is None else fresh
+        self.lower = lower
+        self.identity = identity
+        self.simplify = simplify
+        self.explain = explain
+        self.infix = infix
+        self.export = export
 
     def __repr__(self):
         return f"<op {self.name}>"
@@ -81,11 +124,12 @@ class OpDef:
 OPS = {}
 
 
-def defop(name, forward, infer, vjp=None, jvp=None, saves=None, saves_output=False, view=False, pure=True, doc=""):
-    """Define and register a primitive op; returns its :class:`OpDef`."""
+def defop(name, forward, infer, vjp=None, jvp=None, saves=None, saves_output=False, view=False, pure=True, doc="",
+          **declarations):
+    """Define and register a primitive op; returns its :class:`OpDef` (``declarations``: see OpDef)."""
     if name in OPS:
         raise ValueError(f"op {name!r} is already defined")
-    op = OpDef(name, forward, infer, vjp, jvp, saves, saves_output, view, pure, doc)
+    op = OpDef(name, forward, infer, vjp, jvp, saves, saves_output, view, pure, doc, **declarations)
     OPS[name] = op
     return op
 

@@ -41,7 +41,7 @@ sum_op = defop(
                              infer.dtype_of(x) if infer.dtype_of(x).kind == "f" else np.dtype(np.int64)),
     vjp=(lambda g, out, x, dim, keepdim: _grad_to_input_shape(g, x, dim, keepdim),),
     jvp=LINEAR,
-    saves=(),
+    saves=(), explain=("d/d{0} = 1 (received broadcast back to {0}'s shape)",),
 )
 
 
@@ -56,13 +56,13 @@ def _extremum_jvp(tangents, out, x, dim, keepdim):
     return (tangents[0] * hits).sum(dim=dim, keepdim=keepdim) / hits.sum(dim=dim, keepdim=keepdim)
 
 
-def _extremum_op(name, forward):
+def _extremum_op(name, forward, **declarations):
     return defop(name, lambda x, dim, keepdim: forward(x, axis=dim, keepdims=keepdim), _reduce_infer(name),
-                 vjp=(_extremum_grad,), jvp=_extremum_jvp, saves_output=True)
+                 vjp=(_extremum_grad,), jvp=_extremum_jvp, saves_output=True, **declarations)
 
 
-amax_op = _extremum_op("amax", np.max)
-amin_op = _extremum_op("amin", np.min)
+amax_op = _extremum_op("amax", np.max, explain=("d/d{0} = 1 at the maximum (split among ties), else 0",))
+amin_op = _extremum_op("amin", np.min, explain=("d/d{0} = 1 at the minimum (split among ties), else 0",))
 
 
 def _arg_forward(fn):
@@ -144,7 +144,7 @@ mean_op = defop(
     vjp=(lambda g, out, x, dim, keepdim: expand(_kept(g, x, dim, keepdim), tuple(x.shape))
          / _count_of(x.shape, dim),),
     jvp=LINEAR,
-    saves=(),
+    saves=(), explain=("d/d{0} = 1/n (received broadcast back; n = elements averaged)",),
 )
 
 
@@ -190,7 +190,7 @@ std_op = defop(
     jvp=lambda tangents, out, x, dim, keepdim, correction: where(
         out == 0, 0.0, sum((x - mean(x, dim, keepdim=True)) * tangents[0], dim, keepdim)
         / (out * (_reduced_count(x, dim, keepdim) - correction))),
-    saves_output=True,
+    saves_output=True, explain=("d/d{0} = ({0} - mean({0})) / ((n - correction)*std({0}))",),
 )
 
 
@@ -215,7 +215,7 @@ logsumexp_op = defop(
     _reduce_infer("logsumexp"),
     vjp=(lambda g, out, x, dim, keepdim: _kept(g, x, dim, keepdim) * exp(x - _kept(out, x, dim, keepdim)),),
     jvp=lambda tangents, out, x, dim, keepdim: sum(tangents[0] * softmax(x, dim), dim, keepdim),
-    saves_output=True,
+    saves_output=True, explain=("d/d{0} = softmax({0})",),
 )
 
 

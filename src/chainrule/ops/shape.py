@@ -61,7 +61,7 @@ reshape_op = defop(
     vjp=(lambda g, out, x, shape: reshape(g, x.shape),),
     jvp=LINEAR,
     saves=(),
-    view=True,
+    view=True, explain=("received reshaped back to {0}'s shape",),
 )
 
 
@@ -95,7 +95,7 @@ permute_op = defop(
     vjp=(lambda g, out, x, axes: permute(g, tuple(np.argsort(axes))),),
     jvp=LINEAR,
     saves=(),
-    view=True,
+    view=True, explain=("received permuted back",),
 )
 
 
@@ -169,7 +169,7 @@ expand_op = defop(
     vjp=(lambda g, out, x, shape: g,),  # the engine sums the gradient back to x's shape
     jvp=LINEAR,
     saves=(),
-    view=True,
+    view=True, explain=("received summed over the expanded dims",),
 )
 
 
@@ -273,7 +273,7 @@ cat_op = defop(
     _cat_infer,
     vjp=_cat_vjp,
     jvp=LINEAR,
-    saves=(),
+    saves=(), explain={"*": "the slice of received where {i} was placed"},
 )
 
 
@@ -313,6 +313,7 @@ stack_op = defop(
     vjp=lambda g, out, *xs, dim: [g[(slice(None),) * dim + (i,)] for i in range(len(xs))],
     jvp=LINEAR,
     saves=(),
+    explain={"*": "the slice of received at {i}'s position along dim"},
 )
 
 
@@ -354,7 +355,7 @@ pad_op = defop(
     _pad_infer,
     vjp=(_unpad,),
     jvp=LINEAR,
-    saves=(),
+    saves=(), explain=("received with the padding cropped off",),
 )
 
 

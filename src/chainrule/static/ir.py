@@ -409,9 +409,6 @@ full_op = OPS.get("static_full") or defop(
     doc="np.full(shape, value, dtype); used by the static graph for gradient seeds and zeros.",
 )
 
-_BROADCASTING = frozenset({"add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "eq", "ne", "lt", "le",
-                           "gt", "ge", "logical_and", "logical_or", "logical_xor", "floor_divide"})
-
 
 class Graph:
     """Records the ops applied to placeholders (and to the tensors they meet) as IR nodes.
@@ -540,7 +537,7 @@ class Graph:
             raise _with_site(exc, site) from None
         node = Node(self, "op", op, tuple(p[1] for p in pairs), params, (), dtype, site, self.tag)
         node.shape = self._output_shape(node, op, metas, params, shape)
-        if op.name in _BROADCASTING:
+        if op.broadcasts:
             self._unify_broadcast(metas, node.shape)
         elif op.name == "matmul":
             self._unify_matmul(metas)

@@ -17,13 +17,13 @@ package. Anything with a ``to_graph_view()`` method (a static graph) can be draw
 import os
 
 from .dot import GraphvizNotFoundError, node_label, to_digraph
-from .explain import RULES, BackwardExplanation, BackwardStep, GradientSent, explain_backward
+from .explain import BackwardExplanation, BackwardStep, GradientSent, explain_backward
 from .modules import ModuleScopes, collapse_view, scopes_for, track_modules
 from .view import GraphView, ViewEdge, ViewNode
 
 __all__ = [
     "BackwardExplanation", "BackwardStep", "GradientSent", "GraphView", "GraphvizNotFoundError", "ModuleScopes",
-    "RULES", "ViewEdge", "ViewNode", "draw", "explain_backward", "graph_view", "node_label", "save",
+    "ViewEdge", "ViewNode", "draw", "explain_backward", "graph_view", "node_label", "save",
     "track_modules",
 ]
 

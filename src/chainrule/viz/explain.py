@@ -39,71 +39,13 @@ from ..tensor import Meta, Tensor
 from .dynamic import format_params, op_title, recorded_outputs, walk
 from .view import format_array, format_number, format_shape
 
-# --- what each op's vjp does, in words (a description, never used to compute anything) ---------
-# One entry per input; {0}, {1}, ... are replaced by the names of the op's inputs, and "*" is a
-# template for every input of a variadic op. "d/dx = f" means: sent = received * f, elementwise.
-RULES = {
-    "add": ("d/d{0} = 1", "d/d{1} = 1"),
-    "sub": ("d/d{0} = 1", "d/d{1} = -1"),
-    "mul": ("d/d{0} = {1}", "d/d{1} = {0}"),
-    "div": ("d/d{0} = 1/{1}", "d/d{1} = -{0}/{1}^2"),
-    "pow": ("d/d{0} = {1}*{0}^({1}-1)", "d/d{1} = {0}^{1}*ln({0})"),
-    "maximum": ("d/d{0} = 1 where {0} > {1} (1/2 on ties)", "d/d{1} = 1 where {1} > {0} (1/2 on ties)"),
-    "minimum": ("d/d{0} = 1 where {0} < {1} (1/2 on ties)", "d/d{1} = 1 where {1} < {0} (1/2 on ties)"),
-    "neg": ("d/d{0} = -1",),
-    "exp": ("d/d{0} = exp({0})",),
-    "log": ("d/d{0} = 1/{0}",),
-    "sqrt": ("d/d{0} = 1/(2*sqrt({0}))",),
-    "sin": ("d/d{0} = cos({0})",),
-    "cos": ("d/d{0} = -sin({0})",),
-    "tan": ("d/d{0} = 1 + tan({0})^2",),
-    "tanh": ("d/d{0} = 1 - tanh({0})^2",),
-    "sigmoid": ("d/d{0} = sigmoid({0})*(1 - sigmoid({0}))",),
-    "relu": ("d/d{0} = 1 where {0} > 0, else 0",),
-    "abs": ("d/d{0} = sign({0})",),
-    "clamp": ("d/d{0} = 1 where min <= {0} <= max, else 0",),
-    "where": ("(condition: no gradient)", "d/d{1} = 1 where {0}, else 0", "d/d{2} = 0 where {0}, else 1"),
-    "cast": ("d/d{0} = 1 (cast back to {0}'s dtype)",),
-    "clone": ("d/d{0} = 1",),
-    "alias": ("d/d{0} = 1",),
-    "copy": ("d/d{0} = 0 (overwritten)", "d/d{1} = 1 (broadcast back)"),
-    "sum": ("d/d{0} = 1 (received broadcast back to {0}'s shape)",),
-    "mean": ("d/d{0} = 1/n (received broadcast back; n = elements averaged)",),
-    "amax": ("d/d{0} = 1 at the maximum (split among ties), else 0",),
-    "amin": ("d/d{0} = 1 at the minimum (split among ties), else 0",),
-    "logsumexp": ("d/d{0} = softmax({0})",),
-    "matmul": ("received @ {1}^T", "{0}^T @ received"),
-    "reshape": ("received reshaped back to {0}'s shape",),
-    "permute": ("received permuted back",),
-    "expand": ("received summed over the expanded dims",),
-    "cat": {"*": "the slice of received where {i} was placed"},
-    "pad": ("received with the padding cropped off",),
-    "getitem": ("zeros of {0}'s shape with received placed at the index",),
-    "index_add_zeros": ("received read at the index",),
-    "index_put": ("received with the assigned positions zeroed", "received read at the index"),
-    "gather": ("zeros of {0}'s shape with received added at the index", "(index: no gradient)"),
-    "scatter_add": ("received", "(index: no gradient)", "received gathered at the index"),
-    "scatter": ("received with the overwritten positions zeroed", "(index: no gradient)",
-                "received gathered at the index"),
-    "log_sigmoid": ("d/d{0} = 1 - sigmoid({0})",),
-    "std": ("d/d{0} = ({0} - mean({0})) / ((n - correction)*std({0}))",),
-    "im2col": ("col2im(received): each column added back at its window",),
-    "col2im": ("im2col(received): each window read back as a column",),
-    "max_pool2d": ("received routed to the maximum of each window (pool_scatter)",),
-    "pool_scatter": ("received read at the selected window elements (pool_gather)", "(index: no gradient)"),
-    "pool_gather": ("received added at the selected window elements (pool_scatter)", "(index: no gradient)"),
-    "pool_sum": ("received added to every element of its window (pool_sum_t)",),
-    "pool_sum_t": ("received summed over each window (pool_sum)",),
-}
 
-INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "^", "matmul": "@"}
-
-
-def describe_rule(op_name, input_names, function=None):
-    """The local derivative of one node, one text per input (generic where the table has none)."""
-    if function is not None:
-        return [f"{function}.backward(ctx, received)[{i}]" for i in range(len(input_names))]
-    entry = RULES.get(op_name)
+def describe_rule(node, input_names):
+    """The local derivative of one node, one text per input: the op's own ``explain`` declaration
+    ({0}, {1}, ... name its inputs), the user's backward for a custom Function, or a generic text."""
+    if isinstance(node, FunctionNode):
+        return [f"{node.function.__name__}.backward(ctx, received)[{i}]" for i in range(len(input_names))]
+    entry = node.op.explain if isinstance(node, OpNode) else None
     out = []
     for i, name in enumerate(input_names):
         if isinstance(entry, dict):
@@ -111,7 +53,7 @@ def describe_rule(op_name, input_names, function=None):
         elif entry is not None and i < len(entry):
             template = entry[i]
         else:
-            template = f"vjp {i} of {op_name}"
+            template = f"vjp {i} of {op_title(node)}"
         out.append(template.format(*input_names, i=name))
     return out
 
@@ -133,7 +75,7 @@ class BackwardStep:
     ``name`` is the value the node stands for (``v3`` for an op's output, a leaf's name);
     ``computes`` how the forward pass computed it; ``value`` its forward value (when the graph
     saved it); ``received`` the gradient of the loss with respect to it (the upstream gradient);
-    ``rules`` the local derivative for each input (described, per :data:`RULES`); ``sends`` the
+    ``rules`` the local derivative for each input (described by the op's ``explain`` declaration); ``sends`` the
     gradients passed on. A leaf's step (``node == "AccumulateGrad"``) sends nothing: what it
     received is what accumulates into its ``.grad``.
     """
@@ -248,10 +190,11 @@ class _Names:
 def _computes(node, name, inputs):
     title = op_title(node)
     params = getattr(node, "params", None) or {}
-    if isinstance(node, OpNode) and node.op.name in INFIX and len(inputs) == 2 and not format_params(params):
-        return f"{name} = {inputs[0]} {INFIX[node.op.name]} {inputs[1]}"
-    if isinstance(node, OpNode) and node.op.name == "neg":
-        return f"{name} = -{inputs[0]}"
+    infix = node.op.infix if isinstance(node, OpNode) and not format_params(params) else None
+    if infix and len(inputs) == 2:
+        return f"{name} = {inputs[0]} {infix} {inputs[1]}"
+    if infix and len(inputs) == 1:
+        return f"{name} = {infix}{inputs[0]}"
     text = format_params(params, limit=30)
     return f"{name} = {title}({', '.join(list(inputs) + ([text] if text else []))})"
 
@@ -354,8 +297,7 @@ def _op_observer(node, steps, naming, needed, outputs):
                 continue
             sends.append(GradientSent(i, naming.of_edge(edge), _conform(node, i, grad_inputs[i])._data.copy()))
         differentiable = [i for i, e in enumerate(node.edges) if e is not None]
-        function = node.function.__name__ if isinstance(node, FunctionNode) else None
-        rules = describe_rule(op_title(node), names, function)
+        rules = describe_rule(node, names)
         name = naming.node[node]
         out = outputs.get(node, {}).get(0)
         received = _copy(grad_outputs[0]) if len(grad_outputs) == 1 else tuple(_copy(g) for g in grad_outputs)
