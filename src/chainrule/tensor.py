@@ -722,7 +722,7 @@ def _format(t):
 
 
 # Imported last: these modules build on Tensor (a cycle that resolves once the class exists).
-from .autograd.grad_mode import enable_grad, no_grad, state  # noqa: E402, I001
+from ._mode import enable_grad, no_grad, state  # noqa: E402, I001
 from .autograd.graph import AccumulateGrad, RemovableHandle  # noqa: E402
 from . import ops as _ops  # noqa: E402
 from . import random as _random  # noqa: E402

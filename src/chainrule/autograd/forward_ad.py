@@ -8,10 +8,38 @@ exits they read as absent without visiting every tensor.
 
 from collections import namedtuple
 
+from .._mode import Interpreter, state, suspended
 from ..errors import GraphError, ShapeError
-from .grad_mode import state
+from ..ops.creation import filled_like
+from ..ops.elementwise import alias
+from ..ops.op import ELEMENTWISE, LINEAR, bind
+from ..tensor import Tensor
 
 UnpackedDualTensor = namedtuple("UnpackedDualTensor", ["primal", "tangent"])
+
+
+class PropagateTangents(Interpreter):
+    """Forward mode: after the modes below computed an op's primal, compute its tangent from the
+    op's jvp rule. The rule's own ops run with this interpreter suspended (no tangents of tangents)
+    but through every other mode, so they are taped (reverse over forward) or traced."""
+
+    rank = 2
+
+    def process(self, op, args, params):
+        result = self.below.process(op, args, params)
+        if op.jvp is not None and result._data.dtype.kind == "f":
+            tangents = [tangent_of(a) if isinstance(a, Tensor) else None for a in args]
+            if any(t is not None for t in tangents):
+                with suspended(self):
+                    tangent = _jvp(op, args, params, tangents, result)
+                result._fw = (state.fw_epoch, tangent)
+        return result
+
+    def apply_function(self, call):
+        with suspended(self):
+            outputs = self.below.apply_function(call)
+            call.propagate_tangents(outputs, [tangent_of(a) if isinstance(a, Tensor) else None for a in call.args])
+        return outputs
 
 
 class dual_level:
@@ -21,9 +49,12 @@ class dual_level:
         if state.fw_level:
             raise GraphError("Nested forward mode AD is not supported: a dual_level is already active")
         state.fw_level = 1
+        self.interpreter = PropagateTangents()
+        self.interpreter.__enter__()
         return 0
 
     def __exit__(self, *exc):
+        self.interpreter.__exit__()
         state.fw_level = 0
         state.fw_epoch += 1
         return False
@@ -61,39 +92,28 @@ def unpack_dual(tensor, *, level=None):
     return UnpackedDualTensor(primal, tangent)
 
 
-def alias(tensor):
-    return bind(OPS["alias"], tensor)
-
-
 def tangent_of(tensor):
     fw = tensor._fw
     return fw[1] if fw is not None and state.fw_level and fw[0] == state.fw_epoch else None
 
 
-def propagate_tangent(op, args, params, result):
-    """Give ``result`` the tangent of ``op`` applied to ``args``, from the op's jvp rule."""
-    tangents = [tangent_of(a) if isinstance(a, Tensor) else None for a in args]
-    if all(t is None for t in tangents) or op.jvp is None or result._data.dtype.kind != "f":
-        return
-    state.fw_level = 0  # the jvp rule's own ops compute plain values (no tangents of tangents)
-    try:
-        if op.jvp is ELEMENTWISE:
-            tangent = None
-            for rule, t in zip(op.vjp, tangents):
-                if t is not None:
-                    term = rule(t, result, *args, **params)
-                    tangent = term if tangent is None else tangent + term
-        elif op.jvp is LINEAR:
-            tangent = bind(op, *_linear_args(args, tangents), **params)
-        else:
-            tangent = op.jvp(tangents, result, *args, **params)
-        if tuple(tangent.shape) != result._data.shape:
-            tangent = tangent.expand(result._data.shape)
-        if tangent._data.dtype != result._data.dtype:
-            tangent = tangent.to(result.dtype)
-    finally:
-        state.fw_level = 1
-    result._fw = (state.fw_epoch, tangent)
+def _jvp(op, args, params, tangents, result):
+    """The output tangent of ``op`` from its jvp declaration, with the output's shape and dtype."""
+    if op.jvp is ELEMENTWISE:
+        tangent = None
+        for rule, t in zip(op.vjp, tangents):
+            if t is not None:
+                term = rule(t, result, *args, **params)
+                tangent = term if tangent is None else tangent + term
+    elif op.jvp is LINEAR:
+        tangent = bind(op, *_linear_args(args, tangents), **params)
+    else:
+        tangent = op.jvp(tangents, result, *args, **params)
+    if tuple(tangent.shape) != tuple(result._data.shape):
+        tangent = tangent.expand(result._data.shape)
+    if tangent._data.dtype != result._data.dtype:
+        tangent = tangent.to(result.dtype)
+    return tangent
 
 
 def _linear_args(args, tangents):
@@ -104,13 +124,7 @@ def _linear_args(args, tangents):
         if t is not None:
             out.append(t)
         elif isinstance(a, Tensor):
-            out.append(_wrap(np.zeros_like(a._data)) if a._data.dtype.kind == "f" else a)
+            out.append(filled_like(a, 0) if a._data.dtype.kind == "f" else a)
         else:
             out.append(0 * a if isinstance(a, (int, float)) and not isinstance(a, bool) else a)
     return out
-
-
-import numpy as np  # noqa: E402
-
-from ..ops.op import ELEMENTWISE, LINEAR, OPS, bind  # noqa: E402
-from ..tensor import Tensor, _wrap  # noqa: E402

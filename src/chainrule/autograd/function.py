@@ -7,8 +7,6 @@ checks, un-broadcasting, hooks), and ``jvp(ctx, *tangents)`` serves forward mode
 
 import weakref
 
-import numpy as np
-
 from ..errors import GraphError
 from .grad_mode import no_grad, state
 from .graph import Node
@@ -125,29 +123,63 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        if state.tracer is not None:
-            return state.tracer.apply_function(cls, args, kwargs)
-        needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
-        ctx = FunctionCtx(needs)
+        """Run ``forward`` through the modes: evaluated or traced, then taped and given tangents."""
+        outputs, is_tuple = state.top.apply_function(FunctionCall(cls, args, kwargs))
+        return tuple(outputs) if is_tuple else outputs[0]
+
+
+class FunctionCall:
+    """One ``Function.apply`` as it passes through the interpreter stack: the bottom mode runs
+    ``forward`` (:meth:`run_forward`), the tape mode records the backward node (:meth:`record`),
+    forward mode calls the user's ``jvp`` (:meth:`propagate_tangents`)."""
+
+    __slots__ = ("cls", "args", "kwargs", "ctx", "differentiable")
+
+    def __init__(self, cls, args, kwargs):
+        self.cls = cls
+        self.args = args
+        self.kwargs = kwargs
+        self.ctx = FunctionCtx(tuple(isinstance(a, Tensor) and a._requires_grad for a in args))
+
+    def run_forward(self):
+        """``(outputs, is_tuple)``: forward run without recording; an output that is an input
+        becomes a new tensor over the same memory (as PyTorch's view)."""
         with no_grad():
-            raw = cls.forward(ctx, *args, **kwargs)
+            raw = self.cls.forward(self.ctx, *self.args, **self.kwargs)
         is_tuple = isinstance(raw, tuple)
         raw = raw if is_tuple else (raw,)
-        non_diff = {id(t) for t in ctx._non_differentiable}
-        differentiable = [id(o) not in non_diff for o in raw]  # judged before inputs are re-wrapped
-        outputs = [_fresh(o, args) for o in raw]
-        if state.grad_enabled and any(needs):
-            node = FunctionNode(cls, ctx, args, outputs)
+        non_diff = {id(t) for t in self.ctx._non_differentiable}
+        self.differentiable = [id(o) not in non_diff for o in raw]  # judged before inputs are re-wrapped
+        self.ctx._saved = [_saved_entry(t, ()) for t in self.ctx._to_save]  # what a jvp reads
+        return [_fresh(o, self.args) for o in raw], is_tuple
+
+    def record(self, result, grad_enabled):
+        """Give the float, differentiable outputs one backward node; keep what ctx saved."""
+        outputs, _ = result
+        ctx = self.ctx
+        if grad_enabled and any(ctx.needs_input_grad):
+            node = FunctionNode(self.cls, ctx, self.args, outputs)
             for nr, o in enumerate(outputs):
-                if isinstance(o, Tensor) and o._data.dtype.kind == "f" and differentiable[nr]:
+                if isinstance(o, Tensor) and o._data.dtype.kind == "f" and self.differentiable[nr]:
                     o.grad_fn, o._out_nr, o._requires_grad = node, nr, True
             ctx._node = weakref.ref(node)
-            ctx._saved = [_saved_entry(t, outputs) for t in ctx._to_save]
-        else:
-            ctx._saved = [_saved_entry(t, ()) for t in ctx._to_save]
-        if state.fw_level:
-            _forward_mode(cls, ctx, args, outputs)
-        return tuple(outputs) if is_tuple else outputs[0]
+            ctx._saved = [_saved_entry(t, outputs) for t in ctx._to_save]  # saved outputs get the node
+
+    def propagate_tangents(self, result, tangents):
+        """Forward mode: the outputs' tangents from the user's ``jvp(ctx, *input_tangents)``."""
+        if all(t is None for t in tangents):
+            return
+        cls = self.cls
+        if cls.jvp is Function.jvp:
+            raise GraphError(f"Function {cls.__name__} has no jvp staticmethod, which forward-mode AD needs")
+        filled = [t if t is not None or not isinstance(a, Tensor) else filled_like(a, 0)
+                  for a, t in zip(self.args, tangents)]
+        out_tangents = cls.jvp(self.ctx, *filled)
+        if not isinstance(out_tangents, tuple):
+            out_tangents = (out_tangents,)
+        for o, t in zip(result[0], out_tangents):
+            if isinstance(o, Tensor) and t is not None:
+                o._fw = (state.fw_epoch, t)
 
 
 def _fresh(output, args):
@@ -168,25 +200,5 @@ def _saved_entry(tensor, outputs):
     return (tensor, tensor._version, tensor._version[0], None)
 
 
-def _forward_mode(cls, ctx, args, outputs):
-    tangents = [tangent_of(a) if isinstance(a, Tensor) else None for a in args]
-    if all(t is None for t in tangents):
-        return
-    if cls.jvp is Function.jvp:
-        raise GraphError(f"Function {cls.__name__} has no jvp staticmethod, which forward-mode AD needs")
-    filled = [t if t is not None or not isinstance(a, Tensor) else _wrap(np.zeros_like(a._data))
-              for a, t in zip(args, tangents)]
-    state.fw_level = 0
-    try:
-        out_tangents = cls.jvp(ctx, *filled)
-    finally:
-        state.fw_level = 1
-    if not isinstance(out_tangents, tuple):
-        out_tangents = (out_tangents,)
-    for o, t in zip(outputs, out_tangents):
-        if isinstance(o, Tensor) and t is not None:
-            o._fw = (state.fw_epoch, t)
-
-
+from ..ops.creation import filled_like  # noqa: E402
 from ..tensor import Tensor, _wrap  # noqa: E402
-from .forward_ad import tangent_of  # noqa: E402

@@ -20,7 +20,7 @@ import warnings
 
 import numpy as np
 
-from ..autograd.grad_mode import no_grad, state
+from .._mode import Interpreter, no_grad, pop, push, suspended
 from ..ops.op import bind as _bind
 from ..tensor import Tensor, _write_result
 
@@ -109,7 +109,7 @@ class Node:
         return f"{outs} = {self.name}({ins}) in {self.scope.path!r}"
 
 
-class Recorder:
+class Recorder(Interpreter):
     """The tracer: see the module docstring. Use :func:`trace` rather than this class directly."""
 
     def __init__(self, model, leaf=None):
@@ -191,19 +191,20 @@ class Recorder:
         return node
 
     # --- the tracer protocol (what bind, Function.apply and in-place ops call) ---------------------
-    def bind(self, op, args, params):
+    rank = 1
+
+    def process(self, op, args, params):
         with self.paused():  # compute exactly as eager mode does, then record
             result = _bind(op, *args, **params)
         self._record("op", [self._arg(a) for a in args], [result], op=op, params=dict(params))
         return result
 
-    def apply_function(self, cls, args, kwargs):
+    def apply_function(self, call):
         with self.paused():
-            raw = cls.apply(*args, **kwargs)
-        outs = raw if isinstance(raw, tuple) else (raw,)
-        self._record("function", [self._arg(a) for a in args], [o for o in outs if isinstance(o, Tensor)],
-                     function=cls, args=args, kwargs=kwargs)
-        return raw
+            result = self.below.apply_function(call)
+        self._record("function", [self._arg(a) for a in call.args], [o for o in result[0] if isinstance(o, Tensor)],
+                     function=call.cls, args=call.args, kwargs=call.kwargs)
+        return result
 
     def inplace(self, t, fn, args):
         result = fn(t, *args)  # recorded like any out-of-place computation
@@ -225,7 +226,7 @@ class Recorder:
 
     # --- modules --------------------------------------------------------------------------------
     def paused(self):
-        return _Paused(self)
+        return suspended(self)
 
     def _wrap_forward(self, path, module, original):
         recorder = self
@@ -273,13 +274,12 @@ class Recorder:
             previous = module.__dict__.get("forward")
             object.__setattr__(module, "forward", self._wrap_forward(path, module, module.forward))
             patched.append((module, had, previous))
-        saved_tracer = state.tracer
+        push(self)
         try:
             with no_grad():
-                state.tracer = self
                 out = self.model(*args, **kwargs)
         finally:
-            state.tracer = saved_tracer
+            pop(self)
             for module, had, previous in patched:
                 if had:
                     object.__setattr__(module, "forward", previous)
@@ -302,21 +302,6 @@ class Recorder:
                 keep.add(id(v.producer))
                 stack.extend(v.producer.values())
         return [n for n in self.nodes if id(n) in keep]
-
-
-class _Paused:
-    """Run real ops inside a traced call (a leaf module, a Function) without recording them."""
-
-    def __init__(self, recorder):
-        self.recorder = recorder
-
-    def __enter__(self):
-        self.previous = state.tracer
-        state.tracer = None
-
-    def __exit__(self, *exc):
-        state.tracer = self.previous
-        return False
 
 
 class UniqueNames:

@@ -6,6 +6,7 @@ from .. import _dtype
 from .. import random as _random
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor, _wrap, as_array
+from .op import bind, defop
 
 
 def _make(array, requires_grad=False):
@@ -71,6 +72,20 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     if dtype is None:
         dtype = as_array(fill_value).dtype
     return _make(np.full(_size((size,), "full"), fill_value, _dtype.to_numpy_dtype(dtype)), requires_grad)
+
+
+fill_op = defop(
+    "fill",
+    lambda shape, value, dtype: np.full(shape, value, dtype),
+    lambda shape, value, dtype: (tuple(shape), np.dtype(dtype)),
+    doc="np.full(shape, value, dtype) as an op, so the shape may be symbolic: gradient seeds and zero "
+        "tangents in static graphs, where no array exists to copy a shape from.",
+)
+
+
+def filled_like(input, value):
+    """A tensor of ``input``'s shape and dtype filled with ``value``, in every mode (a static graph too)."""
+    return bind(fill_op, shape=tuple(input._data.shape), value=value, dtype=input._data.dtype)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):

@@ -42,6 +42,13 @@ def known(size):
     return isinstance(size, (int, np.integer))
 
 
+def same_size(a, b):
+    """Two sizes an op requires to be equal. When both are symbolic (a static graph's run-time sizes),
+    the graph learns that they are one size, so knowing either at run time resolves the other."""
+    if hasattr(a, "unify"):
+        a.unify(b)
+
+
 def broadcast_shapes(op, *shapes):
     """numpy/PyTorch broadcasting of shapes that may contain unknown sizes."""
     ndim = max((len(s) for s in shapes), default=0)
@@ -57,6 +64,9 @@ def broadcast_shapes(op, *shapes):
                 f"match the size of tensor b ({b}) at non-singleton dimension {i - ndim}"
             )
         unknown = [d for d in dims if not known(d)]
+        if not known_sizes:
+            for d in unknown[1:]:
+                same_size(unknown[0], d)
         out.append(known_sizes.pop() if known_sizes else (unknown[0] if unknown else 1))
     return tuple(out)
 

@@ -21,6 +21,7 @@ def _matmul_infer(x, y):
             f"matmul: mat1 and mat2 shapes cannot be multiplied ({_mat(xs)} and {_mat(ys)}): the inner sizes "
             f"{xs[-1]} and {ys[-2]} differ (operand shapes {list(xs)} and {list(ys)})"
         )
+    infer.same_size(xs[-1], ys[-2])
     try:
         batch = infer.broadcast_shapes("matmul", xs[:-2], ys[:-2])
     except ShapeError:

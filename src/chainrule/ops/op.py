@@ -21,6 +21,7 @@ dtype only), so the tape never keeps an array alive that backward does not read.
 
 import numpy as np
 
+from .._mode import Interpreter, push, state
 from ..errors import ChainruleError, DTypeError, IndexOutOfRangeError, ShapeError
 
 ELEMENTWISE = "elementwise"  # diagonal Jacobian per input: jvp = sum_i vjp_i(tangent_i)
@@ -149,32 +150,55 @@ def _mark_view(result, source, op, params):
 
 
 def bind(op, *args, **params):
-    """Apply ``op`` under the current mode: trace (static graph) or compute (with tape and tangents)."""
-    tracer = state.tracer
-    if tracer is not None:
-        return tracer.bind(op, args, params)
-    arrays = [a._data if isinstance(a, Tensor) else a for a in args]
-    try:
-        out = op.forward(*arrays, **params)
-    except Exception as exc:
-        raise op.error(args, params, exc) from None
-    result = _wrap(out)
-    if op.view and result._data.base is not None and np.may_share_memory(result._data, args[0]._data):
-        _mark_view(result, args[0], op, params)
-    if state.fw_level:  # before recording, so the node can save the output's tangent too
-        propagate_tangent(op, args, params, result)
-    if state.grad_enabled and op.vjp is not None:
-        for a in args:
-            if isinstance(a, Tensor) and a._requires_grad:
-                if result._data.dtype.kind == "f":  # integer and bool results never require grad
-                    result.grad_fn = OpNode(op, args, params, result)
-                    result._requires_grad = True
-                break
-    return result
+    """Apply ``op`` under the current modes: the interpreter on top of the stack handles it."""
+    return state.top.process(op, args, params)
 
 
-# Imported last: the autograd modules use this one's names at call time (an import cycle).
-from ..autograd.forward_ad import propagate_tangent  # noqa: E402, I001
-from ..autograd.grad_mode import state  # noqa: E402
+class Evaluate(Interpreter):
+    """The bottom of the stack: run the op's forward on arrays (eager mode)."""
+
+    rank = 0
+
+    def process(self, op, args, params):
+        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
+        try:
+            out = op.forward(*arrays, **params)
+        except Exception as exc:
+            raise op.error(args, params, exc) from None
+        result = _wrap(out)
+        if op.view and result._data.base is not None and np.may_share_memory(result._data, args[0]._data):
+            _mark_view(result, args[0], op, params)
+        return result
+
+    def apply_function(self, call):
+        return call.run_forward()
+
+
+class RecordTape(Interpreter):
+    """The top of the stack: give results of differentiable ops a backward node while grad mode is
+    on. It records after the modes below ran, so the node can save the output's tangent too."""
+
+    rank = 3
+
+    def process(self, op, args, params):
+        result = self.below.process(op, args, params)
+        if state.grad_enabled and op.vjp is not None:
+            for a in args:
+                if isinstance(a, Tensor) and a._requires_grad:
+                    if result._data.dtype.kind == "f":  # integer and bool results never require grad
+                        result.grad_fn = OpNode(op, args, params, result)
+                        result._requires_grad = True
+                    break
+        return result
+
+    def apply_function(self, call):
+        outputs = self.below.apply_function(call)
+        call.record(outputs, state.grad_enabled)
+        return outputs
+
+
+push(Evaluate())
+push(RecordTape())
+
 from ..autograd.graph import OpNode  # noqa: E402
 from ..tensor import Meta, Tensor, _wrap  # noqa: E402, F401 - Meta is part of this module's API

@@ -141,15 +141,16 @@ mean_op = defop(
     "mean",
     _mean_forward,
     _reduce_infer("mean"),
-    vjp=(lambda g, out, x, dim, keepdim: expand(_kept(g, x, dim, keepdim), tuple(x.shape))
-         / _count_of(x.shape, dim),),
+    vjp=(lambda g, out, x, dim, keepdim: _spread_mean(expand(_kept(g, x, dim, keepdim), tuple(x.shape)), dim),),
     jvp=LINEAR,
     saves=(), explain=("d/d{0} = 1/n (received broadcast back; n = elements averaged)",),
 )
 
 
-def _count_of(shape, dim):
-    return int(np.prod([shape[a] for a in dim])) if dim is not None else int(np.prod(shape))
+def _spread_mean(g, dim):
+    """A gradient broadcast back over the averaged elements, divided by their count (a run-time
+    tensor when the sizes are symbolic: ``g`` has the input's shape, so it can count them)."""
+    return g / _reduced_count(g, dim, True)
 
 
 def mean(input, dim=None, keepdim=False, dtype=None):

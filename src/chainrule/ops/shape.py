@@ -36,7 +36,7 @@ def resolve_shape(op, source, shape):
     if shape.count(-1) > 1:
         raise ShapeError(f"{op}: only one dimension can be inferred (-1), got shape {list(shape)}")
     if not all(infer.known(s) for s in source):
-        return tuple(None if s == -1 else s for s in shape)
+        return tuple(_inferred_size(source, shape) if s == -1 else s for s in shape)
     total = _numel(source)
     if -1 in shape:
         known = _numel([s for s in shape if s != -1])
@@ -48,6 +48,15 @@ def resolve_shape(op, source, shape):
         raise ShapeError(f"{op}: shape '{list(shape)}' is invalid for input of size {total} "
                          f"(input shape {list(source)})")
     return shape
+
+
+def _inferred_size(source, shape):
+    """The -1 of a reshape over symbolic sizes: symbolic too when the division is exact (``flatten``,
+    ``reshape(-1, n)`` of a batch), else None (unknown until run time)."""
+    try:
+        return _numel(source) // _numel([s for s in shape if s != -1])
+    except TypeError:
+        return None
 
 
 def _reshape_infer(x, shape):

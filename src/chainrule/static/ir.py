@@ -20,12 +20,11 @@ import sys
 import numpy as np
 
 from .. import _dtype
-from ..autograd.function import FunctionCtx, FunctionNode, _fresh, _saved_entry
-from ..autograd.grad_mode import no_grad, state
-from ..autograd.graph import OpNode
+from .._mode import Interpreter, no_grad, pop, push, state
 from ..errors import ChainruleError, GraphError, ShapeError
 from ..ops import infer as _infer
-from ..ops.op import OPS, Meta, defop
+from ..ops.creation import fill_op
+from ..ops.op import Meta, bind
 from ..tensor import Size, Tensor, _init
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -145,6 +144,11 @@ class Dim:
     def __hash__(self):
         return hash(("Dim", self.coef, len(self.bases)))
 
+    def unify(self, other):
+        """Record that this size and ``other`` are one size (an op required them equal)."""
+        if isinstance(other, Dim) and _simple(self) and _simple(other):
+            _union(self.bases[0], other.bases[0])
+
     def __int__(self):
         raise _size_error(self)
 
@@ -160,6 +164,10 @@ class Dim:
         parts = [f"{b.find().node.label()}.{b.find().axis}" for b in self.bases]
         text = "*".join(parts)
         return text if self.coef == 1 else f"{self.coef}*{text}"
+
+
+def _simple(d):
+    return d.coef == 1 and len(d.bases) == 1
 
 
 def _size_error(dim):
@@ -400,21 +408,15 @@ def site_text(site, full=False):
     return f"{name}:{line}: {code}" if code else f"{name}:{line}"
 
 
-# A constant-filled tensor of a (possibly symbolic) shape: the seed of gradients, zeros for unused
-# inputs. It has no tensor inputs, so constant folding can evaluate it once the shape is known.
-full_op = OPS.get("static_full") or defop(
-    "static_full",
-    lambda shape, value, dtype: np.full(shape, value, dtype),
-    lambda shape, value, dtype: (tuple(shape), np.dtype(dtype)),
-    doc="np.full(shape, value, dtype); used by the static graph for gradient seeds and zeros.",
-)
-
-
-class Graph:
+class Graph(Interpreter):
     """Records the ops applied to placeholders (and to the tensors they meet) as IR nodes.
 
-    ``with Graph() as g:`` makes it the active tracer; compiling and running may happen outside.
+    ``with Graph() as g:`` puts it in the interpreter stack as the mode that computes values: ops
+    run only their shape rules and return symbolic tensors, while the modes above it (the tape,
+    forward mode) work on those as on any tensor. Compiling and running may happen outside.
     """
+
+    rank = 1
 
     def __init__(self, name=None):
         self.name = name
@@ -424,23 +426,24 @@ class Graph:
         self.tag = "forward"
         self._vars = {}  # id(tensor) -> (node, tensor)
         self._consts = {}
-        self._aliases = {}  # id(concrete tensor) -> SymbolicTensor: its value after an in-place op in this graph
+        self._rebound = {}  # id(concrete tensor) -> (tensor, its own state, its state in this graph)
         self._saved_grads = {}  # id(tensor) -> (tensor, .grad before building); see chainrule.compile
-        self._previous = None
         self._active = False
 
     # context ------------------------------------------------------------------------------------
     def __enter__(self):
         if self._active:
             raise GraphError("this Graph is already active")
-        self._previous = state.tracer
-        state.tracer = self
+        push(self)
         self._active = True
+        for t, _, inside in self._rebound.values():
+            _set_state(t, inside)
         return self
 
     def __exit__(self, *exc):
-        state.tracer = self._previous
-        self._previous = None
+        for t, own, _ in self._rebound.values():
+            _set_state(t, own)
+        pop(self)
         self._active = False
         return False
 
@@ -506,164 +509,66 @@ class Graph:
             self._consts[key] = node
         return node
 
-    def _arg(self, a):
-        """(tensor-or-constant as the ops see it, node) for one argument of bind."""
-        if isinstance(a, SymbolicTensor):
-            node = a._data.node
-            if node.graph is not self:
-                raise GraphError(f"a symbolic tensor of another static graph ({node.label()}) was used in this one")
-            return a, node
+    def _node_of(self, a):
+        """The IR node for one argument: its symbolic value, a variable for a concrete tensor, or a constant."""
         if isinstance(a, Tensor):
-            alias = self._aliases.get(id(a))
-            if alias is not None:
-                return alias, alias._data.node
-            return a, self._variable(a)
-        return a, self._constant(a)
+            if type(a._data) is AbstractArray:
+                node = a._data.node
+                if node.graph is not self:
+                    raise GraphError(f"a symbolic tensor of another static graph ({node.label()}) was used in this one")
+                return node
+            return self._variable(a)
+        return self._constant(a)
 
-    def bind(self, op, args, params):
-        """Record ``op(*args, **params)``: check shapes with its infer rule, add an IR node (and the tape
-        node when an input requires grad), return the symbolic result."""
-        if op.name == "mean":
-            lowered = self._mean_of_unknown_count(args, params)
-            if lowered is not None:
-                return lowered
+    def process(self, op, args, params):
+        """Record ``op(*args, **params)``: check shapes with its infer rule and add an IR node."""
         site = user_site()
-        pairs = [self._arg(a) for a in args]
-        args = [p[0] for p in pairs]
+        inputs = tuple(self._node_of(a) for a in args)
         metas = [Meta(a._data.shape, a._data.dtype) if isinstance(a, Tensor) else a for a in args]
         try:
             shape, dtype = op.infer(*metas, **params)
         except (ChainruleError, ValueError, IndexError, TypeError) as exc:
             raise _with_site(exc, site) from None
-        node = Node(self, "op", op, tuple(p[1] for p in pairs), params, (), dtype, site, self.tag)
-        node.shape = self._output_shape(node, op, metas, params, shape)
-        if op.broadcasts:
-            self._unify_broadcast(metas, node.shape)
-        elif op.name == "matmul":
-            self._unify_matmul(metas)
-        result = self._symbolic(node)
-        if state.grad_enabled and op.vjp is not None and node.dtype.kind == "f":
-            for a in args:
-                if isinstance(a, Tensor) and a._requires_grad:
-                    result.grad_fn = OpNode(op, args, params, result)
-                    result._requires_grad = True
-                    break
-        return result
+        node = Node(self, "op", op, inputs, params, (), dtype, site, self.tag)
+        node.shape = tuple(Dim(node, axis) if not _is_known(s) and not isinstance(s, Dim) else s
+                           for axis, s in enumerate(shape))
+        return self._symbolic(node)
 
-    def _mean_of_unknown_count(self, args, params):
-        """``mean`` over a symbolic size: its vjp needs the count as a Python int, so record it as
-        ``sum / count`` instead (count: a filled scalar whose value is resolved at run time)."""
-        x = args[0]
-        if not isinstance(x, Tensor):
-            return None
-        shape = x._data.shape
-        dims = params["dim"]
-        axes = range(len(shape)) if dims is None else dims
-        try:
-            count = functools.reduce(operator.mul, [shape[a] for a in axes], 1)
-        except IndexError:
-            return None
-        if _is_known(count):
-            return None
-        total = self.bind(OPS["sum"], [x], params)
-        return self.bind(OPS["div"], [total, full((), count, x._data.dtype)], {})
+    def apply_function(self, call):
+        """``Function.apply`` while tracing: forward is traced (it must use chainrule ops); the tape
+        mode above records the node whose ``backward`` runs symbolically under ``gradients``."""
+        return call.run_forward()
 
-    def _output_shape(self, node, op, metas, params, shape):
-        out = []
-        for _axis, s in enumerate(shape):
-            if isinstance(s, (int, np.integer)):
-                out.append(int(s))
-            elif isinstance(s, Dim):
-                out.append(s)
-            else:
-                out.append(None)
-        if op.name == "reshape" and None in out:  # reshape(-1, n) of a symbolic size: keep it resolvable
-            source = metas[0].shape
-            target = params["shape"]
-            if -1 in target:
-                total = functools.reduce(operator.mul, source, 1)
-                rest = functools.reduce(operator.mul, [s for s in target if s != -1], 1)
-                try:
-                    sym = total // rest if isinstance(total, Dim) else None
-                except TracingError:
-                    sym = None
-                i = list(target).index(-1)
-                if sym is not None and out[i] is None:
-                    out[i] = sym
-        return tuple(Dim(node, axis) if s is None else s for axis, s in enumerate(out))
-
-    def _unify_broadcast(self, metas, out_shape):
-        n = len(out_shape)
-        for m in metas:
-            if not isinstance(m, Meta):
-                continue
-            for k, s in enumerate(m.shape):
-                o = out_shape[n - len(m.shape) + k]
-                if isinstance(s, Dim) and isinstance(o, Dim) and _simple(s) and _simple(o):
-                    _union(s.bases[0], o.bases[0])
-
-    def _unify_matmul(self, metas):
-        a, b = metas
-        if isinstance(a, Meta) and isinstance(b, Meta) and len(a.shape) >= 2 and len(b.shape) >= 2:
-            x, y = a.shape[-1], b.shape[-2]
-            if isinstance(x, Dim) and isinstance(y, Dim) and _simple(x) and _simple(y):
-                _union(x.bases[0], y.bases[0])
-
-    # custom Functions and in-place ops ---------------------------------------------------------------
-    def apply_function(self, cls, args, kwargs):
-        """``Function.apply`` while tracing: forward is traced (it must use chainrule ops), and the
-        backward node calls ``backward`` symbolically when ``gradients`` runs the engine."""
-        args = tuple(self._aliases.get(id(a), a) if type(a) is Tensor else a for a in args)
-        needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
-        ctx = FunctionCtx(needs)
-        with no_grad():
-            raw = cls.forward(ctx, *args, **kwargs)
-        is_tuple = isinstance(raw, tuple)
-        outputs = [_fresh(o, args) for o in (raw if is_tuple else (raw,))]
-        if state.grad_enabled and any(needs):
-            import weakref
-
-            node = FunctionNode(cls, ctx, args, outputs)
-            non_diff = {id(t) for t in ctx._non_differentiable}
-            for nr, o in enumerate(outputs):
-                if isinstance(o, Tensor) and o._data.dtype.kind == "f" and id(o) not in non_diff:
-                    o.grad_fn, o._out_nr, o._requires_grad = node, nr, True
-            ctx._node = weakref.ref(node)
-            ctx._saved = [_saved_entry(t, outputs) for t in ctx._to_save]
-        else:
-            ctx._saved = [_saved_entry(t, ()) for t in ctx._to_save]
-        return tuple(outputs) if is_tuple else outputs[0]
-
+    # in-place ops ------------------------------------------------------------------------------------
     def inplace(self, t, fn, args):
-        """An in-place op while building. On a symbolic tensor it rebinds the tensor to the new value;
-        on a concrete tensor (a parameter, a buffer) it records an *update*: later uses in this graph
-        see the new value, and every ``program.run`` writes it into the tensor's array."""
+        """An in-place op while building. The tensor is rebound to the new symbolic value, so later
+        uses in this graph see it; on a concrete tensor (a parameter, a buffer) it is also recorded as
+        an *update*, which every ``program.run`` writes into the tensor's array. The tensor gets its
+        own data back when the graph block exits."""
+        concrete = id(t) in self._rebound or type(t._data) is not AbstractArray
         if isinstance(t, SymbolicTensor):
             self._refuse_inplace_through_views(t, fn)
-            current = t
-        else:
-            current = self._aliases.get(id(t), t)
-            if state.grad_enabled and t._requires_grad and t.grad_fn is None:
-                raise GraphError(
-                    f"a leaf Variable that requires grad is being used in an in-place operation ({fn.__name__}_). "
-                    "Wrap it in `with chainrule.no_grad():` if this is a parameter update."
-                )
-        result = fn(current, *args)
+        elif state.grad_enabled and t._requires_grad and t.grad_fn is None:
+            raise GraphError(
+                f"a leaf Variable that requires grad is being used in an in-place operation ({fn.__name__}_). "
+                "Wrap it in `with chainrule.no_grad():` if this is a parameter update."
+            )
+        result = fn(t, *args)
         if not isinstance(result, Tensor):
             raise GraphError(f"{fn.__name__}_: expected a tensor result")
-        if tuple(result._data.shape) != tuple(current._data.shape):
+        if tuple(result._data.shape) != tuple(t._data.shape):
             raise _with_site(ShapeError(
-                f"{fn.__name__}_: output with shape {shape_text(current._data.shape)} doesn't match the broadcast "
+                f"{fn.__name__}_: output with shape {shape_text(t._data.shape)} doesn't match the broadcast "
                 f"shape {shape_text(result._data.shape)}"), user_site())
-        if result._data.dtype != current._data.dtype:
+        if result._data.dtype != t._data.dtype:
             with no_grad() if not result._requires_grad else _null():
-                result = result.to(_dtype.from_numpy_dtype(current._data.dtype))
-        if isinstance(t, SymbolicTensor):
-            t._data = result._data
-            t.grad_fn, t._out_nr, t._requires_grad = result.grad_fn, result._out_nr, result._requires_grad
-            return t
-        self._aliases[id(t)] = result
-        self.updates[t] = result
+                result = result.to(_dtype.from_numpy_dtype(t._data.dtype))
+        if concrete:
+            own = self._rebound[id(t)][1] if id(t) in self._rebound else _state_of(t)
+            inside = (result._data, result.grad_fn, result._out_nr, result._requires_grad or t._requires_grad)
+            self._rebound[id(t)] = (t, own, inside)
+            self.updates[t] = result
+        _set_state(t, (result._data, result.grad_fn, result._out_nr, result._requires_grad or t._requires_grad))
         return t
 
     def _refuse_inplace_through_views(self, t, fn):
@@ -688,8 +593,12 @@ class Graph:
         return f"<static Graph: {len(self.nodes)} nodes, {len(self.placeholders)} placeholders>"
 
 
-def _simple(d):
-    return d.coef == 1 and len(d.bases) == 1
+def _state_of(t):
+    return (t._data, t.grad_fn, t._out_nr, t._requires_grad)
+
+
+def _set_state(t, values):
+    t._data, t.grad_fn, t._out_nr, t._requires_grad = values
 
 
 class _null:
@@ -703,15 +612,17 @@ class _null:
 class _Reactivate:
     def __init__(self, graph):
         self.graph = graph
-        self.previous = None
+        self.entered = False
 
     def __enter__(self):
-        self.previous = state.tracer
-        state.tracer = self.graph
+        if not self.graph._active:
+            self.graph.__enter__()
+            self.entered = True
         return self.graph
 
     def __exit__(self, *exc):
-        state.tracer = self.previous
+        if self.entered:
+            self.graph.__exit__()
         return False
 
 
@@ -746,9 +657,7 @@ def placeholder(shape, dtype=None, name=None, requires_grad=None):
 
 def full(shape, value, dtype):
     """A symbolic tensor filled with ``value`` (shape may hold Dims)."""
-    from ..ops.op import bind
-
-    return bind(full_op, shape=tuple(shape), value=value, dtype=np.dtype(dtype))
+    return bind(fill_op, shape=tuple(shape), value=value, dtype=np.dtype(dtype))
 
 
 def gradients(loss, wrt):

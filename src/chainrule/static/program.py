@@ -149,7 +149,7 @@ class Program:
     def _build(self, outs, inputs, updates):
         graph = self.graph
         with graph.activate(), no_grad():  # concrete outputs become variable nodes of the graph
-            out_nodes = [graph._arg(o)[1] if isinstance(o, Tensor) else None for o in outs]
+            out_nodes = [graph._node_of(o) if isinstance(o, Tensor) else None for o in outs]
         if any(n is None for n in out_nodes):
             raise TypeError("compile: outputs must be tensors")
         upd_nodes = [(t, v._data.node) for t, v in updates.items()]
