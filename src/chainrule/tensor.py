@@ -12,6 +12,9 @@ import weakref
 import numpy as np
 
 from . import _dtype
+from . import random as _random
+from ._hooks import RemovableHandle
+from ._mode import state
 from .errors import DTypeError, GraphError, ShapeError
 
 _new = object.__new__
@@ -73,32 +76,6 @@ class Tensor:
         array = value._data if isinstance(value, Tensor) else as_array(value)
         self._data = array
 
-    def _grad_edge(self):
-        """Where this tensor's gradient flows: (its grad_fn, output number), or its AccumulateGrad."""
-        if self._base is not None:
-            self._refresh_view()
-        fn = self.grad_fn
-        return (fn, self._out_nr) if fn is not None else (self._accumulator(), 0)
-
-    def _refresh_view(self):
-        """A view whose root was changed in place since it was taken re-derives its history from the
-        root's new one, so its gradient flows through the change (as PyTorch does)."""
-        root, chain, root_fn = self._base
-        if root.grad_fn is not root_fn and root._requires_grad:
-            with enable_grad():
-                fresh = _ops.replay_view(chain, root)
-            self.grad_fn, self._out_nr, self._requires_grad = fresh.grad_fn, fresh._out_nr, True
-            self._base = (root, chain, root.grad_fn)
-
-    def _accumulator(self):
-        """This leaf's AccumulateGrad node; kept weakly, so it lives exactly as long as a graph uses it."""
-        ref = self._accum
-        node = ref() if ref is not None else None
-        if node is None:
-            node = AccumulateGrad(self)
-            self._accum = weakref.ref(node)
-        return node
-
     def detach(self):
         """A new leaf sharing this tensor's data (and version counter), cut from the graph."""
         t = _wrap(self._data)
@@ -111,12 +88,6 @@ class Tensor:
         self.grad_fn = None
         self._requires_grad = False
         return self
-
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (PyTorch's ``Tensor.backward``)."""
-        from .autograd import backward
-
-        backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` whenever this tensor's gradient is computed; it may return a replacement."""
@@ -230,6 +201,9 @@ class Tensor:
             return array.astype(dtype)
         return array.copy() if copy else array
 
+    def __pos__(self):
+        return self
+
     def __hash__(self):
         return id(self)
 
@@ -249,22 +223,6 @@ class Tensor:
 
     def __repr__(self):
         return _format(self)
-
-    # --- conversion ------------------------------------------------------------------------
-    def to(self, *args, dtype=None, **kwargs):
-        """Cast to a dtype (``to(cr.float64)``); devices other than 'cpu' are refused."""
-        for a in args:
-            if isinstance(a, Tensor):
-                dtype = a.dtype
-            elif isinstance(a, str) and a not in _dtype._NAMES:
-                _check_device(a)
-            elif a is not None:
-                dtype = a
-        if kwargs.get("device") is not None:
-            _check_device(kwargs["device"])
-        if dtype is None:
-            return self
-        return _ops.cast(self, _dtype.to_numpy_dtype(dtype))
 
     def float(self):
         return self.to(_dtype.float32)
@@ -298,107 +256,6 @@ class Tensor:
     def contiguous(self):
         return self
 
-    # --- in-place ops ----------------------------------------------------------------------
-    def _inplace(self, fn, *args, ufunc=None):
-        """Apply out-of-place ``fn(self, *args)`` and write the result into this tensor's memory.
-
-        When the tape is recording, the op runs on a snapshot of the old value (so its saved
-        inputs stay valid) and this tensor takes over the result's ``grad_fn``. Without
-        recording, numpy's in-place ufunc does the work with no copy.
-        """
-        if state.tracer is not None:  # a static graph records the update instead of doing it
-            return state.tracer.inplace(self, fn, args)
-        recording = state.grad_enabled and (
-            self._requires_grad or any(isinstance(a, Tensor) and a._requires_grad for a in args)
-        )
-        if recording:
-            if self.grad_fn is None and self._requires_grad:
-                raise GraphError(
-                    f"a leaf Variable that requires grad is being used in an in-place operation "
-                    f"({fn.__name__}_). Wrap it in `with chainrule.no_grad():` if this is a parameter update."
-                )
-            if self._base is not None and (self._base[0]._requires_grad or self._requires_grad):
-                return self._inplace_on_view(fn, args)
-            result = fn(_snapshot(self), *args)
-        elif ufunc is not None and not state.fw_level:
-            other = args[0]._data if isinstance(args[0], Tensor) else args[0]
-            try:
-                ufunc(self._data, other, out=self._data, casting="same_kind")
-            except (TypeError, ValueError) as exc:
-                raise _inplace_error(self, fn, other, exc) from None
-            self._version[0] += 1
-            return self
-        else:
-            with no_grad():
-                result = fn(self, *args)
-        _write_result(self, fn, result)
-        if recording:
-            self.grad_fn = result.grad_fn
-            self._out_nr = result._out_nr
-            self._requires_grad = result._requires_grad
-        if state.fw_level and result._fw is not None:
-            self._fw = result._fw
-        return self
-
-    def _inplace_on_view(self, fn, args):
-        """In-place op on a view: the root tensor becomes "root with the view's region replaced", and
-        the view is re-derived from it, so gradients flow through both (PyTorch's CopySlices)."""
-        root, chain, _ = self._base
-        if root.grad_fn is None and root._requires_grad:
-            raise GraphError(f"a view of a leaf Variable that requires grad is being used in an in-place "
-                             f"operation ({fn.__name__}_); clone() the leaf first")
-        old_root = _snapshot(root)
-        new_view = fn(_ops.replay_view(chain, old_root), *args)
-        new_root = _ops.write_into_view(chain, old_root, new_view)
-        _write_result(root, fn, new_root)
-        root.grad_fn, root._out_nr, root._requires_grad = new_root.grad_fn, new_root._out_nr, True
-        view = _ops.replay_view(chain, root)
-        self.grad_fn, self._out_nr, self._requires_grad = view.grad_fn, view._out_nr, True
-        self._base = (root, chain, root.grad_fn)
-        return self
-
-    def add_(self, other, alpha=1):
-        if alpha != 1:
-            return self._inplace(_ops.add, other * alpha if isinstance(other, Tensor) else other * alpha)
-        return self._inplace(_ops.add, other, ufunc=np.add)
-
-    def sub_(self, other, alpha=1):
-        if alpha != 1:
-            return self._inplace(_ops.sub, other * alpha)
-        return self._inplace(_ops.sub, other, ufunc=np.subtract)
-
-    def mul_(self, other):
-        return self._inplace(_ops.mul, other, ufunc=np.multiply)
-
-    def div_(self, other):
-        return self._inplace(_ops.div, other, ufunc=np.true_divide)
-
-    def pow_(self, exponent):
-        return self._inplace(_ops.pow, exponent)
-
-    def clamp_(self, min=None, max=None):
-        return self._inplace(_ops.clamp, min, max)
-
-    clip_ = clamp_
-
-    def copy_(self, src):
-        return self._inplace(_ops.copy_from, src)
-
-    def masked_fill_(self, mask, value):
-        return self._inplace(_ops.masked_fill, mask, value)
-
-    def zero_(self):
-        return self.fill_(0)
-
-    def fill_(self, value):
-        if isinstance(value, Tensor) and value._requires_grad:
-            return self._inplace(_ops.copy_from, value)
-        if not (state.grad_enabled and self._requires_grad) and not state.fw_level:
-            self._data[...] = value._data if isinstance(value, Tensor) else value
-            self._version[0] += 1
-            return self
-        return self._inplace(_ops.copy_from, value)
-
     def uniform_(self, a=0.0, b=1.0, generator=None):
         return self._fill_random(_random.rng(generator).uniform(a, b, self._data.shape))
 
@@ -415,117 +272,6 @@ class Tensor:
         self._data[...] = values
         self._version[0] += 1
         return self
-
-    def __setitem__(self, index, value):
-        self._inplace(_ops.index_put, index, value)
-
-    def __iadd__(self, other):
-        return self.add_(other)
-
-    def __isub__(self, other):
-        return self.sub_(other)
-
-    def __imul__(self, other):
-        return self.mul_(other)
-
-    def __itruediv__(self, other):
-        return self.div_(other)
-
-    # --- operators -------------------------------------------------------------------------
-    def __add__(self, other):
-        return _ops.add(self, other)
-
-    def __radd__(self, other):
-        return _ops.add(other, self)
-
-    def __sub__(self, other):
-        return _ops.sub(self, other)
-
-    def __rsub__(self, other):
-        return _ops.sub(other, self)
-
-    def __mul__(self, other):
-        return _ops.mul(self, other)
-
-    def __rmul__(self, other):
-        return _ops.mul(other, self)
-
-    def __truediv__(self, other):
-        return _ops.div(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops.div(other, self)
-
-    def __floordiv__(self, other):
-        return _ops.floor_divide(self, other)
-
-    def __rfloordiv__(self, other):
-        return _ops.floor_divide(other, self)
-
-    def __mod__(self, other):
-        return _ops.remainder(self, other)
-
-    def __pow__(self, exponent):
-        return _ops.pow(self, exponent)
-
-    def __rpow__(self, base):
-        return _ops.pow(base, self)
-
-    def __matmul__(self, other):
-        return _ops.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops.matmul(other, self)
-
-    def __neg__(self):
-        return _ops.neg(self)
-
-    def __pos__(self):
-        return self
-
-    def __abs__(self):
-        return _ops.abs(self)
-
-    def __invert__(self):
-        return _ops.logical_not(self)
-
-    def __and__(self, other):
-        return _ops.logical_and(self, other)
-
-    def __or__(self, other):
-        return _ops.logical_or(self, other)
-
-    def __xor__(self, other):
-        return _ops.logical_xor(self, other)
-
-    def __eq__(self, other):
-        return _ops.eq(self, other)
-
-    def __ne__(self, other):
-        return _ops.ne(self, other)
-
-    def __lt__(self, other):
-        return _ops.lt(self, other)
-
-    def __le__(self, other):
-        return _ops.le(self, other)
-
-    def __gt__(self, other):
-        return _ops.gt(self, other)
-
-    def __ge__(self, other):
-        return _ops.ge(self, other)
-
-    def __getitem__(self, index):
-        return _ops.getitem(self, index)
-
-    @property
-    def T(self):
-        return _ops.permute(self, tuple(range(self._data.ndim - 1, -1, -1)))
-
-    @property
-    def mT(self):
-        return _ops.transpose(self, -2, -1)
 
 
 class Size(tuple):
@@ -719,14 +465,3 @@ def _format(t):
     elif t._requires_grad:
         extras.append("requires_grad=True")
     return "tensor(" + body + "".join(", " + e for e in extras) + ")"
-
-
-# Imported last: these modules build on Tensor (a cycle that resolves once the class exists).
-from ._mode import enable_grad, no_grad, state  # noqa: E402, I001
-from .autograd.graph import AccumulateGrad, RemovableHandle  # noqa: E402
-from . import ops as _ops  # noqa: E402
-from . import random as _random  # noqa: E402
-
-for _name in _ops.TENSOR_METHODS:
-    setattr(Tensor, _name, getattr(_ops, _name))
-Tensor.where = _ops._where_method

@@ -11,9 +11,82 @@ import sys
 
 import numpy as np
 
+from .._mode import state
 from ..errors import GraphError, ShapeError
-from .grad_mode import state
-from .graph import AccumulateGrad
+from ..ops.op import bind, grad_edge
+from ..ops.reduce import sum_op
+from ..ops.shape import reshape_op
+from ..tape import AccumulateGrad
+from ..tensor import Tensor, _wrap
+
+
+def _tensors(x):
+    return (x,) if isinstance(x, Tensor) else tuple(x)
+
+
+def _make_grads(outputs, grads):
+    """The gradients to start from: given ones checked for shape, ones for scalar outputs."""
+    if grads is None:
+        grads = (None,) * len(outputs)
+    else:
+        grads = _tensors(grads) if not isinstance(grads, (tuple, list)) else tuple(grads)
+    if len(grads) != len(outputs):
+        raise ValueError(f"got {len(grads)} gradients for {len(outputs)} outputs")
+    result = []
+    for out, g in zip(outputs, grads):
+        if g is None:
+            if out._data.size != 1:
+                raise GraphError(
+                    f"grad can be implicitly created only for scalar outputs (got shape {list(out.shape)}); "
+                    "pass gradient=... (a tensor of the output's shape), or reduce the output first, e.g. .sum()"
+                )
+            result.append(_wrap(np.ones(out._data.shape, out._data.dtype)))
+        else:
+            g = g if isinstance(g, Tensor) else _wrap(np.asarray(g, out._data.dtype))
+            if g._data.shape != out._data.shape:
+                raise ShapeError(f"Mismatch in shape: grad_output has a shape of {list(g.shape)} and output "
+                                 f"has a shape of {list(out.shape)}")
+            result.append(g)
+    return result
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate the gradients of ``tensors`` into the ``.grad`` of the leaves (or only ``inputs``)."""
+    tensors = _tensors(tensors)
+    grads = _make_grads(tensors, grad_tensors)
+    if retain_graph is None:
+        retain_graph = create_graph
+    if inputs is None:
+        run_backward(tensors, grads, retain_graph, create_graph)
+        return
+    inputs = _tensors(inputs)
+    for t, g in zip(inputs, run_backward(tensors, grads, retain_graph, create_graph, inputs)):
+        if g is not None:
+            g = g if create_graph else g.detach()
+            t.grad = g if t.grad is None else t.grad + g
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=None,
+         is_grads_batched=False, materialize_grads=False):
+    """The gradients of ``outputs`` with respect to ``inputs``, returned (``.grad`` is not touched)."""
+    outputs = _tensors(outputs)
+    inputs = _tensors(inputs)
+    grads = _make_grads(outputs, grad_outputs)
+    if retain_graph is None:
+        retain_graph = create_graph
+    results = run_backward(outputs, grads, retain_graph, create_graph, inputs)
+    for k, g in enumerate(results):
+        if g is None:
+            if materialize_grads:
+                results[k] = _wrap(np.zeros(inputs[k]._data.shape, inputs[k]._data.dtype))
+            elif not allow_unused:
+                raise GraphError(
+                    f"One of the differentiated Tensors (input {k}) appears to not have been used in the graph. "
+                    "Set allow_unused=True if this is the desired behavior."
+                )
+        elif not create_graph:
+            results[k] = g.detach()
+    return tuple(results)
 
 
 def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
@@ -30,7 +103,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 f"element {i} of tensors does not require grad and does not have a grad_fn: "
                 "nothing to differentiate (did you forget requires_grad=True, or run it under no_grad?)"
             )
-        root_edges.append(t._grad_edge())
+        root_edges.append(grad_edge(t))
 
     capture = None
     if inputs is not None:
@@ -38,7 +111,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
         for k, t in enumerate(inputs):
             if not t.requires_grad:
                 raise GraphError(f"One of the differentiated Tensors (input {k}) does not require grad")
-            capture.setdefault(t._grad_edge(), []).append(k)
+            capture.setdefault(grad_edge(t), []).append(k)
 
     dependencies, reachable = _count_dependencies({edge[0] for edge in root_edges})
     needed = None if capture is None else _nodes_leading_to({edge[0] for edge in capture}, reachable)
@@ -182,9 +255,9 @@ def _unbroadcast(node, i, g, shape):
         )
     kept = tuple(lead + k for k, s in enumerate(shape) if s == 1 and gshape[lead + k] != 1)
     if not kept:  # only leading dims to drop: one sum
-        return bind(OPS["sum"], g, dim=tuple(range(lead)), keepdim=False)
-    g = bind(OPS["sum"], g, dim=tuple(range(lead)) + kept, keepdim=True)
-    return bind(OPS["reshape"], g, shape=tuple(shape)) if lead else g
+        return bind(sum_op, g, dim=tuple(range(lead)), keepdim=False)
+    g = bind(sum_op, g, dim=tuple(range(lead)) + kept, keepdim=True)
+    return bind(reshape_op, g, shape=tuple(shape)) if lead else g
 
 
 def _run_tensor_hooks(node, grads, create_graph):
@@ -238,7 +311,3 @@ def _check_finite(node, input_grads):
                 f"Function '{node.name()}' returned {kind} values in its {i}th output.\n"
                 f"The forward op that created it was called here:\n{where}"
             )
-
-
-from ..ops.op import OPS, bind  # noqa: E402
-from ..tensor import Tensor, _wrap  # noqa: E402

@@ -7,9 +7,12 @@ checks, un-broadcasting, hooks), and ``jvp(ctx, *tangents)`` serves forward mode
 
 import weakref
 
+from .._mode import no_grad, state
 from ..errors import GraphError
-from .grad_mode import no_grad, state
-from .graph import Node
+from ..ops.creation import filled_like
+from ..ops.op import grad_edge
+from ..tape import Node
+from ..tensor import Tensor, _wrap
 
 
 class FunctionCtx:
@@ -75,7 +78,7 @@ class FunctionNode(Node):
     __slots__ = ("function", "ctx", "input_meta", "output_meta", "num_outputs")
 
     def __init__(self, function, ctx, args, outputs):
-        self._init_node(tuple(a._grad_edge() if isinstance(a, Tensor) and a._requires_grad else None for a in args))
+        self._init_node(tuple(grad_edge(a) if isinstance(a, Tensor) and a._requires_grad else None for a in args))
         self.function = function
         self.ctx = ctx
         self.input_meta = [(a._data.shape, a._data.dtype) if isinstance(a, Tensor) else None for a in args]
@@ -198,7 +201,3 @@ def _saved_entry(tensor, outputs):
         if tensor is o:
             return (tensor._data, tensor._version, tensor._version[0], nr)
     return (tensor, tensor._version, tensor._version[0], None)
-
-
-from ..ops.creation import filled_like  # noqa: E402
-from ..tensor import Tensor, _wrap  # noqa: E402

@@ -7,7 +7,9 @@ of the gradient along each basis direction is a column of the Hessian.
 
 import numpy as np
 
+from .. import ops as _ops
 from . import forward_ad as fwAD
+from .engine import grad
 
 
 def _tuple(x):
@@ -157,7 +159,3 @@ def hvp(func, inputs, v, create_graph=False, strict=False):
 
 
 vhp = hvp  # the Hessian is symmetric
-
-
-from .. import ops as _ops  # noqa: E402
-from . import grad  # noqa: E402

@@ -7,7 +7,10 @@ mismatch the report names the output, the input and the worst element.
 
 import numpy as np
 
+from .._dtype import float64
 from ..errors import GraphError
+from ..tensor import Tensor, _wrap
+from .engine import grad
 
 
 class GradcheckError(GraphError):
@@ -110,8 +113,3 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
 
     return gradcheck(first_derivative, inputs + tuple(grad_outputs), eps=eps, atol=atol, rtol=rtol,
                      raise_exception=raise_exception)
-
-
-from .._dtype import float64  # noqa: E402
-from ..tensor import Tensor, _wrap  # noqa: E402
-from . import grad  # noqa: E402

@@ -109,7 +109,8 @@ from .indexing import (
     write_into_view,
 )
 from .linalg import bmm, dot, linear, matmul, mm, mv, outer
-from .op import ELEMENTWISE, LINEAR, OPS, Meta, OpDef, bind, defop
+from .methods import install
+from .op import ELEMENTWISE, LINEAR, OPS, Meta, OpDef, bind, defop, grad_edge
 from .reduce import all, amax, amin, any, argmax, argmin, log_softmax, logsumexp, max, mean, min, softmax, std, sum, var
 from .shape import (
     broadcast_to,
@@ -153,3 +154,5 @@ TENSOR_METHODS = (
     "subtract", "sum", "swapaxes", "t", "tan", "tanh", "transpose", "true_divide", "trunc", "unbind",
     "unflatten", "unsqueeze", "var", "view", "view_as",
 )
+
+install({**{name: globals()[name] for name in TENSOR_METHODS}, "where": _where_method})

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import _dtype
 from ..errors import DTypeError
+from ..tensor import Tensor
 from . import infer
 from .op import ELEMENTWISE, LINEAR, bind, defop
 
@@ -433,6 +434,3 @@ def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     return Tensor(np.isclose(input._data, as_tensor_arg(other)._data, rtol, atol, equal_nan))
-
-
-from ..tensor import Tensor  # noqa: E402

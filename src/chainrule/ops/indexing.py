@@ -8,6 +8,7 @@ differentiable to any order. ``gather`` and ``scatter_add`` are each other's adj
 import numpy as np
 
 from ..errors import ShapeError
+from ..tensor import Tensor
 from . import infer
 from .elementwise import as_tensor_arg, coerce, where
 from .op import LINEAR, bind, defop
@@ -350,6 +351,3 @@ def repeat(input, *sizes):
     for r, s in zip(sizes, x.shape[1::2]):
         target += [r, s]
     return reshape(x.expand(target), tuple(r * s for r, s in zip(sizes, target[1::2])))
-
-
-from ..tensor import Tensor  # noqa: E402

@@ -19,10 +19,14 @@ An input that the op does not declare saved reaches a vjp rule as a :class:`Meta
 dtype only), so the tape never keeps an array alive that backward does not read.
 """
 
+import weakref
+
 import numpy as np
 
-from .._mode import Interpreter, push, state
+from .._mode import Interpreter, enable_grad, push, state
 from ..errors import ChainruleError, DTypeError, IndexOutOfRangeError, ShapeError
+from ..tape import AccumulateGrad, OpNode
+from ..tensor import Meta, Tensor, _wrap
 
 ELEMENTWISE = "elementwise"  # diagonal Jacobian per input: jvp = sum_i vjp_i(tangent_i)
 LINEAR = "linear"  # linear in its float tensor inputs: jvp = forward(tangents)
@@ -149,6 +153,35 @@ def _mark_view(result, source, op, params):
     result._base = (root, chain + ((op, params),), root.grad_fn)
 
 
+def grad_edge(t):
+    """Where ``t``'s gradient flows: ``(its grad_fn, output number)``, or its leaf's AccumulateGrad.
+
+    A view whose root was changed in place since the view was taken first re-derives its history
+    from the root's new one, so its gradient flows through the change (as PyTorch does).
+    """
+    if t._base is not None:
+        root, chain, root_fn = t._base
+        if root.grad_fn is not root_fn and root._requires_grad:
+            with enable_grad():
+                fresh = root
+                for view_op, params in chain:
+                    fresh = bind(view_op, fresh, **params)
+            t.grad_fn, t._out_nr, t._requires_grad = fresh.grad_fn, fresh._out_nr, True
+            t._base = (root, chain, root.grad_fn)
+    fn = t.grad_fn
+    return (fn, t._out_nr) if fn is not None else (_accumulator(t), 0)
+
+
+def _accumulator(t):
+    """A leaf's AccumulateGrad node; kept weakly, so it lives exactly as long as a graph uses it."""
+    ref = t._accum
+    node = ref() if ref is not None else None
+    if node is None:
+        node = AccumulateGrad(t)
+        t._accum = weakref.ref(node)
+    return node
+
+
 def bind(op, *args, **params):
     """Apply ``op`` under the current modes: the interpreter on top of the stack handles it."""
     return state.top.process(op, args, params)
@@ -186,7 +219,8 @@ class RecordTape(Interpreter):
             for a in args:
                 if isinstance(a, Tensor) and a._requires_grad:
                     if result._data.dtype.kind == "f":  # integer and bool results never require grad
-                        result.grad_fn = OpNode(op, args, params, result)
+                        edges = [grad_edge(a) if isinstance(a, Tensor) and a._requires_grad else None for a in args]
+                        result.grad_fn = OpNode(op, args, params, result, edges)
                         result._requires_grad = True
                     break
         return result
@@ -199,6 +233,3 @@ class RecordTape(Interpreter):
 
 push(Evaluate())
 push(RecordTape())
-
-from ..autograd.graph import OpNode  # noqa: E402
-from ..tensor import Meta, Tensor, _wrap  # noqa: E402, F401 - Meta is part of this module's API

@@ -7,8 +7,9 @@ from collections import namedtuple
 
 import numpy as np
 
+from ..tensor import Tensor
 from . import infer
-from .elementwise import as_tensor_arg, exp, floating, logical_or, where
+from .elementwise import as_tensor_arg, exp, floating, logical_or, maximum, minimum, where
 from .op import LINEAR, bind, defop
 from .shape import expand, reshape
 
@@ -243,8 +244,6 @@ def _extremum(input, dim, keepdim, other, full, arg, name):
     if isinstance(dim, Tensor):  # max(a, b): the elementwise form
         other, dim = dim, None
     if other is not None:
-        from .elementwise import maximum, minimum
-
         return (maximum if name == "max" else minimum)(input, other)
     if dim is None:
         return full(input)
@@ -274,6 +273,3 @@ def all(input, dim=None, keepdim=False):
 
 def any(input, dim=None, keepdim=False):
     return Tensor(np.any(as_tensor_arg(input)._data, axis=dim, keepdims=keepdim))
-
-
-from ..tensor import Tensor  # noqa: E402

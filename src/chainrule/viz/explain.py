@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..autograd import _make_grads
-from ..autograd.engine import _conform, run_backward
+from ..autograd.engine import _conform, _make_grads, run_backward
 from ..autograd.function import FunctionNode
 from ..autograd.graph import AccumulateGrad, OpNode
 from ..errors import GraphError
+from ..ops.op import grad_edge
 from ..tensor import Meta, Tensor
 from .dynamic import format_params, op_title, recorded_outputs, walk
 from .view import format_array, format_number, format_shape
@@ -220,7 +220,7 @@ def explain_backward(loss, *, inputs=None, names=None, gradient=None, precision=
         raise GraphError("explain_backward: the tensor does not require grad, so there is no backward pass "
                          "to explain (did you forget requires_grad=True, or run it under no_grad?)")
     root_grads = _make_grads([loss], None if gradient is None else [gradient])
-    root_node = loss.grad_fn if loss.grad_fn is not None else loss._accumulator()
+    root_node = grad_edge(loss)[0]
     order = walk([root_node])  # evaluation order: v1, v2, ... are numbered along it
     _check_not_freed(order)
 
@@ -235,7 +235,7 @@ def explain_backward(loss, *, inputs=None, names=None, gradient=None, precision=
     naming = _Names(order, given, precision)
     outputs = recorded_outputs(order, [loss], max_elements)
 
-    needed = _leading_to({t.grad_fn if t.grad_fn is not None else t._accumulator() for t in targets
+    needed = _leading_to({grad_edge(t)[0] for t in targets
                           if t.requires_grad}, order)
 
     steps = []

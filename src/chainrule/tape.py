@@ -1,0 +1,187 @@
+"""Nodes of the backward graph (what ``tensor.grad_fn`` points to).
+
+A node stands for one recorded op. ``next_functions`` holds, per input, the edge
+``(node, output_nr)`` its gradient flows into, or ``(None, 0)`` for inputs that need none.
+Leaves that require grad end in an :class:`AccumulateGrad` node that adds into ``.grad``.
+Saved tensors are released by the engine after a backward without ``retain_graph``.
+"""
+
+import os
+import traceback
+
+from ._hooks import RemovableHandle
+from ._mode import state
+from .errors import GraphError
+from .tensor import Meta, Tensor, _wrap
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class Node:
+    """Base class: edges, tensor hooks on its outputs, and the bookkeeping the engine needs."""
+
+    __slots__ = ("edges", "needs", "_tensor_hooks", "_retained", "_post_hooks", "_stack", "__weakref__")
+    num_outputs = 1
+
+    def _init_node(self, edges):
+        self.edges = edges
+        self.needs = [e is not None for e in edges]  # which inputs get a gradient
+        self._tensor_hooks = None  # {output_nr: [hook, ...]} registered through Tensor.register_hook
+        self._retained = None  # {output_nr: weakref to the tensor that called retain_grad()}
+        self._post_hooks = None
+        self._stack = _user_stack() if state.anomaly else None
+
+    @property
+    def next_functions(self):
+        return tuple(e if e is not None else (None, 0) for e in self.edges)
+
+    def name(self):
+        raise NotImplementedError
+
+    def register_hook(self, fn):
+        """A hook ``fn(grad_inputs, grad_outputs)`` run after this node computed its input gradients."""
+        if self._post_hooks is None:
+            self._post_hooks = []
+        self._post_hooks.append(fn)
+        return RemovableHandle(self._post_hooks, fn)
+
+    def _add_tensor_hook(self, output_nr, fn):
+        if self._tensor_hooks is None:
+            self._tensor_hooks = {}
+        hooks = self._tensor_hooks.setdefault(output_nr, [])
+        hooks.append(fn)
+        return RemovableHandle(hooks, fn)
+
+    def __repr__(self):
+        return f"<{self.name()} object at {id(self):#x}>"
+
+
+class OpNode(Node):
+    """The backward of one primitive op: runs the op's vjp rules on the saved inputs and output."""
+
+    __slots__ = ("op", "params", "inputs", "versions", "out_data", "out_version", "out_tangent", "saved_any")
+
+    def __init__(self, op, args, params, result, edges):
+        saved = _saved_inputs(op.saves, edges)
+        inputs = []
+        versions = []
+        for i, a in enumerate(args):
+            if not isinstance(a, Tensor):
+                inputs.append(a)
+                versions.append(None)
+            elif saved is None or i in saved:
+                inputs.append(a)
+                versions.append(a._version[0])
+            else:
+                inputs.append(Meta(a._data.shape, a._data.dtype))
+                versions.append(None)
+        self._init_node(tuple(edges))
+        self.op = op
+        self.params = params
+        self.inputs = inputs
+        self.versions = versions
+        if op.saves_output:
+            self.out_data = result._data
+            self.out_version = (result._version, result._version[0])
+            self.out_tangent = result._fw  # forward-over-reverse needs the saved output's tangent
+            self.saved_any = True
+        else:
+            self.out_data = self.out_version = self.out_tangent = None
+            self.saved_any = any(v is not None for v in versions)
+
+    def name(self):
+        return self.op.grad_name
+
+    def input_metadata(self, i):
+        a = self.inputs[i]
+        return (a._data.shape, a._data.dtype) if isinstance(a, Tensor) else (a.shape, a.dtype)
+
+    def unpack(self):
+        """The saved inputs and output, after checking that nothing modified them in place."""
+        if self.inputs is None:
+            raise GraphError(
+                f"Trying to backward through the graph a second time (through {self.name()}), or to "
+                "read saved tensors after they were freed. Saved tensors are freed by backward() "
+                "unless you pass retain_graph=True to the first backward (or autograd.grad) call."
+            )
+        for a, v in zip(self.inputs, self.versions):
+            if v is not None and a._version[0] != v:
+                raise _modified_error(self, a._data.shape, a._data.dtype, a._version[0], v, "an input")
+        out = None
+        if self.out_data is not None:
+            box, v = self.out_version
+            if box[0] != v:
+                raise _modified_error(self, self.out_data.shape, self.out_data.dtype, box[0], v, "output 0")
+            out = _wrap(self.out_data)
+            out.grad_fn = self
+            out._requires_grad = True
+            out._fw = self.out_tangent
+        return out, self.inputs
+
+    def apply(self, grads, needed):
+        out, inputs = self.unpack()
+        g = grads[0]
+        vjp = self.op.vjp
+        if isinstance(vjp, tuple):
+            return [
+                rule(g, out, *inputs, **self.params) if need and rule is not None else None
+                for rule, need in zip(vjp, needed)  # a None rule: that input gets no gradient
+            ]
+        return vjp(g, out, *inputs, **self.params)
+
+    def release(self):
+        if self.saved_any:  # a node that saved no tensor can run again, as in PyTorch
+            self.inputs = None
+            self.out_data = self.out_tangent = None
+
+
+class AccumulateGrad(Node):
+    """Sink for a leaf tensor's gradient: runs the leaf's hooks, then adds into ``leaf.grad``."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable):
+        self._init_node(())
+        self.variable = variable
+
+    def name(self):
+        return "AccumulateGrad"
+
+    def accumulate(self, grad, create_graph, sole_owner=False):
+        """Add ``grad`` into ``.grad``. A gradient nothing else refers to (``sole_owner``) is adopted
+        as it is; any other is copied, so ``.grad`` never aliases another tensor's memory."""
+        var = self.variable
+        if not create_graph:
+            grad = grad.detach() if sole_owner else _wrap(grad._data.copy())
+        if var.grad is None:
+            var.grad = grad
+        else:
+            var.grad = var.grad + grad if create_graph else _wrap(var.grad._data + grad._data)
+
+
+def _saved_inputs(saves, edges):
+    """Which inputs a node keeps: ``saves`` is None (all), a tuple of indices, or a dict mapping
+    each input to the inputs its gradient rule reads — then only what the needed rules read."""
+    if type(saves) is not dict:
+        return saves
+    kept = set()
+    for i, edge in enumerate(edges):
+        if edge is not None:
+            kept.update(saves[i])
+    return kept
+
+
+def _user_stack():
+    """The creation traceback without chainrule's own frames, so it ends at the user's line."""
+    frames = traceback.extract_stack()[:-2]
+    return traceback.format_list([f for f in frames if not f.filename.startswith(_PACKAGE_DIR)])
+
+
+def _modified_error(node, shape, dtype, now, expected, role):
+    return GraphError(
+        "one of the variables needed for gradient computation has been modified by an inplace "
+        f"operation: [{dtype} {list(shape)}], which is {role} of {node.name()}, "
+        f"is at version {now}; expected version {expected} instead. Hint: clone() the tensor before "
+        "modifying it in place, or use the out-of-place op."
+    )
+
