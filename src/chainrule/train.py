@@ -12,6 +12,7 @@ import numpy as np
 
 import chainrule as cr
 from chainrule import nn
+from chainrule.datasets import MNIST, Digits
 from chainrule.models import MLP, LeNet5
 from chainrule.utils.data import DataLoader, TensorDataset
 
@@ -47,8 +48,6 @@ def register(subparsers):
 def load_data(dataset, data_dir):
     """Train and test arrays: images float32 (N, 1, H, W), normalised; labels int64."""
     if dataset == "digits":
-        from chainrule.datasets import Digits
-
         try:
             (x_train, y_train), (x_test, y_test) = Digits(train=True).arrays(), Digits(train=False).arrays()
         except ImportError as exc:  # scikit-learn, which bundles the digits, is an optional extra
@@ -57,8 +56,6 @@ def load_data(dataset, data_dir):
     else:
         if data_dir is None:
             raise SystemExit(MNIST_NEEDS_DATA_DIR)
-        from chainrule.datasets import MNIST
-
         try:  # a missing or corrupt file: the dataset's message names it; no traceback on the command line
             (x_train, y_train) = MNIST(data_dir, train=True).arrays()
             (x_test, y_test) = MNIST(data_dir, train=False).arrays()

@@ -5,6 +5,8 @@ time); the analytical one from backward passes, row by row (one output element a
 mismatch the report names the output, the input and the worst element.
 """
 
+import warnings
+
 import numpy as np
 
 from .._dtype import float64
@@ -71,8 +73,6 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
         raise ValueError("gradcheck expects at least one input tensor to require gradient")
     for i in wrt:
         if inputs[i].dtype != float64:
-            import warnings
-
             warnings.warn(f"gradcheck: input {i} is {inputs[i].dtype}, not float64; finite differences "
                           "will be too inaccurate to compare", stacklevel=2)
     analytical = _analytical(func, inputs, wrt)

@@ -8,11 +8,15 @@ plain tensors differentiates it by forward mode, with no derivative code in this
 
 from dataclasses import dataclass
 
-import chainrule as cr
-from chainrule.expr.errors import ExprError
-from chainrule.expr.language import BINARY, FUNCTIONS, format_value
-from chainrule.expr.nodes import Call, Negate, Number, Variable, to_text
-from chainrule.expr.parser import parse_nodes
+from .._dtype import float64
+from ..autograd import forward_ad as fwAD
+from ..autograd import grad
+from ..ops.creation import ones_like, tensor
+from ..tensor import Tensor
+from .errors import ExprError
+from .language import BINARY, FUNCTIONS, format_value
+from .nodes import Call, Negate, Number, Variable, to_text
+from .parser import parse_nodes
 
 
 def parse(text):
@@ -68,7 +72,7 @@ class Expression:
         if not inputs:
             return {}
         output = self._evaluate(inputs)[self._nodes[-1]]
-        partials = cr.autograd.grad(output, list(inputs.values()), grad_outputs=cr.ones_like(output))
+        partials = grad(output, list(inputs.values()), grad_outputs=ones_like(output))
         return dict(zip(inputs, partials))
 
     def forward_gradient(self, /, *args, **values):
@@ -78,13 +82,11 @@ class Expression:
         the tangent of the result is then the partial derivative with respect to that variable.
         Returns ``{name: tensor}``, each of the result's shape.
         """
-        from chainrule.autograd import forward_ad as fwAD  # here: chainrule may import us first
-
         inputs = {name: value.detach() for name, value in self._bind(args, values).items()}
         partials = {}
         with fwAD.dual_level():
             for name, value in inputs.items():
-                seeded = dict(inputs, **{name: fwAD.make_dual(value, cr.ones_like(value))})
+                seeded = dict(inputs, **{name: fwAD.make_dual(value, ones_like(value))})
                 output = self._evaluate(seeded)[self._nodes[-1]]
                 partials[name] = fwAD.unpack_dual(output).tangent
         return partials
@@ -112,8 +114,8 @@ class Expression:
         output = node_values[self._nodes[-1]]
         if output.requires_grad:
             differentiable = [step for step in steps if step.value.requires_grad]
-            adjoints = cr.autograd.grad(output, [step.value for step in differentiable],
-                                        grad_outputs=cr.ones_like(output))
+            adjoints = grad(output, [step.value for step in differentiable],
+                                        grad_outputs=ones_like(output))
             for step, adjoint in zip(differentiable, adjoints):
                 step.adjoint = adjoint
         return Trace(steps)
@@ -146,7 +148,7 @@ class Expression:
         value = {}
         for node in self._nodes:
             if isinstance(node, Number):
-                value[node] = cr.tensor(node.value, dtype=cr.float64)
+                value[node] = tensor(node.value, dtype=float64)
             elif isinstance(node, Variable):
                 value[node] = inputs[node.name]
             elif isinstance(node, Negate):
@@ -216,7 +218,7 @@ def _operand_text(node, ids):
 
 
 def _as_tensor(value):
-    return value if isinstance(value, cr.Tensor) else cr.tensor(value, dtype=cr.float64, requires_grad=True)
+    return value if isinstance(value, Tensor) else tensor(value, dtype=float64, requires_grad=True)
 
 
 def _array(tensor):

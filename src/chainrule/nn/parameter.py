@@ -1,5 +1,7 @@
 """``nn.Parameter``: a tensor that a Module registers as one of its parameters."""
 
+import numpy as np
+
 from ..tensor import Tensor, _init
 
 
@@ -11,8 +13,6 @@ class Parameter(Tensor):
 
     def __init__(self, data=None, requires_grad=True):
         if data is None:
-            import numpy as np
-
             array = np.empty((0,), np.float32)
         elif isinstance(data, Tensor):
             array = data._data

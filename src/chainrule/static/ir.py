@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import _dtype
 from .._mode import Interpreter, no_grad, pop, push, state
+from ..autograd.engine import grad as autograd_grad
 from ..errors import ChainruleError, GraphError, ShapeError
 from ..ops import infer as _infer
 from ..ops.creation import fill_op
@@ -668,8 +669,6 @@ def gradients(loss, wrt):
     differentiated again. Inputs that ``loss`` does not depend on get zeros. Returns a list (or one
     tensor when ``wrt`` is one tensor).
     """
-    from .. import autograd
-
     if not isinstance(loss, SymbolicTensor):
         raise TypeError(f"gradients: loss must be a symbolic tensor of a static graph, got {type(loss).__name__}")
     graph = loss._data.node.graph
@@ -683,7 +682,7 @@ def gradients(loss, wrt):
             wanted = [w for w in wrt if isinstance(w, Tensor) and w._requires_grad]
             grads = {}
             if wanted and loss._requires_grad:
-                found = autograd.grad([loss], wanted, grad_outputs=[seed], create_graph=True, allow_unused=True)
+                found = autograd_grad([loss], wanted, grad_outputs=[seed], create_graph=True, allow_unused=True)
                 grads = {id(w): g for w, g in zip(wanted, found)}
             out = []
             for w in wrt:

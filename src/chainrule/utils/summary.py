@@ -9,6 +9,9 @@ reported separately, so "used" and "registered" can differ (weight sharing, unus
 import numbers
 from dataclasses import dataclass, field
 
+from .._mode import no_grad
+from ..ops.creation import zeros
+
 
 @dataclass
 class LayerRow:
@@ -52,10 +55,8 @@ def summary(model, input_size, dtype=None, print_table=True):
     ``input_size`` is one shape, or a list of shapes for a model taking several inputs. The model
     runs in eval mode without recording the tape; every module's training flag is restored after.
     """
-    import chainrule as cr
-
     sizes = [input_size] if isinstance(input_size[0], numbers.Integral) else list(input_size)
-    inputs = [cr.zeros(tuple(int(d) for d in s), dtype=dtype) for s in sizes]
+    inputs = [zeros(tuple(int(d) for d in s), dtype=dtype) for s in sizes]
     names = {id(m): name or model.__class__.__name__ for name, m in model.named_modules()}
     result = Summary()
     used = {}
@@ -84,7 +85,7 @@ def summary(model, input_size, dtype=None, print_table=True):
     modes = [(m, m.training) for m in model.modules()]  # per module: a frozen submodule stays in eval
     model.eval()
     try:
-        with cr.no_grad():
+        with no_grad():
             model(*inputs)
     finally:
         for h in handles:
