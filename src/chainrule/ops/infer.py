@@ -112,6 +112,25 @@ def reduced_shape(shape, dims, keepdim):
     return tuple(s for i, s in enumerate(shape) if i not in dims)
 
 
+def check_dtype(op, dtype, refused):
+    """Refuse an input dtype of the kinds ``refused`` ("b": bool, "biu": bool and integers), as PyTorch does."""
+    if dtype.kind in refused:
+        raise DTypeError(f"{op}: not implemented for {dtype} input (PyTorch refuses it too); convert the input "
+                         "first, e.g. with .float() or .long()")
+
+
+def refusing(op, refused, rule):
+    """The shape rule ``rule`` of an op that refuses inputs of the dtype kinds ``refused``."""
+
+    def checked(*args, **params):
+        for a in args:
+            if isinstance(a, Meta):
+                check_dtype(op, a.dtype, refused)
+        return rule(*args, **params)
+
+    return checked
+
+
 def require_float(op, dtype):
     if dtype.kind != "f":
         raise DTypeError(f"{op}: expected a floating point tensor, got {dtype}")

@@ -41,7 +41,7 @@ def _matmul_jvp(tangents, out, x, y):
 matmul_op = defop(
     "matmul",
     np.matmul,
-    _matmul_infer,
+    infer.refusing("matmul", "b", _matmul_infer),
     vjp=(lambda g, out, x, y: matmul(g, swap_last_two(y)),
          lambda g, out, x, y: matmul(swap_last_two(x), g)),
     jvp=_matmul_jvp,
@@ -70,7 +70,7 @@ def _linear_weight_grad(g, out, x, w):
 linear_op = defop(
     "linear",
     lambda x, w: np.matmul(x, w.T),
-    _linear_infer,
+    infer.refusing("linear", "b", _linear_infer),
     vjp=(lambda g, out, x, w: matmul(g, w), _linear_weight_grad),
     jvp=lambda tangents, out, x, w: _sum_terms(
         linear(tangents[0], w) if tangents[0] is not None else None,
@@ -88,12 +88,14 @@ def _sum_terms(a, b):
 
 def linear(input, weight):
     a, b = coerce(as_tensor_arg(input), as_tensor_arg(weight))
+    infer.check_dtype("linear", a._data.dtype, "b")  # numpy multiplies bool matrices; PyTorch refuses
     return bind(linear_op, a, b)
 
 
 def matmul(input, other):
     """Matrix product with PyTorch's rules: 1-D operands are promoted to matrices and squeezed back."""
     a, b = coerce(as_tensor_arg(input), as_tensor_arg(other))
+    infer.check_dtype("matmul", a._data.dtype, "b")  # numpy multiplies bool matrices; PyTorch refuses
     if a._data.ndim >= 2 and b._data.ndim >= 2:
         return bind(matmul_op, a, b)
     if a.ndim == 0 or b.ndim == 0:

@@ -1,0 +1,194 @@
+"""The op conformance harness: every op registered in ``OPS`` is checked against its own record.
+
+For each op (samples in tests/op_samples.py) and each dtype it accepts: the shape rule agrees with
+the forward, dtypes follow PyTorch's public function (refusals included), the vjp rules match
+finite differences through the real tape (so the declared ``saves`` suffice, also when only some
+inputs require grad) and are twice differentiable, jvp is the transpose of vjp, the ``view`` flag
+matches real memory sharing, and eager, compiled and forward-mode results agree.
+"""
+
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+import chainrule as cr
+import chainrule.nn.functional  # noqa: F401 - registers the ops defined with nn.functional
+import chainrule.static  # noqa: F401 - registers the static graph's ops
+from chainrule.autograd import forward_ad, gradcheck, gradgradcheck
+from chainrule.errors import DTypeError
+from chainrule.ops.op import OPS, Meta, bind
+from helpers import assert_close
+from op_samples import ALL, SAMPLES
+
+NAMES = sorted(OPS)
+DIFFERENTIABLE = [n for n in NAMES if OPS[n].vjp is not None]
+
+
+def info(name):
+    if name not in SAMPLES:
+        pytest.fail(f"op {name!r} has no samples: add an entry to tests/op_samples.py")
+    return SAMPLES[name]
+
+
+def sample(name, dtype):
+    """The op's sample arguments and params in ``dtype``, the same on every call."""
+    return info(name).make(np.random.default_rng(zlib.crc32(name.encode())), np.dtype(dtype))
+
+
+def per_dtype(names, field):
+    return [pytest.param(n, dt, id=f"{n}-{dt}") for n in names if n in SAMPLES for dt in getattr(SAMPLES[n], field)]
+
+
+def to_tensor(a, requires_grad=False):
+    return cr.tensor(a, requires_grad=requires_grad) if isinstance(a, np.ndarray) else a
+
+
+def grad_inputs(op, args):
+    """Positions of the float tensor inputs that the op's vjp differentiates."""
+    rules = op.vjp if isinstance(op.vjp, tuple) else [True] * len(args)
+    return [i for i, (a, rule) in enumerate(zip(args, rules))
+            if rule is not None and isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+
+
+def binder(op, args, params, positions):
+    """``f(*tensors at positions)`` = the op applied with the other arguments held fixed."""
+    def f(*xs):
+        full = [to_tensor(a) for a in args]
+        for i, x in zip(positions, xs):
+            full[i] = x
+        return bind(op, *full, **params)
+
+    return f
+
+
+def float64_case(name):
+    op = OPS[name]
+    args, params = sample(name, np.float64)
+    positions = grad_inputs(op, args)
+    assert positions, f"{name}: its sample has no float input to differentiate"
+    return op, args, params, positions
+
+
+# --- 1. samples exist -------------------------------------------------------------------------------
+def test_every_registered_op_has_samples():
+    assert [n for n in NAMES if n not in SAMPLES] == []
+
+
+def test_every_sample_names_a_registered_op():
+    assert [n for n in SAMPLES if n not in OPS] == []
+
+
+# --- 2. infer agrees with forward; dtypes follow PyTorch ----------------------------------------------
+@pytest.mark.parametrize("name, dtype", per_dtype(NAMES, "dtypes"))
+def test_infer_matches_forward(name, dtype):
+    op = OPS[name]
+    args, params = sample(name, dtype)
+    out = np.asarray(op.forward(*args, **params))
+    metas = [Meta(a.shape, a.dtype) if isinstance(a, np.ndarray) else a for a in args]
+    shape, out_dtype = op.infer(*metas, **params)
+    assert (tuple(shape), np.dtype(out_dtype)) == (out.shape, out.dtype)
+
+
+@pytest.mark.parametrize("name, dtype", per_dtype(NAMES, "refuses"))
+def test_infer_refuses_dtype(name, dtype):
+    args, params = sample(name, dtype)
+    metas = [Meta(a.shape, a.dtype) if isinstance(a, np.ndarray) else a for a in args]
+    with pytest.raises(DTypeError, match=name):
+        OPS[name].infer(*metas, **params)
+
+
+def _call(lib, name, args):
+    tensors = [lib.tensor(a) for a in args if isinstance(a, np.ndarray)]
+    try:
+        return SAMPLES[name].torch(lib, *tensors)
+    except (RuntimeError, TypeError) as exc:  # torch's dtype refusals are RuntimeErrors (NotImplementedError too)
+        return exc
+
+
+@pytest.mark.parametrize("name, dtype", [pytest.param(n, dt, id=f"{n}-{dt}") for n in NAMES
+                                         if n in SAMPLES and SAMPLES[n].torch for dt in ALL])
+def test_public_function_dtypes_follow_torch(name, dtype):
+    args, _ = sample(name, dtype)
+    expected, actual = _call(torch, name, args), _call(cr, name, args)
+    if isinstance(expected, Exception):
+        assert isinstance(actual, RuntimeError), f"torch refuses {dtype} ({expected}); chainrule gave {actual!r}"
+        return
+    assert not isinstance(actual, Exception), f"torch accepts {dtype}; chainrule raised {actual!r}"
+    assert_close(actual, expected)
+
+
+# --- 3 and 5. vjp against finite differences, through the tape (saves suffice) --------------------------
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+def test_vjp_matches_finite_differences(name):
+    op, args, params, positions = float64_case(name)
+    subsets = [positions] + ([[i] for i in positions] if len(positions) > 1 else [])
+    for wrt in subsets:  # also one input alone: the tape then keeps only what that input's rule reads
+        inputs = [cr.tensor(args[i], requires_grad=True) for i in wrt]
+        assert gradcheck(binder(op, args, params, wrt), inputs)
+
+
+@pytest.mark.parametrize("name", DIFFERENTIABLE)
+def test_vjp_is_twice_differentiable(name):
+    op, args, params, positions = float64_case(name)
+    inputs = [cr.tensor(args[i], requires_grad=True) for i in positions]
+    assert gradgradcheck(binder(op, args, params, positions), inputs)
+
+
+# --- 4. jvp is the transpose of vjp ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", [n for n in DIFFERENTIABLE if OPS[n].jvp is not None])
+def test_jvp_is_transpose_of_vjp(name):
+    op, args, params, positions = float64_case(name)
+    rng = np.random.default_rng(1)
+    tangents = [rng.standard_normal(args[i].shape) for i in positions]
+    f = binder(op, args, params, positions)
+    with forward_ad.dual_level():
+        out = f(*[forward_ad.make_dual(cr.tensor(args[i]), cr.tensor(t)) for i, t in zip(positions, tangents)])
+        jvp = forward_ad.unpack_dual(out).tangent
+    inputs = [cr.tensor(args[i], requires_grad=True) for i in positions]
+    out = f(*inputs)
+    g = rng.standard_normal(tuple(out.shape))
+    vjps = cr.autograd.grad(out, inputs, cr.tensor(g), allow_unused=True)
+    lhs = float(np.sum(jvp.numpy() * g))
+    rhs = sum(float(np.sum(t * v.numpy())) for t, v in zip(tangents, vjps) if v is not None)
+    assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-12)
+
+
+# --- 6. the view flag matches memory sharing --------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_view_flag_matches_memory_sharing(name):
+    op = OPS[name]
+    args, params = sample(name, info(name).dtypes[0])
+    out = op.forward(*args, **params)
+    shares = any(np.shares_memory(out, a) for a in args if isinstance(a, np.ndarray))
+    assert shares == op.view, f"{name}: view={op.view} but the output {'shares' if shares else 'owns'} memory"
+    assert not (op.fresh and shares), f"{name}: declared fresh but its output shares an input's memory"
+
+
+# --- 7. eager, compiled and forward mode agree ------------------------------------------------------------
+def _compiled(op, args, params):
+    with cr.static.Graph():
+        holders = {i: cr.static.placeholder(a.shape, a.dtype) for i, a in enumerate(args) if isinstance(a, np.ndarray)}
+        out = bind(op, *[holders.get(i, a) for i, a in enumerate(args)], **params)
+    return cr.static.compile(out).run({holders[i]: args[i] for i in holders})
+
+
+def _forward_mode(op, args, params):
+    rng = np.random.default_rng(2)
+    with forward_ad.dual_level():
+        tensors = [forward_ad.make_dual(cr.tensor(a), cr.tensor(rng.standard_normal(a.shape)))
+                   if isinstance(a, np.ndarray) and a.dtype.kind == "f" else to_tensor(a) for a in args]
+        return forward_ad.unpack_dual(bind(op, *tensors, **params)).primal
+
+
+@pytest.mark.parametrize("name, dtype", per_dtype(NAMES, "dtypes"))
+def test_eager_compiled_and_forward_mode_agree(name, dtype):
+    op = OPS[name]
+    args, params = sample(name, dtype)
+    eager = bind(op, *[to_tensor(a) for a in args], **params)
+    results = {"compiled": _compiled(op, args, params), "forward mode": _forward_mode(op, args, params)}
+    for mode, result in results.items():
+        assert (tuple(result.shape), result.dtype) == (tuple(eager.shape), eager.dtype), mode
+        if op.pure:
+            np.testing.assert_array_equal(result.numpy(), eager.numpy(), err_msg=mode)
