@@ -33,9 +33,10 @@ def info(name):
     return SAMPLES[name]
 
 
-def sample(name, dtype):
-    """The op's sample arguments and params in ``dtype``, the same on every call."""
-    return info(name).make(np.random.default_rng(zlib.crc32(name.encode())), np.dtype(dtype))
+def samples(name, dtype):
+    """The op's samples ``(args, params)`` in ``dtype``, the same on every call."""
+    seed = zlib.crc32(name.encode())
+    return [make(np.random.default_rng(seed + k), np.dtype(dtype)) for k, make in enumerate(info(name).makes)]
 
 
 def per_dtype(names, field):
@@ -64,12 +65,17 @@ def binder(op, args, params, positions):
     return f
 
 
-def float64_case(name):
+def float64_cases(name):
+    """``(op, args, params, positions of the inputs to differentiate)`` for each float64 sample."""
     op = OPS[name]
-    args, params = sample(name, np.float64)
-    positions = grad_inputs(op, args)
-    assert positions, f"{name}: its sample has no float input to differentiate"
-    return op, args, params, positions
+    for args, params in samples(name, np.float64):
+        positions = grad_inputs(op, args)
+        assert positions, f"{name}: a sample has no float input to differentiate ({params})"
+        yield op, args, params, positions
+
+
+def metas(args):
+    return [Meta(a.shape, a.dtype) if isinstance(a, np.ndarray) else a for a in args]
 
 
 # --- 1. samples exist -------------------------------------------------------------------------------
@@ -85,19 +91,17 @@ def test_every_sample_names_a_registered_op():
 @pytest.mark.parametrize("name, dtype", per_dtype(NAMES, "dtypes"))
 def test_infer_matches_forward(name, dtype):
     op = OPS[name]
-    args, params = sample(name, dtype)
-    out = np.asarray(op.forward(*args, **params))
-    metas = [Meta(a.shape, a.dtype) if isinstance(a, np.ndarray) else a for a in args]
-    shape, out_dtype = op.infer(*metas, **params)
-    assert (tuple(shape), np.dtype(out_dtype)) == (out.shape, out.dtype)
+    for args, params in samples(name, dtype):
+        out = np.asarray(op.forward(*args, **params))
+        shape, out_dtype = op.infer(*metas(args), **params)
+        assert (tuple(shape), np.dtype(out_dtype)) == (out.shape, out.dtype), params
 
 
 @pytest.mark.parametrize("name, dtype", per_dtype(NAMES, "refuses"))
 def test_infer_refuses_dtype(name, dtype):
-    args, params = sample(name, dtype)
-    metas = [Meta(a.shape, a.dtype) if isinstance(a, np.ndarray) else a for a in args]
-    with pytest.raises(DTypeError, match=name):
-        OPS[name].infer(*metas, **params)
+    for args, params in samples(name, dtype):
+        with pytest.raises(DTypeError, match=name):
+            OPS[name].infer(*metas(args), **params)
 
 
 def _call(lib, name, args):
@@ -111,7 +115,7 @@ def _call(lib, name, args):
 @pytest.mark.parametrize("name, dtype", [pytest.param(n, dt, id=f"{n}-{dt}") for n in NAMES
                                          if n in SAMPLES and SAMPLES[n].torch for dt in ALL])
 def test_public_function_dtypes_follow_torch(name, dtype):
-    args, _ = sample(name, dtype)
+    args, _ = samples(name, dtype)[0]
     expected, actual = _call(torch, name, args), _call(cr, name, args)
     if isinstance(expected, Exception):
         assert isinstance(actual, RuntimeError), f"torch refuses {dtype} ({expected}); chainrule gave {actual!r}"
@@ -123,24 +127,28 @@ def test_public_function_dtypes_follow_torch(name, dtype):
 # --- 3 and 5. vjp against finite differences, through the tape (saves suffice) --------------------------
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_vjp_matches_finite_differences(name):
-    op, args, params, positions = float64_case(name)
-    subsets = [positions] + ([[i] for i in positions] if len(positions) > 1 else [])
-    for wrt in subsets:  # also one input alone: the tape then keeps only what that input's rule reads
-        inputs = [cr.tensor(args[i], requires_grad=True) for i in wrt]
-        assert gradcheck(binder(op, args, params, wrt), inputs, **TIGHT)
+    for op, args, params, positions in float64_cases(name):
+        subsets = [positions] + ([[i] for i in positions] if len(positions) > 1 else [])
+        for wrt in subsets:  # also one input alone: the tape then keeps only what that input's rule reads
+            inputs = [cr.tensor(args[i], requires_grad=True) for i in wrt]
+            assert gradcheck(binder(op, args, params, wrt), inputs, **TIGHT)
 
 
 @pytest.mark.parametrize("name", DIFFERENTIABLE)
 def test_vjp_is_twice_differentiable(name):
-    op, args, params, positions = float64_case(name)
-    inputs = [cr.tensor(args[i], requires_grad=True) for i in positions]
-    assert gradgradcheck(binder(op, args, params, positions), inputs, **TIGHT)
+    for op, args, params, positions in float64_cases(name):
+        inputs = [cr.tensor(args[i], requires_grad=True) for i in positions]
+        assert gradgradcheck(binder(op, args, params, positions), inputs, **TIGHT)
 
 
 # --- 4. jvp is the transpose of vjp ----------------------------------------------------------------------
 @pytest.mark.parametrize("name", [n for n in DIFFERENTIABLE if OPS[n].jvp is not None])
 def test_jvp_is_transpose_of_vjp(name):
-    op, args, params, positions = float64_case(name)
+    for op, args, params, positions in float64_cases(name):
+        _check_transpose(op, args, params, positions)
+
+
+def _check_transpose(op, args, params, positions):
     rng = np.random.default_rng(1)
     tangents = [rng.standard_normal(args[i].shape) for i in positions]
     f = binder(op, args, params, positions)
@@ -153,18 +161,20 @@ def test_jvp_is_transpose_of_vjp(name):
     vjps = cr.autograd.grad(out, inputs, cr.tensor(g), allow_unused=True)
     lhs = float(np.sum(jvp.numpy() * g))
     rhs = sum(float(np.sum(t * v.numpy())) for t, v in zip(tangents, vjps) if v is not None)
-    assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-12)
+    assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-12), params
 
 
 # --- 6. the view flag matches memory sharing --------------------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
 def test_view_flag_matches_memory_sharing(name):
+    """A view op shares memory on its first sample (others may copy: advanced indexing); other ops never."""
     op = OPS[name]
-    args, params = sample(name, info(name).dtypes[0])
-    out = op.forward(*args, **params)
-    shares = any(np.shares_memory(out, a) for a in args if isinstance(a, np.ndarray))
-    assert shares == op.view, f"{name}: view={op.view} but the output {'shares' if shares else 'owns'} memory"
-    assert not (op.fresh and shares), f"{name}: declared fresh but its output shares an input's memory"
+    for k, (args, params) in enumerate(samples(name, info(name).dtypes[0])):
+        out = op.forward(*args, **params)
+        shares = any(np.shares_memory(out, a) for a in args if isinstance(a, np.ndarray))
+        if op.view and k == 0:
+            assert shares, f"{name} is declared a view but its output owns its memory"
+        assert not (op.fresh and shares), f"{name} is declared fresh but its output shares an input's memory {params}"
 
 
 # --- 7. eager, compiled and forward mode agree ------------------------------------------------------------
@@ -186,10 +196,10 @@ def _forward_mode(op, args, params):
 @pytest.mark.parametrize("name, dtype", per_dtype(NAMES, "dtypes"))
 def test_eager_compiled_and_forward_mode_agree(name, dtype):
     op = OPS[name]
-    args, params = sample(name, dtype)
-    eager = bind(op, *[to_tensor(a) for a in args], **params)
-    results = {"compiled": _compiled(op, args, params), "forward mode": _forward_mode(op, args, params)}
-    for mode, result in results.items():
-        assert (tuple(result.shape), result.dtype) == (tuple(eager.shape), eager.dtype), mode
-        if op.pure:
-            np.testing.assert_array_equal(result.numpy(), eager.numpy(), err_msg=mode)
+    for args, params in samples(name, dtype):
+        eager = bind(op, *[to_tensor(a) for a in args], **params)
+        results = {"compiled": _compiled(op, args, params), "forward mode": _forward_mode(op, args, params)}
+        for mode, result in results.items():
+            assert (tuple(result.shape), result.dtype) == (tuple(eager.shape), eager.dtype), (mode, params)
+            if op.pure:
+                np.testing.assert_array_equal(result.numpy(), eager.numpy(), err_msg=f"{mode} {params}")
