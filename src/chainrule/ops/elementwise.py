@@ -128,14 +128,14 @@ def alias(x):
 
 
 # --- unary math -----------------------------------------------------------------------------
-def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEMENTWISE, doc="", refuses="",
+def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEMENTWISE, doc="", refuses_bool=False,
            **declarations):
     """Define a unary op from its numpy forward and its vjp rule; return its public function.
-    ``refuses``: the dtype kinds PyTorch refuses for this op ("b": bool)."""
+    ``refuses_bool``: PyTorch refuses bool tensors for this op."""
     op = defop(
         name,
         forward,
-        infer.refusing(name, refuses, infer.floating if floats_only else infer.same),
+        infer.refusing(name, "b" if refuses_bool else "", infer.floating if floats_only else infer.same),
         vjp=(derivative,),
         jvp=jvp,
         saves=(0,) if saves == "input" else (),
@@ -150,7 +150,8 @@ def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEME
     else:
         def fn(input):
             input = as_tensor_arg(input)
-            infer.check_dtype(name, input._data.dtype, refuses)
+            if refuses_bool and input._data.dtype.kind == "b":
+                raise infer.refused(name, input._data.dtype)
             return bind(op, input)
 
     fn.__name__ = fn.__qualname__ = name
@@ -173,7 +174,7 @@ def _relu_forward(x, out=None):
     return np.maximum(x, 0, out=out)
 
 
-neg = _unary("neg", np.negative, lambda g, out, x: -g, saves=None, floats_only=False, jvp=LINEAR, refuses="b",
+neg = _unary("neg", np.negative, lambda g, out, x: -g, saves=None, floats_only=False, jvp=LINEAR, refuses_bool=True,
     explain=("d/d{0} = -1",), infix="-")
 exp = _unary("exp", np.exp, lambda g, out, x: g * out, saves="output", explain=("d/d{0} = exp({0})",))
 log = _unary("log", np.log, lambda g, out, x: g / x, explain=("d/d{0} = 1/{0}",))
@@ -186,9 +187,9 @@ tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves="out
 sigmoid = _unary("sigmoid", _sigmoid_forward, lambda g, out, x: g * (out * (1 - out)), saves="output",
     explain=("d/d{0} = sigmoid({0})*(1 - sigmoid({0}))",))
 relu = _unary("relu", _relu_forward, lambda g, out, x: relu_mask(g, out), saves="output",
-              floats_only=False, refuses="b", doc="max(x, 0); its gradient at 0 is 0, as in PyTorch.",
+              floats_only=False, refuses_bool=True, doc="max(x, 0); its gradient at 0 is 0, as in PyTorch.",
                   explain=("d/d{0} = 1 where {0} > 0, else 0",))
-abs = _unary("abs", np.abs, lambda g, out, x: g * sign(x), floats_only=False, refuses="b",
+abs = _unary("abs", np.abs, lambda g, out, x: g * sign(x), floats_only=False, refuses_bool=True,
              explain=("d/d{0} = sign({0})",))
 
 
@@ -230,9 +231,9 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 # --- binary arithmetic ------------------------------------------------------------------------
 def _binary(name, forward, rules, jvp=ELEMENTWISE, saves=None, saves_output=False, refuses="", **declarations):
-    return defop(name, forward, infer.refusing(name, refuses, infer.named_elementwise(name)), vjp=rules, jvp=jvp,
-                 saves=saves,
-                 saves_output=saves_output, broadcasts=True, **declarations)
+    rule = infer.refusing(name, refuses, infer.named_elementwise(name))
+    return defop(name, forward, rule, vjp=rules, jvp=jvp, saves=saves, saves_output=saves_output, broadcasts=True,
+                 **declarations)
 
 
 def _pow_base_grad(g, out, x, y):
@@ -252,8 +253,7 @@ def _pow_exponent_grad(g, out, x, y):
 add_op = _binary("add", np.add, (lambda g, out, x, y: g, lambda g, out, x, y: g), jvp=LINEAR, saves=(),
     explain=("d/d{0} = 1", "d/d{1} = 1"), infix="+")
 sub_op = _binary("sub", np.subtract, (lambda g, out, x, y: g, lambda g, out, x, y: -g), jvp=LINEAR, saves=(),
-                 refuses="b",
-    explain=("d/d{0} = 1", "d/d{1} = -1"), infix="-")
+                 refuses="b", explain=("d/d{0} = 1", "d/d{1} = -1"), infix="-")
 mul_op = _binary("mul", np.multiply, (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x),
                  saves={0: (1,), 1: (0,)}, explain=("d/d{0} = {1}", "d/d{1} = {0}"), infix="*")
 div_op = _binary("div", np.true_divide, (lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y),

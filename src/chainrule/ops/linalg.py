@@ -88,14 +88,16 @@ def _sum_terms(a, b):
 
 def linear(input, weight):
     a, b = coerce(as_tensor_arg(input), as_tensor_arg(weight))
-    infer.check_dtype("linear", a._data.dtype, "b")  # numpy multiplies bool matrices; PyTorch refuses
+    if a._data.dtype.kind == "b":  # numpy multiplies bool matrices; PyTorch refuses
+        raise infer.refused("linear", a._data.dtype)
     return bind(linear_op, a, b)
 
 
 def matmul(input, other):
     """Matrix product with PyTorch's rules: 1-D operands are promoted to matrices and squeezed back."""
     a, b = coerce(as_tensor_arg(input), as_tensor_arg(other))
-    infer.check_dtype("matmul", a._data.dtype, "b")  # numpy multiplies bool matrices; PyTorch refuses
+    if a._data.dtype.kind == "b":  # numpy multiplies bool matrices; PyTorch refuses
+        raise infer.refused("matmul", a._data.dtype)
     if a._data.ndim >= 2 and b._data.ndim >= 2:
         return bind(matmul_op, a, b)
     if a.ndim == 0 or b.ndim == 0:
