@@ -13,9 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-import chainrule as cr
-import chainrule.nn.functional  # noqa: F401 - registers the ops defined with nn.functional
-import chainrule.static  # noqa: F401 - registers the static graph's ops
+import chainrule as cr  # registers every op: the library, nn's and the static graph's
 from chainrule.autograd import forward_ad, gradcheck, gradgradcheck
 from chainrule.errors import DTypeError
 from chainrule.ops.op import OPS, Meta, bind
@@ -142,13 +140,8 @@ def test_vjp_is_twice_differentiable(name):
 
 
 # --- 4. jvp is the transpose of vjp ----------------------------------------------------------------------
-@pytest.mark.parametrize("name", [n for n in DIFFERENTIABLE if OPS[n].jvp is not None])
-def test_jvp_is_transpose_of_vjp(name):
-    for op, args, params, positions in float64_cases(name):
-        _check_transpose(op, args, params, positions)
-
-
 def _check_transpose(op, args, params, positions):
+    """<jvp(t), g> == <t, vjp(g)>: forward mode gives jvp(t), the tape gives vjp(g)."""
     rng = np.random.default_rng(1)
     tangents = [rng.standard_normal(args[i].shape) for i in positions]
     f = binder(op, args, params, positions)
@@ -162,6 +155,12 @@ def _check_transpose(op, args, params, positions):
     lhs = float(np.sum(jvp.numpy() * g))
     rhs = sum(float(np.sum(t * v.numpy())) for t, v in zip(tangents, vjps) if v is not None)
     assert lhs == pytest.approx(rhs, rel=1e-10, abs=1e-12), params
+
+
+@pytest.mark.parametrize("name", [n for n in DIFFERENTIABLE if OPS[n].jvp is not None])
+def test_jvp_is_transpose_of_vjp(name):
+    for op, args, params, positions in float64_cases(name):
+        _check_transpose(op, args, params, positions)
 
 
 # --- 6. the view flag matches memory sharing --------------------------------------------------------------
