@@ -12,13 +12,13 @@ import numpy as np
 
 from .. import _dtype
 from .. import ops as _ops
-from .. import random as _random
 from ..autograd.grad_mode import no_grad
 from ..errors import DTypeError, ShapeError
 from ..ops import conv as _conv
 from ..ops import infer as _infer
 from ..ops.elementwise import as_tensor_arg, floating, where
-from ..ops.op import ELEMENTWISE, bind, defop
+from ..ops.nn import dropout_mask_op, log_sigmoid_op
+from ..ops.op import bind
 from ..tensor import Tensor
 
 __all__ = [
@@ -195,24 +195,10 @@ def tanh(input):
     return _ops.tanh(input)
 
 
-def _log_sigmoid_forward(x):
-    return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
-
-
-log_sigmoid_op = defop(
-    "log_sigmoid",
-    _log_sigmoid_forward,
-    _infer.floating,
-    vjp=(lambda g, out, x: g * _ops.sigmoid(-x),),
-    jvp=ELEMENTWISE,
-    saves=(0,),
-    doc="log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)): finite for logits of any magnitude.",
-    explain=("d/d{0} = 1 - sigmoid({0})",),
-)
-
-
 def logsigmoid(input):
-    return bind(log_sigmoid_op, floating(input))
+    input = as_tensor_arg(input)
+    _infer.check_dtype("logsigmoid", input._data.dtype, "biu")
+    return bind(log_sigmoid_op, input)
 
 
 def _softmax_dim(name, ndim):
@@ -255,21 +241,6 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
 def _check_p(p):
     if p < 0.0 or p > 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-
-
-def _dropout_mask_forward(x, p, per_channel):
-    shape = x.shape[:-2] + (1, 1) if per_channel else x.shape
-    keep = _random.rng(None).random(shape, dtype=np.float32) >= p
-    return keep.astype(x.dtype) / np.asarray(1.0 - p, x.dtype)
-
-
-dropout_mask_op = defop(
-    "dropout_mask",
-    _dropout_mask_forward,
-    lambda x, p, per_channel: (tuple(x.shape[:-2]) + (1, 1) if per_channel else tuple(x.shape), x.dtype),
-    pure=False,  # a fresh draw on every call, also every run of a compiled program
-    doc="Keep-mask scaled by 1/(1-p), shaped like x (or one value per channel), from the default generator.",
-)
 
 
 def _dropout_mask(input, p, per_channel=False):

@@ -129,12 +129,14 @@ def alias(x):
 
 
 # --- unary math -----------------------------------------------------------------------------
-def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEMENTWISE, doc="", **declarations):
-    """Define a unary op from its numpy forward and its vjp rule; return its public function."""
+def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEMENTWISE, doc="", refuses_bool=False,
+           **declarations):
+    """Define a unary op from its numpy forward and its vjp rule; return its public function.
+    ``refuses_bool``: PyTorch refuses bool tensors for this op."""
     op = defop(
         name,
         forward,
-        infer.floating if floats_only else infer.same,
+        infer.refusing(name, "b" if refuses_bool else "", infer.floating if floats_only else infer.same),
         vjp=(derivative,),
         jvp=jvp,
         saves=(0,) if saves == "input" else (),
@@ -148,7 +150,10 @@ def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEME
             return bind(op, floating(input))
     else:
         def fn(input):
-            return bind(op, as_tensor_arg(input))
+            input = as_tensor_arg(input)
+            if refuses_bool and input._data.dtype.kind == "b":
+                raise infer.refused(name, input._data.dtype)
+            return bind(op, input)
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = doc or f"Elementwise {name}."
@@ -170,7 +175,7 @@ def _relu_forward(x, out=None):
     return np.maximum(x, 0, out=out)
 
 
-neg = _unary("neg", np.negative, lambda g, out, x: -g, saves=None, floats_only=False, jvp=LINEAR,
+neg = _unary("neg", np.negative, lambda g, out, x: -g, saves=None, floats_only=False, jvp=LINEAR, refuses_bool=True,
     explain=("d/d{0} = -1",), infix="-")
 exp = _unary("exp", np.exp, lambda g, out, x: g * out, saves="output", explain=("d/d{0} = exp({0})",))
 log = _unary("log", np.log, lambda g, out, x: g / x, explain=("d/d{0} = 1/{0}",))
@@ -183,9 +188,10 @@ tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves="out
 sigmoid = _unary("sigmoid", _sigmoid_forward, lambda g, out, x: g * (out * (1 - out)), saves="output",
     explain=("d/d{0} = sigmoid({0})*(1 - sigmoid({0}))",))
 relu = _unary("relu", _relu_forward, lambda g, out, x: relu_mask(g, out), saves="output",
-              floats_only=False, doc="max(x, 0); its gradient at 0 is 0, as in PyTorch.",
+              floats_only=False, refuses_bool=True, doc="max(x, 0); its gradient at 0 is 0, as in PyTorch.",
                   explain=("d/d{0} = 1 where {0} > 0, else 0",))
-abs = _unary("abs", np.abs, lambda g, out, x: g * sign(x), floats_only=False, explain=("d/d{0} = sign({0})",))
+abs = _unary("abs", np.abs, lambda g, out, x: g * sign(x), floats_only=False, refuses_bool=True,
+             explain=("d/d{0} = sign({0})",))
 
 
 def rsqrt(input):
@@ -225,9 +231,10 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 
 # --- binary arithmetic ------------------------------------------------------------------------
-def _binary(name, forward, rules, jvp=ELEMENTWISE, saves=None, saves_output=False, **declarations):
-    return defop(name, forward, infer.named_elementwise(name), vjp=rules, jvp=jvp, saves=saves,
-                 saves_output=saves_output, broadcasts=True, **declarations)
+def _binary(name, forward, rules, jvp=ELEMENTWISE, saves=None, saves_output=False, refuses="", **declarations):
+    rule = infer.refusing(name, refuses, infer.named_elementwise(name))
+    return defop(name, forward, rule, vjp=rules, jvp=jvp, saves=saves, saves_output=saves_output, broadcasts=True,
+                 **declarations)
 
 
 def _pow_base_grad(g, out, x, y):
@@ -247,12 +254,12 @@ def _pow_exponent_grad(g, out, x, y):
 add_op = _binary("add", np.add, (lambda g, out, x, y: g, lambda g, out, x, y: g), jvp=LINEAR, saves=(),
     explain=("d/d{0} = 1", "d/d{1} = 1"), infix="+")
 sub_op = _binary("sub", np.subtract, (lambda g, out, x, y: g, lambda g, out, x, y: -g), jvp=LINEAR, saves=(),
-    explain=("d/d{0} = 1", "d/d{1} = -1"), infix="-")
+                 refuses="b", explain=("d/d{0} = 1", "d/d{1} = -1"), infix="-")
 mul_op = _binary("mul", np.multiply, (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x),
                  saves={0: (1,), 1: (0,)}, explain=("d/d{0} = {1}", "d/d{1} = {0}"), infix="*")
 div_op = _binary("div", np.true_divide, (lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y),
                  saves=(1,), saves_output=True, explain=("d/d{0} = 1/{1}", "d/d{1} = -{0}/{1}^2"), infix="/")
-pow_op = _binary("pow", np.power, (_pow_base_grad, _pow_exponent_grad), saves_output=True,
+pow_op = _binary("pow", np.power, (_pow_base_grad, _pow_exponent_grad), saves_output=True, refuses="b",
     explain=("d/d{0} = {1}*{0}^({1}-1)", "d/d{1} = {0}^{1}*ln({0})"), infix="^")
 
 
@@ -300,6 +307,7 @@ def div(input, other, rounding_mode=None):
 
 def pow(input, exponent):
     a, b = coerce(input, exponent)
+    infer.check_dtype("pow", (a if isinstance(a, Tensor) else b)._data.dtype, "b")
     return bind(pow_op, a, b)
 
 
@@ -352,7 +360,8 @@ def _clamp_mask(x, lo, hi):
 clamp_op = defop(
     "clamp",
     lambda x, min, max, out=None: np.clip(x, min, max, out=out),
-    lambda x, min, max: (infer.shape_of(x), infer.dtype_of(x)),
+    lambda x, min, max: (infer.shape_of(x),
+                         np.result_type(infer.dtype_of(x), *(v for v in (min, max) if v is not None))),
     vjp=(lambda g, out, x, min, max: g * _clamp_mask(x, min, max),),
     jvp=ELEMENTWISE,
     saves=(0,),
@@ -377,19 +386,23 @@ clip = clamp
 
 
 # --- ops without gradients (comparisons, rounding, logic) -----------------------------------------
-def _no_grad_op(name, forward, dtype=None, arity=2, **declarations):
+def _no_grad_op(name, forward, dtype=None, arity=2, refuses="", **declarations):
     if arity == 2:
         rule = infer.named_elementwise(name, dtype)
     else:
         def rule(x):
             return infer.shape_of(x), np.dtype(dtype) if dtype else infer.dtype_of(x)
-    op = defop(name, forward, rule, broadcasts=arity == 2, **declarations)
+    op = defop(name, forward, infer.refusing(name, refuses, rule), broadcasts=arity == 2, **declarations)
     if arity == 2:
         def fn(input, other):
-            return bind(op, *coerce(input, other))
+            a, b = coerce(input, other)
+            infer.check_dtype(name, (a if isinstance(a, Tensor) else b)._data.dtype, refuses)
+            return bind(op, a, b)
     else:
         def fn(input):
-            return bind(op, as_tensor_arg(input))
+            input = as_tensor_arg(input)
+            infer.check_dtype(name, input._data.dtype, refuses)
+            return bind(op, input)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"Elementwise {name} (not differentiable)."
     fn.op = op
@@ -409,12 +422,19 @@ logical_not = _no_grad_op("logical_not", np.logical_not, np.bool_, arity=1)
 isnan = _no_grad_op("isnan", np.isnan, np.bool_, arity=1)
 isinf = _no_grad_op("isinf", np.isinf, np.bool_, arity=1)
 isfinite = _no_grad_op("isfinite", np.isfinite, np.bool_, arity=1)
-sign = _no_grad_op("sign", np.sign, arity=1)
-floor = _no_grad_op("floor", np.floor, arity=1)
-ceil = _no_grad_op("ceil", np.ceil, arity=1)
-round = _no_grad_op("round", np.round, arity=1)
-trunc = _no_grad_op("trunc", np.trunc, arity=1)
-floor_divide = _no_grad_op("floor_divide", np.floor_divide)
+
+
+def _sign_forward(x):
+    """np.sign, keeping bools as they are (numpy has no bool loop for sign; PyTorch returns x)."""
+    return x.copy() if x.dtype == np.bool_ else np.sign(x)
+
+
+sign = _no_grad_op("sign", _sign_forward, arity=1)
+floor = _no_grad_op("floor", np.floor, arity=1, refuses="b")
+ceil = _no_grad_op("ceil", np.ceil, arity=1, refuses="b")
+round = _no_grad_op("round", np.round, arity=1, refuses="b")
+trunc = _no_grad_op("trunc", np.trunc, arity=1, refuses="b")
+floor_divide = _no_grad_op("floor_divide", np.floor_divide, refuses="b")
 greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 
 

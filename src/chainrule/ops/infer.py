@@ -122,6 +122,32 @@ def reduced_shape(shape, dims, keepdim):
     return tuple(s for i, s in enumerate(shape) if i not in dims)
 
 
+def refused(op, dtype):
+    """The error for an input dtype that PyTorch refuses for ``op``."""
+    return DTypeError(f"{op}: not implemented for {dtype} input (PyTorch refuses it too); convert the input "
+                      "first, e.g. with .float() or .long()")
+
+
+def check_dtype(op, dtype, kinds):
+    """Refuse an input dtype of the ``kinds`` ("b": bool, "biu": bool and integers), as PyTorch does."""
+    if dtype.kind in kinds:
+        raise refused(op, dtype)
+
+
+def refusing(op, kinds, rule):
+    """The shape rule ``rule`` of an op that refuses inputs of the dtype ``kinds``."""
+    if not kinds:
+        return rule
+
+    def checked(*args, **params):
+        for a in args:
+            if isinstance(a, Meta):
+                check_dtype(op, a.dtype, kinds)
+        return rule(*args, **params)
+
+    return checked
+
+
 def require_float(op, dtype):
     if dtype.kind != "f":
         raise DTypeError(f"{op}: expected a floating point tensor, got {dtype}")

@@ -42,7 +42,7 @@ def _matmul_jvp(tangents, out, x, y):
 matmul_op = defop(
     "matmul",
     np.matmul,
-    _matmul_infer,
+    infer.refusing("matmul", "b", _matmul_infer),
     vjp=(lambda g, out, x, y: matmul(g, swap_last_two(y)),
          lambda g, out, x, y: matmul(swap_last_two(x), g)),
     jvp=_matmul_jvp,
@@ -71,7 +71,7 @@ def _linear_weight_grad(g, out, x, w):
 linear_op = defop(
     "linear",
     lambda x, w: np.matmul(x, w.T),
-    _linear_infer,
+    infer.refusing("linear", "b", _linear_infer),
     vjp=(lambda g, out, x, w: matmul(g, w), _linear_weight_grad),
     jvp=lambda tangents, out, x, w: _sum_terms(
         linear(tangents[0], w) if tangents[0] is not None else None,
@@ -89,12 +89,16 @@ def _sum_terms(a, b):
 
 def linear(input, weight):
     a, b = coerce(as_tensor_arg(input), as_tensor_arg(weight))
+    if a._data.dtype.kind == "b":  # numpy multiplies bool matrices; PyTorch refuses
+        raise infer.refused("linear", a._data.dtype)
     return bind(linear_op, a, b)
 
 
 def matmul(input, other):
     """Matrix product with PyTorch's rules: 1-D operands are promoted to matrices and squeezed back."""
     a, b = coerce(as_tensor_arg(input), as_tensor_arg(other))
+    if a._data.dtype.kind == "b":  # numpy multiplies bool matrices; PyTorch refuses
+        raise infer.refused("matmul", a._data.dtype)
     if a._data.ndim >= 2 and b._data.ndim >= 2:
         return bind(matmul_op, a, b)
     if a.ndim == 0 or b.ndim == 0:

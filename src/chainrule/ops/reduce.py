@@ -76,8 +76,8 @@ def _arg_forward(fn):
     return forward
 
 
-argmax_op = defop("argmax", _arg_forward(np.argmax), _reduce_infer("argmax", np.int64))
-argmin_op = defop("argmin", _arg_forward(np.argmin), _reduce_infer("argmin", np.int64))
+argmax_op = defop("argmax", _arg_forward(np.argmax), infer.refusing("argmax", "b", _reduce_infer("argmax", np.int64)))
+argmin_op = defop("argmin", _arg_forward(np.argmin), infer.refusing("argmin", "b", _reduce_infer("argmin", np.int64)))
 
 
 def _reduction(op, input, dim, keepdim):
@@ -107,12 +107,14 @@ def amin(input, dim=None, keepdim=False):
 def argmax(input, dim=None, keepdim=False):
     if isinstance(dim, (tuple, list)):
         raise TypeError("argmax: dim must be a single int")
+    infer.check_dtype("argmax", as_tensor_arg(input)._data.dtype, "b")
     return _reduction(argmax_op, input, dim, keepdim)
 
 
 def argmin(input, dim=None, keepdim=False):
     if isinstance(dim, (tuple, list)):
         raise TypeError("argmin: dim must be a single int")
+    infer.check_dtype("argmin", as_tensor_arg(input)._data.dtype, "b")
     return _reduction(argmin_op, input, dim, keepdim)
 
 
@@ -141,7 +143,7 @@ def _mean_forward(x, dim, keepdim):
 mean_op = defop(
     "mean",
     _mean_forward,
-    _reduce_infer("mean"),
+    infer.refusing("mean", "biu", _reduce_infer("mean")),
     vjp=(lambda g, out, x, dim, keepdim: _spread_mean(expand(_kept(g, x, dim, keepdim), tuple(x.shape)), dim),),
     jvp=LINEAR,
     saves=(), explain=("d/d{0} = 1/n (received broadcast back; n = elements averaged)",),
@@ -155,7 +157,9 @@ def _spread_mean(g, dim):
 
 
 def mean(input, dim=None, keepdim=False, dtype=None):
-    input = floating(input) if dtype is None else as_tensor_arg(input).to(dtype)
+    """Average; like PyTorch's it refuses integer and bool tensors unless given a float ``dtype``."""
+    input = as_tensor_arg(input) if dtype is None else as_tensor_arg(input).to(dtype)
+    infer.check_dtype("mean", input._data.dtype, "biu")
     return _reduction(mean_op, input, dim, keepdim)
 
 
@@ -167,7 +171,8 @@ def _correction(unbiased, correction):
 
 def var(input, dim=None, unbiased=None, keepdim=False, correction=None):
     """Variance; ``correction`` (default 1, Bessel's) is subtracted from the count, as in PyTorch."""
-    input = floating(input)
+    input = as_tensor_arg(input)
+    infer.check_dtype("var", input._data.dtype, "biu")
     axes = infer.normalize_dims("var", dim, input.ndim)
     centered = input - mean(input, dim, keepdim=True)
     count = _reduced_count(input, axes, keepdim) - _correction(unbiased, correction)
@@ -187,7 +192,7 @@ def _std_grad(g, out, x, dim, keepdim, correction):
 std_op = defop(
     "std",
     lambda x, dim, keepdim, correction: np.std(x, axis=dim, keepdims=keepdim, ddof=correction),
-    lambda x, dim, keepdim, correction: _reduce_infer("std")(x, dim, keepdim),
+    infer.refusing("std", "biu", lambda x, dim, keepdim, correction: _reduce_infer("std")(x, dim, keepdim)),
     vjp=(_std_grad,),
     jvp=lambda tangents, out, x, dim, keepdim, correction: where(
         out == 0, 0.0, sum((x - mean(x, dim, keepdim=True)) * tangents[0], dim, keepdim)
@@ -198,7 +203,8 @@ std_op = defop(
 
 def std(input, dim=None, unbiased=None, keepdim=False, correction=None):
     """Standard deviation (a primitive, so that a constant input has gradient 0 rather than nan)."""
-    input = floating(input)
+    input = as_tensor_arg(input)
+    infer.check_dtype("std", input._data.dtype, "biu")
     return bind(std_op, input, dim=infer.normalize_dims("std", dim, input.ndim), keepdim=bool(keepdim),
                 correction=_correction(unbiased, correction))
 
