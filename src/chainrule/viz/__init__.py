@@ -11,7 +11,9 @@
 
 Pictures are built in two steps: the graph is read into a :class:`GraphView` (nodes and edges
 with kinds, shapes, small values and gradients), which is rendered as DOT by the ``graphviz``
-package. Anything with a ``to_graph_view()`` method (a static graph) can be drawn too.
+package. Static graphs are read into the same model (:mod:`chainrule.viz.static`): ``draw`` accepts a
+``cr.static.Graph``, a compiled ``Program`` and symbolic tensors, as well as anything with a
+``to_graph_view()`` method.
 """
 
 import os
@@ -19,6 +21,7 @@ import os
 from .dot import GraphvizNotFoundError, node_label, to_digraph
 from .explain import BackwardExplanation, BackwardStep, GradientSent, explain_backward
 from .modules import ModuleScopes, collapse_view, scopes_for, track_modules
+from .static import is_static, static_view
 from .view import GraphView, ViewEdge, ViewNode
 
 __all__ = [
@@ -37,10 +40,13 @@ def graph_view(root, *, params=None, show_values=True, show_grads=True, max_elem
     from ..tensor import Tensor
     from .dynamic import view_of_tensors, walk
 
-    if hasattr(root, "to_graph_view"):
-        view = root.to_graph_view()
-        if collapse is not None:
-            raise ValueError("collapse applies to dynamic graphs (tensors), not to a prebuilt graph view")
+    static = is_static(root)
+    if static or hasattr(root, "to_graph_view"):
+        if collapse is not None or adjoints:
+            raise ValueError("draw: collapse and adjoints apply to eager graphs (tensors with grad_fn), not to a "
+                             "static graph or a prebuilt graph view")
+        view = static_view(root, params=params, show_values=show_values, max_elements=max_elements,
+                           show_constants=show_constants, precision=precision) if static else root.to_graph_view()
         if title is not None:
             view.title = title
         return view
@@ -64,7 +70,10 @@ def draw(root, *, params=None, show_values=True, show_grads=True, max_elements=6
     """Draw the graph behind ``root`` as a ``graphviz.Digraph`` (``.source`` is the DOT text).
 
     ``root``: a tensor (its ``grad_fn`` graph is walked), a list of tensors, a
-    :class:`GraphView`, or any object with ``to_graph_view()``.
+    :class:`GraphView`, or any object with ``to_graph_view()``; or a static graph: a
+    ``cr.static.Graph``, a compiled ``Program`` (its optimised IR, fused kernels as one box) or
+    symbolic tensors (what they depend on). Static pictures frame the nodes ``cr.static.gradients``
+    generated apart from the forward ones and name symbolic sizes (``x.0``: placeholder ``x``, axis 0).
 
     - ``params``: ``{name: tensor}`` naming leaves, e.g. ``dict(model.named_parameters())``.
     - ``show_values`` / ``show_grads``: print values and gradients of tensors with at most

@@ -80,7 +80,11 @@ STYLES = {
                    "fontsize": "10", "margin": "0.05,0.02", "height": "0.3"},
     "backward": {"shape": "box", "style": "rounded,filled,dashed", "fillcolor": "#fce5cd", "color": "#b45f06"},
     "module": {"shape": "box3d", "style": "filled", "fillcolor": "#fff2cc", "color": "#7f6000"},
+    "placeholder": {"shape": "box", "style": "filled,bold", "fillcolor": "#d0e0e3", "color": "#134f5c"},
 }
+# A fused kernel: its unfused kind's style, drawn with a double border.
+STYLES["fused"] = {**STYLES["op"], "peripheries": "2"}
+STYLES["backward_fused"] = {**STYLES["backward"], "peripheries": "2"}
 EDGE_STYLES = {
     "data": {"color": "#555555"},
     "grad": {"color": "#cc0000", "style": "dashed"},
@@ -96,15 +100,16 @@ def _array_lines(array, precision):
     return [_esc(line) for line in format_array(array, precision).split("\n")]
 
 
-def node_label(node, precision=4):
-    """The HTML-like label of a node: title, details, shape, value, gradient (in that order)."""
+def node_label(node, precision=4, default_dtype="float32"):
+    """The HTML-like label of a node: title, details, shape (and dtype unless ``default_dtype``), value,
+    gradient (in that order)."""
     lines = [f"<B>{_esc(node.title)}</B>"]
     small = '<FONT POINT-SIZE="9">{}</FONT>'
     for d in node.details:
         lines.append(small.format(_esc(d)))
     if node.shape is not None:
         text = format_shape(node.shape) if len(node.shape) else "scalar"
-        if node.dtype is not None and node.dtype != "float32":
+        if node.dtype is not None and node.dtype != default_dtype:
             text += f" {node.dtype}"
         lines.append(small.format(_esc(text)))
     if node.value is not None:
@@ -142,12 +147,12 @@ def to_digraph(view, *, rankdir="BT", precision=4, name=None, format="svg", grap
     free = []
     for node in view.nodes:
         (clusters.setdefault(node.group, []) if node.group is not None else free).append(node)
-    _emit_nodes(dot, free, precision)
+    _emit_nodes(dot, free, precision, view.default_dtype)
     for k, (group, members) in enumerate(clusters.items(), 1):
         with dot.subgraph(name=f"cluster_{k}") as sub:
             sub.attr(label=str(view.groups.get(group, group)), style="rounded,dashed", color="#7f6000",
                      fontname="Helvetica", fontsize="11")
-            _emit_nodes(sub, members, precision)
+            _emit_nodes(sub, members, precision, view.default_dtype)
     for edge in view.edges:
         attrs = {} if edge.kind == "data" else dict(EDGE_STYLES.get(edge.kind, {}))
         if edge.label:
@@ -156,7 +161,7 @@ def to_digraph(view, *, rankdir="BT", precision=4, name=None, format="svg", grap
     return dot
 
 
-def _emit_nodes(target, nodes, precision):
+def _emit_nodes(target, nodes, precision, default_dtype):
     by_kind = {}
     for node in nodes:
         by_kind.setdefault(node.kind, []).append(node)
@@ -165,6 +170,6 @@ def _emit_nodes(target, nodes, precision):
             sub.attr("node", **STYLES.get(kind, STYLES["op"]))
             for node in members:
                 if node.tooltip:
-                    sub.node(node.id, node_label(node, precision), tooltip=node.tooltip)
+                    sub.node(node.id, node_label(node, precision, default_dtype), tooltip=node.tooltip)
                 else:
-                    sub.node(node.id, node_label(node, precision))
+                    sub.node(node.id, node_label(node, precision, default_dtype))

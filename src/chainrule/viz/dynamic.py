@@ -72,14 +72,14 @@ def is_parameter(tensor):
     return any(cls.__name__ == "Parameter" for cls in type(tensor).__mro__)
 
 
-def format_params(params, limit=40):
+def format_params(params, limit=40, write=repr):
     """An op's static attributes as label text: ``dim=(1,), keepdim=True`` (None/False left out, long
-    values cut)."""
+    values cut); ``write`` turns one value into text."""
     parts = []
     for key, value in params.items():
         if value is None or value is False:  # defaults such as dim=None, keepdim=False say nothing
             continue
-        text = repr(value)
+        text = write(value)
         if len(text) > limit:
             text = text[: limit - 3] + "..."
         parts.append(f"{key}={text}")

@@ -16,13 +16,17 @@ Node kinds (each drawn in its own style):
 ``accumulate``  the ``AccumulateGrad`` node that adds a leaf's gradient into its ``.grad``
 ``backward``    a node of a generated backward graph (static graphs draw it apart from forward)
 ``module``      a collapsed module: one box for every node a module call created
+``placeholder`` a static graph's input, fed at run time
+``fused``       a static program's fused kernel: one box for a chain of elementwise ops
+``backward_fused`` a fused kernel of a generated backward graph
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-KINDS = ("op", "leaf", "parameter", "constant", "output", "accumulate", "backward", "module")
+KINDS = ("op", "leaf", "parameter", "constant", "output", "accumulate", "backward", "module", "placeholder", "fused",
+         "backward_fused")
 
 
 @dataclass
@@ -68,12 +72,14 @@ class GraphView:
     """Nodes (in drawing order) and edges of one picture; see the module docstring.
 
     ``groups`` maps the ``group`` names used by nodes to the label of their cluster.
+    ``default_dtype`` is the dtype labels leave out (``None``: every label names its dtype).
     """
 
     nodes: list = field(default_factory=list)
     edges: list = field(default_factory=list)
     title: str | None = None
     groups: dict = field(default_factory=dict)
+    default_dtype: str | None = "float32"
 
     def add_node(self, node):
         if node.kind not in KINDS:
