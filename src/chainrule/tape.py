@@ -23,9 +23,9 @@ class Node:
     __slots__ = ("edges", "needs", "_tensor_hooks", "_retained", "_post_hooks", "_stack", "__weakref__")
     num_outputs = 1
 
-    def _init_node(self, edges):
+    def _init_node(self, edges, needs=None):
         self.edges = edges
-        self.needs = [e is not None for e in edges]  # which inputs get a gradient
+        self.needs = [e is not None for e in edges] if needs is None else needs  # which inputs get a gradient
         self._tensor_hooks = None  # {output_nr: [hook, ...]} registered through Tensor.register_hook
         self._retained = None  # {output_nr: weakref to the tensor that called retain_grad()}
         self._post_hooks = None
@@ -61,33 +61,38 @@ class OpNode(Node):
 
     __slots__ = ("op", "params", "inputs", "versions", "out_data", "out_version", "out_tangent", "saved_any")
 
-    def __init__(self, op, args, params, result, edges):
-        saved = _saved_inputs(op.saves, edges)
-        inputs = []
-        versions = []
+    def __init__(self, op, args, params, result, edges, needs):
+        """``edges``/``needs``: per input, where its gradient goes and whether it wants one (the tape
+        mode computes both in the pass that decides to record). Unsaved tensor inputs are kept as
+        their shape and dtype only."""
+        saves = op.saves
+        if type(saves) is dict:
+            saves = _saved_inputs(saves, needs)
+        inputs = list(args)
+        versions = [None] * len(args)
+        saved_any = op.saves_output
         for i, a in enumerate(args):
-            if not isinstance(a, Tensor):
-                inputs.append(a)
-                versions.append(None)
-            elif saved is None or i in saved:
-                inputs.append(a)
-                versions.append(a._version[0])
-            else:
-                inputs.append(Meta(a._data.shape, a._data.dtype))
-                versions.append(None)
-        self._init_node(tuple(edges))
+            if isinstance(a, Tensor):
+                if saves is None or i in saves:
+                    versions[i] = a._version[0]
+                    saved_any = True
+                else:
+                    inputs[i] = Meta(a._data.shape, a._data.dtype)
+        self.edges = edges
+        self.needs = needs
+        self._tensor_hooks = self._retained = self._post_hooks = None
+        self._stack = _user_stack() if state.anomaly else None
         self.op = op
         self.params = params
         self.inputs = inputs
         self.versions = versions
+        self.saved_any = saved_any
         if op.saves_output:
             self.out_data = result._data
             self.out_version = (result._version, result._version[0])
             self.out_tangent = result._fw  # forward-over-reverse needs the saved output's tangent
-            self.saved_any = True
         else:
             self.out_data = self.out_version = self.out_tangent = None
-            self.saved_any = any(v is not None for v in versions)
 
     def name(self):
         return self.op.grad_name
@@ -159,14 +164,12 @@ class AccumulateGrad(Node):
             var.grad = var.grad + grad if create_graph else _wrap(var.grad._data + grad._data)
 
 
-def _saved_inputs(saves, edges):
-    """Which inputs a node keeps: ``saves`` is None (all), a tuple of indices, or a dict mapping
-    each input to the inputs its gradient rule reads — then only what the needed rules read."""
-    if type(saves) is not dict:
-        return saves
+def _saved_inputs(saves, needs):
+    """Which inputs a node keeps when ``saves`` maps each input to the inputs its gradient rule
+    reads: only what the rules of the inputs that need a gradient read."""
     kept = set()
-    for i, edge in enumerate(edges):
-        if edge is not None:
+    for i, need in enumerate(needs):
+        if need:
             kept.update(saves[i])
     return kept
 

@@ -43,7 +43,7 @@ matmul_op = defop(
     "matmul",
     np.matmul,
     infer.refusing("matmul", "b", _matmul_infer),
-    vjp=(lambda g, out, x, y: matmul(g, swap_last_two(y)),
+    vjp=(lambda g, out, x, y: linear(g, y) if y.ndim == 2 else matmul(g, swap_last_two(y)),
          lambda g, out, x, y: matmul(swap_last_two(x), g)),
     jvp=_matmul_jvp,
     saves={0: (1,), 1: (0,)}, explain=("received @ {1}^T", "{0}^T @ received"), infix="@",

@@ -193,9 +193,8 @@ class Evaluate(Interpreter):
     rank = 0
 
     def process(self, op, args, params):
-        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
         try:
-            out = op.forward(*arrays, **params)
+            out = op.forward(*[a._data if isinstance(a, Tensor) else a for a in args], **params)
         except Exception as exc:
             raise op.error(args, params, exc) from None
         result = _wrap(out)
@@ -215,14 +214,12 @@ class RecordTape(Interpreter):
 
     def process(self, op, args, params):
         result = self.below.process(op, args, params)
-        if state.grad_enabled and op.vjp is not None:
-            for a in args:
-                if isinstance(a, Tensor) and a._requires_grad:
-                    if result._data.dtype.kind == "f":  # integer and bool results never require grad
-                        edges = [grad_edge(a) if isinstance(a, Tensor) and a._requires_grad else None for a in args]
-                        result.grad_fn = OpNode(op, args, params, result, edges)
-                        result._requires_grad = True
-                    break
+        if state.grad_enabled and op.vjp is not None and result._data.dtype.kind == "f":  # never int/bool
+            needs = [isinstance(a, Tensor) and a._requires_grad for a in args]
+            if True in needs:
+                edges = tuple([grad_edge(a) if need else None for a, need in zip(args, needs)])
+                result.grad_fn = OpNode(op, args, params, result, edges, needs)
+                result._requires_grad = True
         return result
 
     def apply_function(self, call):

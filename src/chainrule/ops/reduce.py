@@ -130,8 +130,9 @@ def _reduced_count(x, dim, keepdim):
 
 
 def _kept(g, x, dim, keepdim):
-    """A reduced value reshaped to broadcast against the input (no-op when keepdim was used)."""
-    if keepdim or dim == () or g._data.ndim == len(x.shape):
+    """A reduced value reshaped to broadcast against the input (no-op when it already does: keepdim
+    was used, or everything was reduced to a 0-d value)."""
+    if keepdim or dim is None or dim == () or g._data.ndim == len(x.shape):
         return g
     return reshape(g, infer.reduced_shape(x.shape, dim, True))
 
