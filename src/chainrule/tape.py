@@ -71,13 +71,16 @@ class OpNode(Node):
         inputs = list(args)
         versions = [None] * len(args)
         saved_any = op.saves_output
-        for i, a in enumerate(args):
+        i = 0
+        for a in args:
             if isinstance(a, Tensor):
                 if saves is None or i in saves:
                     versions[i] = a._version[0]
                     saved_any = True
                 else:
-                    inputs[i] = Meta(a._data.shape, a._data.dtype)
+                    data = a._data
+                    inputs[i] = Meta(data.shape, data.dtype)
+            i += 1
         self.edges = edges
         self.needs = needs
         self._tensor_hooks = self._retained = self._post_hooks = None
@@ -156,8 +159,8 @@ class AccumulateGrad(Node):
         """Add ``grad`` into ``.grad``. A gradient nothing else refers to (``sole_owner``) is adopted
         as it is; any other is copied, so ``.grad`` never aliases another tensor's memory."""
         var = self.variable
-        if not create_graph:
-            grad = grad.detach() if sole_owner else _wrap(grad._data.copy())
+        if not create_graph and not sole_owner:  # (a sole owner is already a fresh leaf: no history, no view)
+            grad = _wrap(grad._data.copy())
         if var.grad is None:
             var.grad = grad
         else:
@@ -167,6 +170,8 @@ class AccumulateGrad(Node):
 def _saved_inputs(saves, needs):
     """Which inputs a node keeps when ``saves`` maps each input to the inputs its gradient rule
     reads: only what the rules of the inputs that need a gradient read."""
+    if len(needs) == 2:  # binary ops (mul, matmul, linear): no set needed
+        return saves[0] if not needs[1] else saves[1] if not needs[0] else saves[0] + saves[1]
     kept = set()
     for i, need in enumerate(needs):
         if need:

@@ -163,7 +163,8 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 if input_grads is not None and wanted[i]:
                     g = input_grads[i]
                     if g is not None:
-                        g = _conform(node, i, g)
+                        if type(g) is not Tensor or (g._data.shape, g._data.dtype) != node.input_metadata(i):
+                            g = _conform(node, i, g)
                         buf = buffers.get(nxt)
                         if buf is None:
                             buffers[nxt] = buf = [None] * nxt.num_outputs

@@ -185,10 +185,6 @@ def _matrix_transposed(self):
     return transpose(self, -2, -1)
 
 
-def _operator(fn):
-    return lambda self, other: fn(self, other)
-
-
 def _reflected(fn):
     return lambda self, other: fn(other, self)
 
@@ -211,7 +207,7 @@ def install(functions):
         setattr(Tensor, fn.__name__, fn)
     Tensor.clip_ = clamp_
     for name, fn in {**ARITHMETIC, **LOGIC, **COMPARISONS}.items():
-        setattr(Tensor, f"__{name}__", _operator(fn))
+        setattr(Tensor, f"__{name}__", fn)  # each takes (input, other): the method is the function itself
     for name, fn in ARITHMETIC.items():
         setattr(Tensor, f"__r{name}__", _reflected(fn))
     for name, fn in IN_PLACE.items():
