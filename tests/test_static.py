@@ -210,7 +210,7 @@ def test_fusion_writes_one_buffer_without_intermediates():
         y = ((x * 2 + 1).exp() - 3).tanh()
     program = static.compile(y)
     kernels = [n for n in program.nodes if n.kind == "fused"]
-    assert len(kernels) == 1 and [s[0] for s in kernels[0].steps] == ["mul", "add", "exp", "sub", "tanh"]
+    assert len(kernels) == 1 and [s[0].name for s in kernels[0].steps] == ["mul", "add", "exp", "sub", "tanh"]
     src = program.source()
     assert src.count("out=") >= 4  # every step after the first writes into the kernel's buffer
     xa = arr(3, 8)
