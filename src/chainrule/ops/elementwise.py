@@ -82,7 +82,7 @@ cast_op = defop(
     jvp=LINEAR,
     saves=(),
     doc="Change dtype; differentiable between float dtypes.", explain=("d/d{0} = 1 (cast back to {0}'s dtype)",),
-    lower=lambda args, params: f"{args[0]}.astype({params['dtype']})",
+    lower=lambda args, params, dtype: f"{args[0]}.astype({dtype})",
     simplify=lambda node, uses: node.inputs[0] if node.inputs[0].dtype == node.params["dtype"] else None,
 )
 

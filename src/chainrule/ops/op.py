@@ -50,9 +50,9 @@ class OpDef:
         the output is newly allocated memory (never an input's), so a memory planner may reuse it;
         defaults to ``not view``.
     ``lower``
-        ``lower(args, params) -> str``: a Python expression computing the op from the source
-        expressions ``args`` and ``params`` (a dict), for readable generated code (None: the code calls
-        ``forward``).
+        ``lower(args, params, dtype) -> str``: a Python expression computing the op from the source
+        expressions ``args``, ``params`` (a dict) and ``dtype`` (the result's), for readable generated
+        code (None: the code calls ``forward``).
     ``identity`` / ``simplify``
         ``{input index: value}`` for which the op returns its other input unchanged (``x + 0``);
         ``simplify(node, uses)`` -> an equivalent simpler IR value, or None (algebraic rewrites; ``uses(n)``

@@ -76,7 +76,7 @@ reshape_op = defop(
     jvp=LINEAR,
     saves=(),
     view=True, explain=("received reshaped back to {0}'s shape",),
-    lower=lambda args, params: f"{args[0]}.reshape({params['shape']})",
+    lower=lambda args, params, dtype: f"{args[0]}.reshape({params['shape']})",
     simplify=_simplify_reshape,
 )
 
@@ -123,7 +123,7 @@ permute_op = defop(
     jvp=LINEAR,
     saves=(),
     view=True, explain=("received permuted back",),
-    lower=lambda args, params: f"{args[0]}.transpose({params['axes']})",
+    lower=lambda args, params, dtype: f"{args[0]}.transpose({params['axes']})",
     simplify=_simplify_permute,
 )
 
@@ -199,7 +199,7 @@ expand_op = defop(
     jvp=LINEAR,
     saves=(),
     view=True, explain=("received summed over the expanded dims",),
-    lower=lambda args, params: f"np.broadcast_to({args[0]}, {params['shape']})",
+    lower=lambda args, params, dtype: f"np.broadcast_to({args[0]}, {params['shape']})",
     simplify=lambda node, uses: node.inputs[0] if infer.same_shape(node.inputs[0].shape, node.shape) else None,
 )
 

@@ -86,7 +86,7 @@ class CodeGen:
         for n in prog.nodes:
             if n.kind == "variable":
                 self.globals[f"V{n.id}"] = n.data
-                body.append(f"    w{n.id} = V{n.id}._data{'':<28}# {type_text(n.shape, n.dtype)}")
+                body.append(f"    w{n.id} = V{n.id}._data{'':<28}# {format_node(n).split('  :', 1)[1].strip()}")
         slot_names = self._buffers(header, body)
         tag = None
         for n in prog.nodes:
@@ -178,22 +178,23 @@ class CodeGen:
         elif fusable_op(n.op):
             steps = [(n.op, n.params, [("x", k) for k in range(len(args))])]
         else:
-            return [f"{target} = {self.call(n.op, args, n.params, out)}"]
+            return [f"{target} = {self.call(n.op, args, n.params, n.dtype, out)}"]
         alias = n.inputs.index(self.plan.inplace[n.id]) if out is not None and n.id in self.plan.inplace else None
-        return self.emit_steps(steps, args, out, target, alias, last_out)
+        return self.emit_steps(steps, args, n.dtype, out, target, alias, last_out)
 
-    def call(self, op, args, params, out=None):
-        """Source applying ``op``: its declared lowering, else a call of its forward (``out=`` when given)."""
+    def call(self, op, args, params, dtype, out=None):
+        """Source applying ``op`` (result ``dtype``): its declared lowering, else a call of its forward
+        (``out=`` when given)."""
         rendered = {k: self.param(v) for k, v in params.items()}
         if op.lower is not None and out is None:
-            return op.lower(args, rendered)
+            return op.lower(args, rendered, f"np.{dtype.name}" if hasattr(np, dtype.name) else self.const(dtype))
         f = op.forward
         named = isinstance(f, np.ufunc) and getattr(np, f.__name__, None) is f
         fn = f"np.{f.__name__}" if named else self.const(f, "F")
         kwargs = [f"{k}={v}" for k, v in rendered.items()] + ([f"out={out}"] if out is not None else [])
         return f"{fn}({', '.join(args + kwargs)})"
 
-    def emit_steps(self, steps, args, out, target, alias=None, last_out=None):
+    def emit_steps(self, steps, args, dtype, out, target, alias=None, last_out=None):
         """Lines evaluating kernel ``steps``: into ``out`` (a planned buffer) or a fresh array. ``alias``:
         the input index whose buffer ``out`` is (read by the first step only); ``last_out``: the last step
         writes there instead (a variable updated in place)."""
@@ -207,9 +208,9 @@ class CodeGen:
                 buf = last_out
             if buf is None:  # the first step allocates the kernel's buffer
                 buf = target
-                lines.append(f"{buf} = {self.call(op, ops, params)}")
+                lines.append(f"{buf} = {self.call(op, ops, params, dtype)}")
             else:
-                lines.append(self.call(op, ops, params, out=buf))
+                lines.append(self.call(op, ops, params, dtype, out=buf))
         if out is not None or target != buf:
             lines.append(f"{target} = {buf}")
         return lines

@@ -206,7 +206,7 @@ full_op = OPS.get("static_full") or defop(
     lambda shape, value, dtype: np.full(shape, value, dtype),
     lambda shape, value, dtype: (tuple(shape), np.dtype(dtype)),
     doc="np.full(shape, value, dtype); used by the static graph for gradient seeds and zeros.",
-    lower=lambda args, params: f"np.full({params['shape']}, {params['value']}, {params['dtype']})",
+    lower=lambda args, params, dtype: f"np.full({params['shape']}, {params['value']}, {dtype})",
 )
 
 
