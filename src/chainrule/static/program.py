@@ -138,7 +138,6 @@ class Program:
         self._source = serial.source
         self._fn = load(serial.source, serial.globals, "<chainrule.static program>")["_program"]
         threaded = CodeGen(self, threaded=True)
-        self._tsource = threaded.source
         namespace = load(threaded.source, threaded.globals, "<chainrule.static program (per node)>")
         self._node_fns = [(n, namespace[f"_n{n.id}"]) for n in self.nodes if f"_n{n.id}" in namespace]
         self._tinit, self._tfinish = namespace["_init"], namespace["_finish"]
