@@ -189,7 +189,7 @@ class SymbolicSize(Size):
         return functools.reduce(operator.mul, self, 1)
 
 
-# --- IR nodes -----------------------------------------------------------------------------------------
+# --- the graph ----------------------------------------------------------------------------------------
 def user_site():
     """(file, line, code) of the first stack frame outside the chainrule package, or None."""
     f = sys._getframe(1)

@@ -16,6 +16,7 @@ class TracingError(ChainruleError, TypeError, RuntimeError):
     """A Python-level use of a tensor's *value* (``if``, ``.item()``, ``float()``, ``.numpy()``)
     while the value is symbolic, i.e. unknown until ``program.run``."""
 
+
 # --- symbolic sizes ---------------------------------------------------------------------------------
 class _Base:
     """One unknown size: axis ``axis`` of IR node ``node``; union-find links sizes proven equal."""
@@ -138,6 +139,7 @@ def _size_error(dim):
         "reshape/view (e.g. x.reshape(-1, n) or x.flatten(1)), or give the placeholder a concrete size."
     )
 
+
 def dim_bases(shape_or_params):
     """All base sizes referenced by Dims inside a (nested) parameter value."""
     out = []
@@ -167,6 +169,8 @@ _SHORT = {"float32": "f32", "float64": "f64", "float16": "f16", "int64": "i64", 
 def type_text(shape, dtype):
     return f"{_SHORT.get(np.dtype(dtype).name, np.dtype(dtype).name)}{shape_text(shape)}"
 
+
+# --- IR nodes -----------------------------------------------------------------------------------------
 class Node:
     """One IR value: a placeholder, a variable (a concrete tensor read at run time by reference), a
     constant, an op applied to other nodes, or (in a program) a fused kernel of elementwise ``steps``:
