@@ -208,7 +208,7 @@ class Node:
 
     def derive(self, op=None, inputs=None, params=None):
         """A new op node of this one's type computed another way (numbered when a program adopts it)."""
-        return self.copy(id=None, kind="op", op=op or self.op, inputs=list(inputs or self.inputs),
+        return self.copy(id=None, kind="op", op=op or self.op, inputs=list(self.inputs if inputs is None else inputs),
                          params=dict(self.params if params is None else params), steps=None)
 
     def label(self):
