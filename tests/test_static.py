@@ -10,6 +10,7 @@ import pytest
 import chainrule as cr
 import chainrule.static as static
 from chainrule.errors import ShapeError
+from chainrule.ops.elementwise import where_op
 
 pytestmark = pytest.mark.beyond_torch
 
@@ -210,11 +211,52 @@ def test_fusion_writes_one_buffer_without_intermediates():
         y = ((x * 2 + 1).exp() - 3).tanh()
     program = static.compile(y)
     kernels = [n for n in program.nodes if n.kind == "fused"]
-    assert len(kernels) == 1 and [s[0] for s in kernels[0].steps] == ["mul", "add", "exp", "sub", "tanh"]
+    assert len(kernels) == 1 and [s[0].name for s in kernels[0].steps] == ["mul", "add", "exp", "sub", "tanh"]
     src = program.source()
     assert src.count("out=") >= 4  # every step after the first writes into the kernel's buffer
     xa = arr(3, 8)
     np.testing.assert_allclose(program.run({"x": xa}).numpy(), np.tanh(np.exp(xa * 2 + 1) - 3), rtol=1e-5)
+
+
+@pytest.mark.parametrize("into", ["x", "y", "both", "condition", "neither"])
+def test_where_forward_writes_into_one_of_its_inputs(into):
+    """A kernel step may write into the buffer holding one of the op's own inputs (in-place reuse)."""
+    rng = np.random.default_rng(0)
+    c = rng.random(7) > 0.5
+    x, y = (rng.random(7) > 0.5, rng.random(7) > 0.5) if into == "condition" else (rng.random(7), rng.random(7))
+    y = x if into == "both" else y
+    expected = np.where(c, x, y)
+    out = {"x": x, "y": y, "both": x, "condition": c, "neither": np.empty_like(x)}[into]
+    assert where_op.forward(c, x, y, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_where_in_fused_kernels_and_in_place_buffers_matches_eager():
+    def fn(x):
+        h = (x * 2).exp()
+        return cr.where(h > 1.5, h, (x + 1).sigmoid()).clamp(0.2, 5.0) * 3 + cr.where(x > 0, 1.0, x)
+
+    xa = arr(6, 5)
+    expected = fn(cr.tensor(xa)).numpy()
+    with static.Graph():
+        x = static.placeholder((None, 5), name="x")
+        y = fn(x)
+    program = static.compile(y)
+    assert any(op.name == "where" for n in program.nodes if n.kind == "fused" for op, _, _ in n.steps)
+    np.testing.assert_allclose(program.run({"x": xa}).numpy(), expected, rtol=1e-6)
+
+
+def test_optimize_takes_a_comma_separated_string_of_passes():
+    with static.Graph():
+        x = static.placeholder((3,), name="x")
+        y = (x * 1.0).exp().exp()
+    program = static.compile(y, optimize="simplify, fold,cse,dce")
+    assert [e["pass"] for e in program.pass_log] == ["simplify", "fold", "cse", "dce"]
+    assert not any(n.kind == "fused" for n in program.nodes)
+    xa = arr(3)
+    np.testing.assert_allclose(program.run({"x": xa}).numpy(), np.exp(np.exp(xa)), rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown pass"):
+        static.compile(y, optimize="simplify,fusion")
 
 
 def test_memory_plan_peak_below_naive_sum():

@@ -47,13 +47,6 @@ def edges(source):
     return [line.strip() for line in source.splitlines() if "->" in line]
 
 
-@pytest.fixture
-def steps_hold_names(monkeypatch):
-    """On this branch a fused kernel's steps hold op *names*; the compiler branch makes them OpDefs,
-    which ``fused_op_names`` reads (tested below). Delete this fixture when that branch is merged."""
-    monkeypatch.setattr(static_view, "fused_op_names", lambda node: [step[0] for step in node.steps])
-
-
 def mlp_graph():
     cr.manual_seed(0)
     w = nn.Parameter(cr.randn(3, 2))
@@ -127,7 +120,7 @@ def compiled_program():
     return static.compile([y, gw]), w
 
 
-def test_program_draws_its_optimised_ir_with_fused_kernels(steps_hold_names):
+def test_program_draws_its_optimised_ir_with_fused_kernels():
     program, w = compiled_program()
     pic = viz.draw(program, params={"w": w})
     nodes = dot_nodes(pic.source)
@@ -150,7 +143,7 @@ def test_program_draws_its_optimised_ir_with_fused_kernels(steps_hold_names):
     assert "axes=(1, 0)" in permute and "(8, x.0) float32" in permute
 
 
-def test_long_kernels_wrap_their_op_list(steps_hold_names):
+def test_long_kernels_wrap_their_op_list():
     with static.Graph():
         x = static.placeholder((None, 8), name="x")
         y = ((x * 2 + 1).exp() - 3).tanh().neg()
@@ -213,7 +206,7 @@ def test_save_writes_dot_text_without_the_dot_program(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="the Graphviz 'dot' program is not installed")
-def test_program_renders_to_svg(tmp_path, steps_hold_names):
+def test_program_renders_to_svg(tmp_path):
     program, w = compiled_program()
     svg = open(viz.save(program, tmp_path / "p.svg", params={"w": w}), encoding="utf-8").read()
     assert svg.startswith("<?xml") and "mul → add → tanh" in svg and "x.0" in svg

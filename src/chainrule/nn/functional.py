@@ -30,14 +30,10 @@ __all__ = [
 ]
 
 
-def _known(size):
-    return isinstance(size, (int, np.integer))
-
-
 def _same_sizes(a, b):
     """Shapes that agree, sizes unknown while building a static graph matching anything."""
     a, b = tuple(a), tuple(b)
-    return len(a) == len(b) and all(x == y for x, y in zip(a, b) if _known(x) and _known(y))
+    return len(a) == len(b) and all(x == y for x, y in zip(a, b) if _infer.known(x) and _infer.known(y))
 
 
 def _values(t):
@@ -289,7 +285,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         count = 1
         for d in dims:
             count *= input.shape[d]
-        if _known(count) and count <= 1:
+        if _infer.known(count) and count <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size "
                              f"{list(input.shape)}")
         mean = _ops.mean(input, dims, keepdim=True)
@@ -302,7 +298,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                     running_mean.mul_(1 - momentum).add_(_ops.reshape(mean.detach(), (c,)).to(running_mean.dtype)
                                                          * momentum)
                 if running_var is not None:
-                    if _known(count):
+                    if _infer.known(count):
                         correction = count / (count - 1)
                     else:  # a static graph's batch size: the count is a value of the graph
                         n = _ops.sum(input.detach() * 0 + 1, dims)

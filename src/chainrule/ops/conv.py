@@ -54,13 +54,8 @@ def _pair(value, name="value"):
     return int(value), int(value)
 
 
-def _known(size):
-    """A size known now: an int (a static graph's unknown sizes are None or symbolic)."""
-    return isinstance(size, (int, np.integer))
-
-
 def _out_size(size, k, s, lo, hi, d):
-    if not _known(size):
+    if not infer.known(size):
         return None
     return (size + lo + hi - d * (k - 1) - 1) // s + 1
 
@@ -133,9 +128,9 @@ def _check_geometry(op, h, w, kernel, stride, padding, dilation):
         raise ShapeError(f"{op}: kernel size, stride and dilation must be positive, got kernel {kernel}, "
                          f"stride {stride}, dilation {dilation}")
     ho, wo = _out_hw(h, w, kernel, stride, padding, dilation)
-    if (_known(ho) and ho < 1) or (_known(wo) and wo < 1):
-        ph = h + padding[0][0] + padding[0][1] if _known(h) else None
-        pw = w + padding[1][0] + padding[1][1] if _known(w) else None
+    if (infer.known(ho) and ho < 1) or (infer.known(wo) and wo < 1):
+        ph = h + padding[0][0] + padding[0][1] if infer.known(h) else None
+        pw = w + padding[1][0] + padding[1][1] if infer.known(w) else None
         eff = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
         raise ShapeError(f"{op}: calculated padded input size per channel: ({ph} x {pw}). Kernel size: "
                          f"({eff[0]} x {eff[1]}). Kernel size can't be greater than actual input size "
@@ -209,10 +204,10 @@ def _im2col_infer(x, kernel, stride, padding, dilation, groups):
     shape = infer.shape_of(x)
     _check_4d("im2col", shape)
     n, c, h, w = shape
-    if _known(c) and c % groups:
+    if infer.known(c) and c % groups:
         raise ShapeError(f"im2col: {c} input channels are not divisible by groups={groups} (input {list(shape)})")
     ho, wo = _check_geometry("im2col", h, w, kernel, stride, padding, dilation)
-    kkcg = kernel[0] * kernel[1] * (c // groups) if _known(c) else None
+    kkcg = kernel[0] * kernel[1] * (c // groups) if infer.known(c) else None
     return (groups, kkcg, n, ho, wo), infer.dtype_of(x)
 
 
@@ -223,13 +218,13 @@ def _col2im_infer(cols, size, kernel, stride, padding, dilation, groups):
     g, ckk, n, ho, wo = shape
     h, w = size
     expect = _out_hw(h, w, kernel, stride, padding, dilation)
-    if (ho, wo) != expect and all(_known(v) for v in (ho, wo) + expect):
+    if (ho, wo) != expect and all(infer.known(v) for v in (ho, wo) + expect):
         raise ShapeError(f"col2im: columns of shape {list(shape)} do not match an image of size {h} x {w} "
                          f"(expected {expect[0]} x {expect[1]} windows)")
-    if _known(ckk) and ckk % (kernel[0] * kernel[1]):
+    if infer.known(ckk) and ckk % (kernel[0] * kernel[1]):
         raise ShapeError(f"col2im: dim 1 ({ckk}) of columns {list(shape)} is not a multiple of the kernel size "
                          f"{kernel[0] * kernel[1]}")
-    c = g * ckk // (kernel[0] * kernel[1]) if _known(ckk) and _known(g) else None
+    c = g * ckk // (kernel[0] * kernel[1]) if infer.known(ckk) and infer.known(g) else None
     return (n, c, h, w), infer.dtype_of(cols)
 
 
@@ -308,7 +303,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if groups < 1 or o % groups:
         raise ShapeError(f"conv2d: out_channels ({o}) of weight {list(weight.shape)} must be divisible by "
                          f"groups={groups}")
-    if _known(c) and c != cg * groups:
+    if infer.known(c) and c != cg * groups:
         raise ShapeError(f"conv2d: Given groups={groups}, weight of size {list(weight.shape)}, expected "
                          f"input{list(input.shape)} to have {cg * groups} channels, but got {c} channels instead")
     if bias is not None and tuple(bias.shape) != (o,):
@@ -475,7 +470,7 @@ def _scatter_infer(name):
         _check_4d(name, shape)
         n, c, ho, wo = shape
         expect = _out_hw(*size, kernel, stride, padding, dilation)
-        if all(_known(v) for v in (ho, wo) + expect) and (ho, wo) != expect:
+        if all(infer.known(v) for v in (ho, wo) + expect) and (ho, wo) != expect:
             raise ShapeError(f"{name}: gradient of shape {list(shape)} does not match the {expect[0]} x {expect[1]} "
                              f"windows of an image of size {size[0]} x {size[1]}")
         return (n, c) + tuple(size), infer.dtype_of(g)
@@ -586,7 +581,7 @@ def _pool_geometry(op, input, kernel_size, stride, padding, dilation, ceil_mode)
     h, w = input.shape[-2:]
     pads = []
     for size, k, s, p, d in zip((h, w), kernel, stride, pad, dilation):
-        if not _known(size):
+        if not infer.known(size):
             pads.append((p, p))
             continue
         span = size + 2 * p - d * (k - 1) - 1

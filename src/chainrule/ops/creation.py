@@ -80,6 +80,7 @@ fill_op = defop(
     lambda shape, value, dtype: (tuple(shape), np.dtype(dtype)),
     doc="np.full(shape, value, dtype) as an op, so the shape may be symbolic: gradient seeds and zero "
         "tangents in static graphs, where no array exists to copy a shape from.",
+    lower=lambda args, params, dtype: f"np.full({params['shape']}, {params['value']}, {dtype})",
 )
 
 

@@ -83,6 +83,8 @@ cast_op = defop(
     jvp=LINEAR,
     saves=(),
     doc="Change dtype; differentiable between float dtypes.", explain=("d/d{0} = 1 (cast back to {0}'s dtype)",),
+    lower=lambda args, params, dtype: f"{args[0]}.astype({dtype})",
+    simplify=lambda node, uses: node.inputs[0] if node.inputs[0].dtype == node.params["dtype"] else None,
 )
 
 
@@ -142,6 +144,7 @@ def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEME
         saves=(0,) if saves == "input" else (),
         saves_output=saves == "output",
         doc=doc,
+        elementwise=True,
         **declarations,
     )
 
@@ -176,7 +179,8 @@ def _relu_forward(x, out=None):
 
 
 neg = _unary("neg", np.negative, lambda g, out, x: -g, saves=None, floats_only=False, jvp=LINEAR, refuses_bool=True,
-    explain=("d/d{0} = -1",), infix="-")
+    explain=("d/d{0} = -1",), infix="-",
+    simplify=lambda node, uses: node.inputs[0].inputs[0] if node.inputs[0].op is neg.op else None)
 exp = _unary("exp", np.exp, lambda g, out, x: g * out, saves="output", explain=("d/d{0} = exp({0})",))
 log = _unary("log", np.log, lambda g, out, x: g / x, explain=("d/d{0} = 1/{0}",))
 sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), saves="output", explain=("d/d{0} = 1/(2*sqrt({0}))",))
@@ -186,10 +190,10 @@ tan = _unary("tan", np.tan, lambda g, out, x: g * (1 + out * out), saves="output
 tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves="output",
     explain=("d/d{0} = 1 - tanh({0})^2",))
 sigmoid = _unary("sigmoid", _sigmoid_forward, lambda g, out, x: g * (out * (1 - out)), saves="output",
-    explain=("d/d{0} = sigmoid({0})*(1 - sigmoid({0}))",))
+    explain=("d/d{0} = sigmoid({0})*(1 - sigmoid({0}))",), takes_out=True)
 relu = _unary("relu", _relu_forward, lambda g, out, x: relu_mask(g, out), saves="output",
               floats_only=False, refuses_bool=True, doc="max(x, 0); its gradient at 0 is 0, as in PyTorch.",
-                  explain=("d/d{0} = 1 where {0} > 0, else 0",))
+                  explain=("d/d{0} = 1 where {0} > 0, else 0",), takes_out=True)
 abs = _unary("abs", np.abs, lambda g, out, x: g * sign(x), floats_only=False, refuses_bool=True,
              explain=("d/d{0} = sign({0})",))
 
@@ -212,6 +216,7 @@ relu_mask_op = defop(
     saves=(1,),
     doc="g where out > 0, else 0: relu's backward, itself differentiable in g (double backward).",
     broadcasts=True,
+    elementwise=True,
     explain=("received where {1} > 0, else 0", "(mask: no gradient)"),
 )
 
@@ -234,7 +239,7 @@ def softplus(input, beta=1.0, threshold=20.0):
 def _binary(name, forward, rules, jvp=ELEMENTWISE, saves=None, saves_output=False, refuses="", **declarations):
     rule = infer.refusing(name, refuses, infer.named_elementwise(name))
     return defop(name, forward, rule, vjp=rules, jvp=jvp, saves=saves, saves_output=saves_output, broadcasts=True,
-                 **declarations)
+                 elementwise=True, **declarations)
 
 
 def _pow_base_grad(g, out, x, y):
@@ -252,15 +257,17 @@ def _pow_exponent_grad(g, out, x, y):
 
 
 add_op = _binary("add", np.add, (lambda g, out, x, y: g, lambda g, out, x, y: g), jvp=LINEAR, saves=(),
-    explain=("d/d{0} = 1", "d/d{1} = 1"), infix="+")
+    explain=("d/d{0} = 1", "d/d{1} = 1"), infix="+", identity={0: 0.0, 1: 0.0})
 sub_op = _binary("sub", np.subtract, (lambda g, out, x, y: g, lambda g, out, x, y: -g), jvp=LINEAR, saves=(),
-                 refuses="b", explain=("d/d{0} = 1", "d/d{1} = -1"), infix="-")
+                 refuses="b", explain=("d/d{0} = 1", "d/d{1} = -1"), infix="-", identity={1: 0.0})
 mul_op = _binary("mul", np.multiply, (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x),
-                 saves={0: (1,), 1: (0,)}, explain=("d/d{0} = {1}", "d/d{1} = {0}"), infix="*")
+                 saves={0: (1,), 1: (0,)}, explain=("d/d{0} = {1}", "d/d{1} = {0}"), infix="*",
+                 identity={0: 1.0, 1: 1.0})
 div_op = _binary("div", np.true_divide, (lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y),
-                 saves=(1,), saves_output=True, explain=("d/d{0} = 1/{1}", "d/d{1} = -{0}/{1}^2"), infix="/")
+                 saves=(1,), saves_output=True, explain=("d/d{0} = 1/{1}", "d/d{1} = -{0}/{1}^2"), infix="/",
+                 identity={1: 1.0})
 pow_op = _binary("pow", np.power, (_pow_base_grad, _pow_exponent_grad), saves_output=True, refuses="b",
-    explain=("d/d{0} = {1}*{0}^({1}-1)", "d/d{1} = {0}^{1}*ln({0})"), infix="^")
+    explain=("d/d{0} = {1}*{0}^({1}-1)", "d/d{1} = {0}^{1}*ln({0})"), infix="^", identity={1: 1.0})
 
 
 def _tie_split(x, y, g, sign):
@@ -327,14 +334,32 @@ def _where_infer(cond, x, y):
     return infer.broadcast_shapes("where", *(infer.shape_of(v) for v in (cond, x, y))), infer.first_dtype((x, y))
 
 
+def _where_forward(condition, x, y, out=None):
+    """np.where, or written into ``out``, which may be one of the inputs (its elements are in place)."""
+    if out is None:
+        return np.where(condition, x, y)
+    if condition is out:
+        condition = condition.copy()
+    if x is out:
+        if y is not out:
+            np.copyto(out, y, where=np.logical_not(condition))
+        return out
+    if y is not out:
+        np.copyto(out, y)
+    np.copyto(out, x, where=condition)
+    return out
+
+
 where_op = defop(
     "where",
-    np.where,
+    _where_forward,
     _where_infer,
     vjp=(None, lambda g, out, c, x, y: where(c, g, 0.0), lambda g, out, c, x, y: where(c, 0.0, g)),
     jvp=LINEAR,
     saves=(0,),
     broadcasts=True,
+    takes_out=True,
+    elementwise=True,
     explain=("(condition: no gradient)", "d/d{1} = 1 where {0}, else 0", "d/d{2} = 0 where {0}, else 1"),
 )
 
@@ -367,6 +392,8 @@ clamp_op = defop(
     saves=(0,),
     doc="Limit to [min, max]; the gradient passes where min <= x <= max (bounds included).",
     explain=("d/d{0} = 1 where min <= {0} <= max, else 0",),
+    takes_out=True,
+    elementwise=True,
 )
 
 
@@ -392,7 +419,8 @@ def _no_grad_op(name, forward, dtype=None, arity=2, refuses="", **declarations):
     else:
         def rule(x):
             return infer.shape_of(x), np.dtype(dtype) if dtype else infer.dtype_of(x)
-    op = defop(name, forward, infer.refusing(name, refuses, rule), broadcasts=arity == 2, **declarations)
+    op = defop(name, forward, infer.refusing(name, refuses, rule), broadcasts=arity == 2, elementwise=True,
+               **declarations)
     if arity == 2:
         def fn(input, other):
             a, b = coerce(input, other)

@@ -49,6 +49,11 @@ def same_size(a, b):
         a.unify(b)
 
 
+def same_shape(a, b):
+    """Whether two shapes are provably equal (two unknown sizes only when known to be the same size)."""
+    return len(a) == len(b) and all(x is not None and y is not None and x == y for x, y in zip(a, b))
+
+
 def broadcast_shapes(op, *shapes):
     """numpy/PyTorch broadcasting of shapes that may contain unknown sizes."""
     ndim = max((len(s) for s in shapes), default=0)

@@ -46,17 +46,22 @@ class OpDef:
         ``view_inverse(base, value, **params)`` is ``base`` with the viewed region replaced by
         ``value``, in chainrule ops: how an in-place write through the view reaches its root.
     ``takes_out``
-        ``forward`` accepts ``out=`` (true for every numpy ufunc): a compiler may fuse it into a
-        kernel writing into a reused buffer.
+        ``forward`` accepts ``out=``, which may be one of its inputs (true for every numpy ufunc): a
+        compiler may let it write into a reused buffer.
+    ``elementwise``
+        output element i reads only element i of each (broadcast) input: with ``takes_out``, a compiler
+        may fuse it into a kernel of elementwise steps.
     ``fresh``
         the output is newly allocated memory (never an input's), so a memory planner may reuse it;
         defaults to ``not view``.
     ``lower``
-        ``lower(args, params) -> str``: a Python expression computing the op from the source
-        expressions ``args``, for readable generated code (None: the code calls ``forward``).
+        ``lower(args, params, dtype) -> str``: a Python expression computing the op from the source
+        expressions ``args``, ``params`` (a dict) and ``dtype`` (the result's), for readable generated
+        code (None: the code calls ``forward``).
     ``identity`` / ``simplify``
         ``{input index: value}`` for which the op returns its other input unchanged (``x + 0``);
-        ``simplify(node)`` -> an equivalent simpler IR value, or None (algebraic rewrites).
+        ``simplify(node, uses)`` -> an equivalent simpler IR value, or None (algebraic rewrites; ``uses(n)``
+        counts the nodes reading ``n``).
     ``explain`` / ``infix``
         one text per input describing its vjp (``{0}``, ``{1}`` name the inputs; a dict
         ``{"*": ...}`` serves every input of a variadic op), and the operator that prints the op.
@@ -68,11 +73,12 @@ class OpDef:
 
     __slots__ = ("name", "forward", "infer", "vjp", "jvp", "saves", "saves_output", "view", "pure", "grad_name",
                  "doc", "broadcasts", "view_inverse", "takes_out", "fresh", "lower", "identity", "simplify",
-                 "explain", "infix", "export")
+                 "explain", "infix", "export", "elementwise")
 
     def __init__(self, name, forward, infer, vjp=None, jvp=None, saves=None, saves_output=False, view=False,
                  pure=True, doc="", *, broadcasts=False, view_inverse=None, takes_out=None, fresh=None,
-                 lower=None, identity=None, simplify=None, explain=None, infix=None, export=None):
+                 lower=None, identity=None, simplify=None, explain=None, infix=None, export=None,
+                 elementwise=False):
         self.name = name
         self.forward = forward
         self.infer = infer
@@ -94,6 +100,7 @@ class OpDef:
         self.explain = explain
         self.infix = infix
         self.export = export
+        self.elementwise = elementwise
 
     def __repr__(self):
         return f"<op {self.name}>"

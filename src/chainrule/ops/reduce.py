@@ -43,6 +43,8 @@ sum_op = defop(
     vjp=(lambda g, out, x, dim, keepdim: _grad_to_input_shape(g, x, dim, keepdim),),
     jvp=LINEAR,
     saves=(), explain=("d/d{0} = 1 (received broadcast back to {0}'s shape)",),
+    lower=lambda args, params, dtype: (f"np.add.reduce({args[0]}, axis={params['dim']}, dtype={dtype}, "
+                                       f"keepdims={params['keepdim']})"),
 )
 
 

@@ -63,6 +63,20 @@ def _reshape_infer(x, shape):
     return resolve_shape("reshape", infer.shape_of(x), shape), infer.dtype_of(x)
 
 
+def _simplify_reshape(node, uses):
+    """A reshape of a reshape is one reshape (or none, back to the source's shape); a reshape that drops
+    the kept dims of a reduction read only here is that reduction without ``keepdim``."""
+    x = node.inputs[0]
+    source = x.inputs[0] if x.op is reshape_op else x
+    if infer.same_shape(source.shape, node.shape):
+        return source
+    dims = source.params.get("dim")
+    if source.params.get("keepdim") and isinstance(dims, tuple) and uses(source) == 1 \
+            and infer.same_shape(tuple(s for k, s in enumerate(source.shape) if k not in dims), node.shape):
+        return node.derive(op=source.op, inputs=source.inputs, params={**source.params, "keepdim": False})
+    return node.derive(inputs=[source]) if source is not x else None
+
+
 reshape_op = defop(
     "reshape",
     np.reshape,
@@ -71,6 +85,8 @@ reshape_op = defop(
     jvp=LINEAR,
     saves=(),
     view=True, explain=("received reshaped back to {0}'s shape",),
+    lower=lambda args, params, dtype: f"{args[0]}.reshape({params['shape']})",
+    simplify=_simplify_reshape,
 )
 
 
@@ -97,6 +113,17 @@ def _permute_infer(x, axes):
     return tuple(shape[d] for d in axes), infer.dtype_of(x)
 
 
+def _simplify_permute(node, uses):
+    """A permute of a permute is one permute, or none when they cancel."""
+    x = node.inputs[0]
+    if x.op is not permute_op:
+        return None
+    axes = tuple(x.params["axes"][j] for j in node.params["axes"])
+    if axes == tuple(range(len(axes))):
+        return x.inputs[0]
+    return node.derive(inputs=[x.inputs[0]], params={"axes": axes})
+
+
 permute_op = defop(
     "permute",
     lambda x, axes: np.transpose(x, axes),
@@ -105,6 +132,8 @@ permute_op = defop(
     jvp=LINEAR,
     saves=(),
     view=True, explain=("received permuted back",),
+    lower=lambda args, params, dtype: f"{args[0]}.transpose({params['axes']})",
+    simplify=_simplify_permute,
 )
 
 
@@ -179,6 +208,8 @@ expand_op = defop(
     jvp=LINEAR,
     saves=(),
     view=True, explain=("received summed over the expanded dims",),
+    lower=lambda args, params, dtype: f"np.broadcast_to({args[0]}, {params['shape']})",
+    simplify=lambda node, uses: node.inputs[0] if infer.same_shape(node.inputs[0].shape, node.shape) else None,
 )
 
 

@@ -27,13 +27,10 @@ from ..ops import infer as _infer
 from ..ops.creation import fill_op
 from ..ops.op import Meta, bind
 from ..tensor import Size, Tensor, _init
+from .node import Dim, Node, TracingError, _size_error, shape_text, site_text, type_text
+from .printing import format_nodes
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
-
-class TracingError(ChainruleError, TypeError, RuntimeError):
-    """A Python-level use of a tensor's *value* (``if``, ``.item()``, ``float()``, ``.numpy()``)
-    while the value is symbolic, i.e. unknown until ``program.run``."""
 
 
 def _value_error(what):
@@ -44,173 +41,6 @@ def _value_error(what):
         "data-dependent choice, or move the branch (and .item()/float()/.numpy()) outside the traced function "
         "and call it on the tensors that program.run / the compiled function returns."
     )
-
-
-# --- symbolic sizes ---------------------------------------------------------------------------------
-class _Base:
-    """One unknown size: axis ``axis`` of IR node ``node``; union-find links sizes proven equal."""
-
-    __slots__ = ("node", "axis", "parent")
-
-    def __init__(self, node, axis):
-        self.node = node
-        self.axis = axis
-        self.parent = None
-
-    def find(self):
-        b = self
-        while b.parent is not None:
-            b = b.parent
-        return b
-
-    def key(self):
-        r = self.find()
-        return (r.node.id, r.axis)
-
-
-def _union(a, b):
-    ra, rb = a.find(), b.find()
-    if ra is rb:
-        return
-    # prefer a placeholder's size as representative: it is known as soon as the feed arrives
-    a_ph, b_ph = ra.node.kind == "placeholder", rb.node.kind == "placeholder"
-    if (b_ph and not a_ph) or (a_ph == b_ph and (rb.node.id, rb.axis) < (ra.node.id, ra.axis)):
-        ra, rb = rb, ra
-    rb.parent = ra
-
-
-class Dim:
-    """A size unknown until run time: ``coef`` times the product of unknown base sizes.
-
-    ``Dim(value, axis)`` is the size of IR value ``value`` along ``axis``. Products with ints and
-    other Dims, and exact floor division by ints, stay symbolic (so ``flatten`` and
-    ``reshape(-1, n)`` over a batch dim keep a resolvable size). ``int(dim)`` raises: the value is
-    not known while building. Compares equal to ``None`` (how a symbolic ``.shape`` reads).
-    """
-
-    __slots__ = ("coef", "bases")
-
-    def __init__(self, value=None, axis=None, *, coef=1, bases=None):
-        if bases is None:
-            node = value._data.node if isinstance(value, SymbolicTensor) else value
-            bases = (_Base(node, axis),)
-        self.coef = coef
-        self.bases = bases
-
-    # arithmetic --------------------------------------------------------------------------------
-    def __mul__(self, other):
-        if isinstance(other, Dim):
-            return Dim(coef=self.coef * other.coef, bases=self.bases + other.bases)
-        if isinstance(other, (int, np.integer)):
-            other = int(other)
-            if other == 0:
-                return 0
-            return Dim(coef=self.coef * other, bases=self.bases)
-        return NotImplemented
-
-    __rmul__ = __mul__
-
-    def __floordiv__(self, other):
-        if isinstance(other, (int, np.integer)) and int(other) != 0 and self.coef % int(other) == 0:
-            coef = self.coef // int(other)
-            return Dim(coef=coef, bases=self.bases)
-        if isinstance(other, Dim):
-            mine = list(self.bases)
-            keys = [b.key() for b in mine]
-            for b in other.bases:
-                k = b.key()
-                if k not in keys:
-                    break
-                i = keys.index(k)
-                del keys[i], mine[i]
-            else:
-                if self.coef % other.coef == 0:
-                    coef = self.coef // other.coef
-                    return Dim(coef=coef, bases=tuple(mine)) if mine else coef
-        raise TracingError(f"cannot divide the symbolic size {self!r} by {other!r} exactly while building a graph")
-
-    def _key(self):
-        return (self.coef, tuple(sorted(b.key() for b in self.bases)))
-
-    def __eq__(self, other):
-        if other is None:
-            return True
-        if isinstance(other, Dim):
-            return self._key() == other._key()
-        return False
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __hash__(self):
-        return hash(("Dim", self.coef, len(self.bases)))
-
-    def unify(self, other):
-        """Record that this size and ``other`` are one size (an op required them equal)."""
-        if isinstance(other, Dim) and _simple(self) and _simple(other):
-            _union(self.bases[0], other.bases[0])
-
-    def __int__(self):
-        raise _size_error(self)
-
-    __index__ = __int__
-
-    def __float__(self):
-        raise _size_error(self)
-
-    def __repr__(self):
-        return "None" if self.coef == 1 and len(self.bases) == 1 else str(self)
-
-    def __str__(self):
-        parts = [f"{b.find().node.label()}.{b.find().axis}" for b in self.bases]
-        text = "*".join(parts)
-        return text if self.coef == 1 else f"{self.coef}*{text}"
-
-
-def _simple(d):
-    return d.coef == 1 and len(d.bases) == 1
-
-
-def _size_error(dim):
-    return TracingError(
-        f"the size {dim} is unknown while building a static graph (a dimension declared None in a "
-        "placeholder, known only when data is fed); it cannot be used as a Python int. Use -1 in "
-        "reshape/view (e.g. x.reshape(-1, n) or x.flatten(1)), or give the placeholder a concrete size."
-    )
-
-
-def _is_known(s):
-    return isinstance(s, (int, np.integer))
-
-
-def dim_bases(shape_or_params):
-    """All base sizes referenced by Dims inside a (nested) parameter value."""
-    out = []
-
-    def visit(v):
-        if isinstance(v, Dim):
-            out.extend(b.find() for b in v.bases)
-        elif isinstance(v, (tuple, list)):
-            for x in v:
-                visit(x)
-        elif isinstance(v, dict):
-            for x in v.values():
-                visit(x)
-
-    visit(shape_or_params)
-    return out
-
-
-def shape_text(shape):
-    return "[" + ",".join(str(int(s)) if _is_known(s) else "None" for s in shape) + "]"
-
-
-_SHORT = {"float32": "f32", "float64": "f64", "float16": "f16", "int64": "i64", "int32": "i32", "bool": "bool",
-          "int16": "i16", "int8": "i8", "uint8": "u8"}
-
-
-def type_text(shape, dtype):
-    return f"{_SHORT.get(np.dtype(dtype).name, np.dtype(dtype).name)}{shape_text(shape)}"
 
 
 # --- the abstract array and the symbolic tensor --------------------------------------------------------
@@ -335,7 +165,7 @@ class SymbolicTensor(Tensor):
         if not self._data.shape:
             raise TypeError("len() of a 0-d tensor")
         n = self._data.shape[0]
-        if not _is_known(n):
+        if not _infer.known(n):
             raise _size_error(n)
         return int(n)
 
@@ -353,43 +183,13 @@ class SymbolicSize(Size):
     __slots__ = ()
 
     def __repr__(self):
-        return "chainrule.Size([" + ", ".join(str(s) if _is_known(s) else "None" for s in self) + "])"
+        return "chainrule.Size([" + ", ".join(str(s) if _infer.known(s) else "None" for s in self) + "])"
 
     def numel(self):
         return functools.reduce(operator.mul, self, 1)
 
 
-# --- IR nodes -----------------------------------------------------------------------------------------
-class Node:
-    """One IR value: a placeholder, a variable (a concrete tensor read at run time by reference), a
-    constant, or an op applied to other nodes."""
-
-    __slots__ = ("id", "kind", "op", "inputs", "params", "shape", "dtype", "site", "tag", "data", "name", "graph",
-                 "__weakref__")
-
-    def __init__(self, graph, kind, op, inputs, params, shape, dtype, site, tag, data=None, name=None):
-        self.graph = graph
-        self.id = len(graph.nodes)
-        self.kind = kind
-        self.op = op
-        self.inputs = inputs
-        self.params = params
-        self.shape = shape
-        self.dtype = np.dtype(dtype)
-        self.site = site
-        self.tag = tag
-        self.data = data
-        self.name = name
-        graph.nodes.append(self)
-
-    def label(self):
-        return f"%{self.id}"
-
-    def __repr__(self):
-        op = self.op.name if self.op else ""
-        return f"<Node {self.label()} {self.kind} {op} {type_text(self.shape, self.dtype)}>"
-
-
+# --- the graph ----------------------------------------------------------------------------------------
 def user_site():
     """(file, line, code) of the first stack frame outside the chainrule package, or None."""
     f = sys._getframe(1)
@@ -399,14 +199,6 @@ def user_site():
             return (filename, f.f_lineno, linecache.getline(filename, f.f_lineno).strip())
         f = f.f_back
     return None
-
-
-def site_text(site, full=False):
-    if site is None:
-        return "?"
-    filename, line, code = site
-    name = filename if full else os.path.basename(filename)
-    return f"{name}:{line}: {code}" if code else f"{name}:{line}"
 
 
 class Graph(Interpreter):
@@ -531,7 +323,7 @@ class Graph(Interpreter):
         except (ChainruleError, ValueError, IndexError, TypeError) as exc:
             raise _with_site(exc, site) from None
         node = Node(self, "op", op, inputs, params, (), dtype, site, self.tag)
-        node.shape = tuple(Dim(node, axis) if not _is_known(s) and not isinstance(s, Dim) else s
+        node.shape = tuple(Dim(node, axis) if not _infer.known(s) and not isinstance(s, Dim) else s
                            for axis, s in enumerate(shape))
         return self._symbolic(node)
 
@@ -586,8 +378,6 @@ class Graph(Interpreter):
 
     # reading -----------------------------------------------------------------------------------------
     def ir(self):
-        from .program import format_nodes
-
         return format_nodes(self.nodes)
 
     def __repr__(self):

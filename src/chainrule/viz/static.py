@@ -17,6 +17,7 @@ Shapes name the sizes that are unknown until run time: axis 0 of a placeholder `
 import numpy as np
 
 from ..static.ir import Dim, Graph, SymbolicTensor, site_text
+from ..static.node import reachable
 from ..static.program import Program
 from .dynamic import format_params, is_parameter
 from .view import GraphView, ViewNode, format_number, small_array
@@ -109,22 +110,8 @@ def _nodes_and_outputs(root):
     if any(t.value.graph is not graph for t in tensors):
         raise ValueError("draw: the symbolic tensors come from different static graphs; draw one graph at a time")
     titles = ["output"] if len(tensors) == 1 else [f"output {k}" for k in range(len(tensors))]
-    needed = depends_on([t.value for t in tensors])
+    needed = reachable([t.value for t in tensors])
     return [n for n in graph.nodes if n.id in needed], list(zip(titles, [t.value for t in tensors]))
-
-
-def depends_on(roots):
-    """The ids of the IR nodes ``roots`` depend on: through their inputs and the sizes in their shapes."""
-    seen = set()
-    stack = list(roots)
-    while stack:
-        n = stack.pop()
-        if n.id in seen:
-            continue
-        seen.add(n.id)
-        stack.extend(n.inputs)
-        stack.extend(b.find().node for s in n.shape if isinstance(s, Dim) for b in s.bases)
-    return seen
 
 
 def _view_node(n, names, split, show_values, max_elements, precision):
