@@ -12,8 +12,9 @@ The update is PyTorch's, operation for operation (so results agree to float32 ro
 
 import numpy as np
 
+from ..autograd.grad_mode import state as mode
 from ..tensor import _wrap
-from .optimizer import Optimizer, _check_number, _refuse_unsupported, _scalar, required
+from .optimizer import Optimizer, _check_number, _refuse_unsupported, required, zeros_like
 
 __all__ = ["SGD"]
 
@@ -73,55 +74,33 @@ class SGD(Optimizer):
     def step(self, closure=None):
         """Perform a single optimization step; ``closure`` re-evaluates the model and returns the loss."""
         loss = self._eval_closure(closure)
-        for group in self.param_groups:
-            lr = _scalar(group["lr"], "lr")
-            momentum = float(group["momentum"])
-            dampening = float(group["dampening"])
-            weight_decay = _scalar(group["weight_decay"], "weight_decay")
-            nesterov = bool(group["nesterov"])
-            maximize = bool(group["maximize"])
+        for index, group in enumerate(self.param_groups):
+            lr, momentum, dampening, weight_decay = self._hyper(index, "lr", "momentum", "dampening", "weight_decay")
             for p in group["params"]:
-                grad = p.grad
-                if grad is None:
-                    continue
-                state = self.state[p] if momentum != 0 else None
-                _sgd_update(p._data, grad._data, state, lr, momentum, dampening, weight_decay, nesterov, maximize)
-                p._version[0] += 1
+                if p.grad is not None:
+                    state = self.state[p] if group["momentum"] != 0 else None  # no momentum, no state
+                    g, owned = _direction(p, state, group, momentum, dampening, weight_decay)
+                    p.sub_(g.mul_(lr) if owned else g * lr)
         return loss
 
 
-def _sgd_update(param, grad, state, lr, momentum, dampening, weight_decay, nesterov, maximize):
-    """One parameter's update on its arrays, in place. ``grad`` is never written to."""
-    g = grad
-    owned = False  # whether g is a temporary of ours (may be overwritten / adopted)
-    if maximize:
-        g = np.negative(g)
-        owned = True
-    if weight_decay != 0:
-        t = np.multiply(param, weight_decay)
-        np.add(g, t, out=t)
-        g, owned = t, True
-    if momentum != 0:
-        buf_t = state.get("momentum_buffer")
-        if buf_t is None:
-            buf = g if owned else g.copy()
-            state["momentum_buffer"] = _wrap(buf)
-            owned = False  # g is the buffer now
-        else:
-            buf = buf_t._data
-            buf *= momentum
-            if dampening == 0:
-                buf += g
-            else:
-                buf += np.multiply(g, 1 - dampening)
-        if nesterov:
-            t = np.multiply(buf, momentum)
-            np.add(g, t, out=t)
-            g, owned = t, True
-        else:
-            g, owned = buf, False
-    if owned:
-        g *= -lr
-        param += g
+def _direction(p, state, group, momentum, dampening, weight_decay):
+    """The step direction ``g`` of the module docstring, and whether it is a temporary of ours (which
+    the caller may scale in place) rather than ``p.grad`` or the momentum buffer."""
+    g, owned = (-p.grad, True) if group["maximize"] else (p.grad, False)
+    if group["weight_decay"] != 0:
+        g, owned = (p * weight_decay).add_(g), True
+    if group["momentum"] == 0:
+        return g, owned
+    buf = state.get("momentum_buffer")
+    if buf is None and mode.tracer is None:  # PyTorch's first step: the buffer starts as the gradient
+        buf = state["momentum_buffer"] = g if owned else g.clone()
     else:
-        param += np.multiply(g, -lr)
+        decay = momentum
+        if buf is None:  # traced first step: a zero buffer, and a run-time flag making the formula give g
+            buf = state["momentum_buffer"] = zeros_like(p)
+            started = _wrap(np.zeros((), np.float64))
+            decay, dampening = momentum * started, dampening * started
+            started.copy_(1.0)
+        buf.mul_(decay).add_(g if group["dampening"] == 0 else g * (1 - dampening))
+    return ((buf * momentum).add_(g), True) if group["nesterov"] else (buf, False)

@@ -17,6 +17,7 @@ import functools
 import numpy as np
 
 from ..autograd.grad_mode import state
+from ..optim.optimizer import recording_grad_resets
 from ..tensor import Tensor, _wrap
 from .ir import Graph, SymbolicTensor
 from .program import Program
@@ -90,27 +91,27 @@ class CompiledFunction:
                 return {k: to_symbolic(v, path + (k,)) for k, v in value.items()}
             return value
 
-        with graph:
+        with graph, recording_grad_resets() as resets:
             sym_args = to_symbolic(args, ("args",))
             sym_kwargs = to_symbolic(kwargs, ("kwargs",))
             result = self.fn(*sym_args, **sym_kwargs)
-        # parameters whose .grad backward() set while tracing: program outputs, restored now
+        # parameters whose .grad backward() set while tracing: program outputs, restored now (the
+        # gradients zero_grad reset while tracing too: each call replaces those instead of adding)
         grad_targets = []
-        for _tid, (t, old) in graph._saved_grads.items():
+        for t, old in list(graph._saved_grads.values()) + [(t, old) for t, old, _ in resets.values()]:
             if isinstance(t.grad, SymbolicTensor):
-                grad_targets.append((t, t.grad))
-            if isinstance(t.grad, SymbolicTensor) or t.grad is not old:
-                t.grad = old
+                grad_targets.append((t, t.grad, resets.get(id(t), (None, None, None))[2]))
+            t.grad = old
         leaves = []
         structure = _flatten(result, leaves)
         outputs = [v for v in leaves if isinstance(v, Tensor)]
-        outputs += [g for _, g in grad_targets]
+        outputs += [g for _, g, _ in grad_targets]
         if not outputs and not graph.updates:
             program = None
         else:
             program = Program(outputs, inputs=_placeholders(graph), optimize=self.optimize, threads=self.threads,
                               updates=dict(graph.updates))
-        return _Entry(program, feeds, structure, leaves, [t for t, _ in grad_targets], graph)
+        return _Entry(program, feeds, structure, leaves, [(t, reset) for t, _, reset in grad_targets], graph)
 
 
 def _dtype_of(t):
@@ -191,9 +192,12 @@ class _Entry:
             else:
                 raw = program._fn(*arrays)
         values = [_wrap(a) for a in raw]
-        for t, g in zip(self.grad_targets, values[self.n_leaf_outputs:]):
-            if t.grad is None:
+        for (t, reset), g in zip(self.grad_targets, values[self.n_leaf_outputs:]):
+            if t.grad is None or reset:  # reset: zero_grad() (set_to_none=True) ran inside the function
                 t.grad = g
+            elif reset is False:  # zero_grad(set_to_none=False) inside: the same tensor, overwritten
+                np.copyto(t.grad._data, g._data)
+                t.grad._version[0] += 1
             else:
                 np.add(t.grad._data, g._data, out=t.grad._data)
         return _unflatten(self.structure, values[:self.n_leaf_outputs])

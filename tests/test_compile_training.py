@@ -1,0 +1,155 @@
+"""``@cr.compile`` of a whole PyTorch-style training step (zero_grad, forward, backward, optimizer step):
+traced once, its parameters and optimizer state equal eager chainrule and PyTorch after N steps, and
+hyperparameters a scheduler changes reach the compiled program without retracing."""
+
+import numpy as np
+import pytest
+import torch
+
+import chainrule as cr
+import chainrule.nn as nn
+import chainrule.nn.functional as F
+
+TOL = dict(rtol=2e-5, atol=2e-6)
+STEPS = 4
+
+OPTIMIZERS = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.1, momentum=0.9)),
+    ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.25, weight_decay=0.01)),
+    ("SGD", dict(lr=0.1, momentum=0.8, nesterov=True, weight_decay=0.01, maximize=True)),
+    ("Adam", dict(lr=0.01)),
+    ("Adam", dict(lr=0.01, betas=(0.3, 0.95), weight_decay=0.1, amsgrad=True, maximize=True)),
+    ("AdamW", dict(lr=0.01)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+]
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    return [(rng.standard_normal((6, 5)).astype(np.float32), rng.integers(0, 3, 6)) for _ in range(STEPS)]
+
+
+def _model(seed=0):
+    cr.manual_seed(seed)
+    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+
+
+def _torch_twin(model):
+    twin = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    with torch.no_grad():
+        for q, p in zip(twin.parameters(), model.parameters()):
+            q.copy_(torch.from_numpy(p.detach().numpy()))
+    return twin
+
+
+def _step_fn(model, opt, compiled):
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return cr.compile(step) if compiled else step
+
+
+def _train(name, kwargs, compiled, schedule=False):
+    model = _model()
+    opt = getattr(cr.optim, name)(model.parameters(), **kwargs)
+    sched = cr.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5) if schedule else None
+    step = _step_fn(model, opt, compiled)
+    losses = []
+    for x, y in _data():
+        losses.append(step(cr.tensor(x), cr.tensor(y)).item())
+        if sched is not None:
+            sched.step()
+    return model, opt, step, losses
+
+
+def _train_torch(name, kwargs, schedule=False):
+    twin = _torch_twin(_model())
+    opt = getattr(torch.optim, name)(twin.parameters(), **kwargs)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5) if schedule else None
+    losses = []
+    for x, y in _data():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(twin(torch.from_numpy(x)), torch.from_numpy(y))
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if sched is not None:
+            sched.step()
+    return twin, opt, losses
+
+
+@pytest.mark.parametrize("schedule", [False, True], ids=["constant_lr", "steplr"])
+@pytest.mark.parametrize("name,kwargs", OPTIMIZERS, ids=[f"{n}-{'-'.join(k)}" for n, k in OPTIMIZERS])
+def test_compiled_training_step_matches_eager_and_torch(name, kwargs, schedule):
+    model, opt, step, losses = _train(name, kwargs, compiled=True, schedule=schedule)
+    eager, eager_opt, _, eager_losses = _train(name, kwargs, compiled=False, schedule=schedule)
+    twin, torch_opt, torch_losses = _train_torch(name, kwargs, schedule=schedule)
+    assert step.trace_count == 1
+    np.testing.assert_allclose(losses, eager_losses, **TOL)
+    np.testing.assert_allclose(losses, torch_losses, rtol=1e-5, atol=1e-6)
+    for p, e, q in zip(model.parameters(), eager.parameters(), twin.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), e.detach().numpy(), **TOL)
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(p.grad.numpy(), e.grad.numpy(), **TOL)  # zero_grad inside: not accumulated
+        state, eager_state = opt.state[p], eager_opt.state[e]
+        assert state.keys() == eager_state.keys() == torch_opt.state[q].keys()
+        for key in state:
+            assert isinstance(state[key], cr.Tensor)
+            np.testing.assert_allclose(state[key].numpy(), eager_state[key].numpy(), **TOL)
+    assert opt.param_groups[0]["lr"] == eager_opt.param_groups[0]["lr"]
+
+
+def test_lr_change_between_calls_needs_no_retrace():
+    model = _model()
+    opt = cr.optim.SGD(model.parameters(), lr=0.1)
+    step = _step_fn(model, opt, compiled=True)
+    x, y = _data()[0]
+    step(cr.tensor(x), cr.tensor(y))
+    before = [p.detach().numpy().copy() for p in model.parameters()]
+    opt.param_groups[0]["lr"] = 0.0  # set by hand, as a scheduler does
+    step(cr.tensor(x), cr.tensor(y))
+    for b, p in zip(before, model.parameters()):
+        np.testing.assert_array_equal(b, p.detach().numpy())
+    assert step.trace_count == 1
+
+
+def test_zero_grad_keeping_tensors_overwrites_grad_in_place():
+    model = _model()
+    opt = cr.optim.SGD(model.parameters(), lr=0.1)
+
+    @cr.compile
+    def step(x, y):
+        opt.zero_grad(set_to_none=False)
+        F.cross_entropy(model(x), y).backward()
+
+    x, y = _data()[0]
+    for p in model.parameters():
+        p.grad = cr.ones(p.shape)  # stale gradients that must not leak into the result
+    grads = [p.grad for p in model.parameters()]
+    step(cr.tensor(x), cr.tensor(y))
+    step(cr.tensor(x), cr.tensor(y))
+    twin = _model()
+    F.cross_entropy(twin(cr.tensor(x)), cr.tensor(y)).backward()
+    for g, p, q in zip(grads, model.parameters(), twin.parameters()):
+        assert p.grad is g
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), **TOL)
+
+
+def test_backward_without_zero_grad_accumulates_like_eager():
+    model, twin = _model(), _model()
+
+    @cr.compile
+    def step(x, y):
+        F.cross_entropy(model(x), y).backward()
+
+    x, y = _data()[0]
+    for _ in range(2):
+        step(cr.tensor(x), cr.tensor(y))
+        F.cross_entropy(twin(cr.tensor(x)), cr.tensor(y)).backward()
+    for p, q in zip(model.parameters(), twin.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), **TOL)
