@@ -17,7 +17,7 @@ import numpy as np
 
 from ..ops.elementwise import maximum
 from ..tensor import Tensor, _wrap
-from .optimizer import Optimizer, _check_number, _refuse_unsupported, step_count, zeros_like
+from .optimizer import Optimizer, _check_number, _nonzero, _refuse_unsupported, _scalar, step_count, zeros_like
 
 __all__ = ["Adam", "AdamW"]
 
@@ -79,6 +79,11 @@ class Adam(Optimizer):
 
     _PARAM_SHAPED_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
+    def _branches(self, group):
+        """(weight decay, decoupled, amsgrad, maximize, lerp's formula for weights >= 0.5): each on or off."""
+        return (_nonzero(group, "weight_decay"), bool(group.get("decoupled_weight_decay", False)),
+                bool(group["amsgrad"]), bool(group["maximize"]), 1 - _scalar(group["betas"][0], "betas[0]") >= 0.5)
+
     def _after_load(self):
         for group in self.param_groups:
             group.setdefault("amsgrad", False)
@@ -97,10 +102,11 @@ class Adam(Optimizer):
         """Perform a single optimization step; ``closure`` re-evaluates the model and returns the loss."""
         loss = self._eval_closure(closure)
         for index, group in enumerate(self.param_groups):
+            branches = self._branches(group)
             hyper = self._hyper(index, "lr", ("betas", 0), ("betas", 1), "eps", "weight_decay")
             for p in group["params"]:
                 if p.grad is not None:
-                    _adam_update(p, self._state_of(p, group["amsgrad"]), group, *hyper)
+                    _adam_update(p, self._state_of(p, branches[2]), branches, *hyper)
         return loss
 
     def _state_of(self, p, amsgrad):
@@ -115,25 +121,24 @@ class Adam(Optimizer):
         return state
 
 
-def _adam_update(p, state, group, lr, beta1, beta2, eps, weight_decay):
+def _adam_update(p, state, branches, lr, beta1, beta2, eps, weight_decay):
     """One parameter's Adam update, in place (the module docstring's formulas)."""
-    g = -p.grad if group["maximize"] else p.grad
-    if group["weight_decay"] != 0:
-        if group.get("decoupled_weight_decay", False):
-            p.mul_(1 - lr * weight_decay)
-        else:
-            g = (p * weight_decay).add_(g)
+    has_weight_decay, decoupled, amsgrad, maximize, large_weight = branches
+    g = -p.grad if maximize else p.grad
+    if has_weight_decay and decoupled:
+        p.mul_(1 - lr * weight_decay)
+    elif has_weight_decay:
+        g = (p * weight_decay).add_(g)
     exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-    # exp_avg.lerp_(g, 1 - beta1) with PyTorch's two formulas (the second is the more accurate for weights >= 0.5)
-    if 1 - group["betas"][0] < 0.5:
-        exp_avg.add_((g - exp_avg).mul_(1 - beta1))
-    else:
+    if large_weight:  # exp_avg.lerp_(g, 1 - beta1) by PyTorch's formula for weights >= 0.5 (the more accurate there)
         exp_avg.copy_((g - exp_avg).mul_(-beta1).add_(g))
+    else:
+        exp_avg.add_((g - exp_avg).mul_(1 - beta1))
     exp_avg_sq.mul_(beta2).add_((g * (1 - beta2)).mul_(g))  # addcmul_(g, g, value=1 - beta2)
     state["step"].add_(1)
     step = step_count(state["step"])
     second = exp_avg_sq
-    if group["amsgrad"]:
+    if amsgrad:
         second = state["max_exp_avg_sq"]
         second._inplace(maximum, exp_avg_sq, ufunc=np.maximum)  # torch.maximum(.., out=max_exp_avg_sq)
     denom = second.sqrt().div_((1 - beta2**step) ** 0.5).add_(eps)

@@ -411,18 +411,35 @@ class Optimizer:
 
 
     # --- helpers for the subclasses' steps ------------------------------------------------------
+    def _branches(self, group):
+        """The group's settings that choose a step's code path (a static graph fixes them when traced)."""
+        return ()
+
     def _hyper(self, index, *keys):
         """This step's hyperparameters of ``param_groups[index]`` (a key, or ``(key, i)`` for
         ``group[key][i]``): Python floats in eager mode; inside a static graph, 0-d float64 tensors
-        that read the group whenever the compiled program runs (one per group and key)."""
+        that read the group whenever the compiled program runs (one per group and key), refusing to
+        run once the group's branches differ from the traced ones."""
         group = self.param_groups[index]
         if state.tracer is None:
             return [_scalar(_lookup(group, key), key) for key in keys]
         cells = self.__dict__.setdefault("_live_hyperparameters", {})
+        traced = self._branches(group)
         for key in keys:
             if (index, key) not in cells:
-                cells[index, key] = _LiveScalar(lambda key=key: _scalar(_lookup(self.param_groups[index], key), key))
+                cells[index, key] = _LiveScalar(lambda key=key: self._read_traced(index, key, traced))
         return [cells[index, key] for key in keys]
+
+    def _read_traced(self, index, key, traced):
+        group = self.param_groups[index]
+        now = self._branches(group)
+        if now != traced:
+            raise RuntimeError(
+                f"{type(self).__name__}: param_groups[{index}] changed a setting that a compiled step fixed when "
+                f"it was traced ({traced} -> {now}); create the compiled function again (chainrule.compile) "
+                "to retrace it"
+            )
+        return _scalar(_lookup(group, key), key)
 
 
 def _lookup(group, key):
@@ -488,6 +505,11 @@ def _scalar(value, name):
             raise ValueError(f"Tensor {name} must be 1-element")
         return float(value.item())
     return float(value)
+
+
+def _nonzero(group, key):
+    """Whether a group's hyperparameter is on (a branch of the step, fixed when a step is traced)."""
+    return _scalar(group[key], key) != 0
 
 
 def _check_number(value, name):

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..autograd.grad_mode import state as mode
 from ..tensor import _wrap
-from .optimizer import Optimizer, _check_number, _refuse_unsupported, required, zeros_like
+from .optimizer import Optimizer, _check_number, _nonzero, _refuse_unsupported, required, zeros_like
 
 __all__ = ["SGD"]
 
@@ -71,26 +71,33 @@ class SGD(Optimizer):
 
     _PARAM_SHAPED_STATE = ("momentum_buffer",)
 
+    def _branches(self, group):
+        """(momentum, dampening, weight decay, nesterov, maximize): each on or off."""
+        return (_nonzero(group, "momentum"), _nonzero(group, "dampening"), _nonzero(group, "weight_decay"),
+                bool(group["nesterov"]), bool(group["maximize"]))
+
     def step(self, closure=None):
         """Perform a single optimization step; ``closure`` re-evaluates the model and returns the loss."""
         loss = self._eval_closure(closure)
         for index, group in enumerate(self.param_groups):
-            lr, momentum, dampening, weight_decay = self._hyper(index, "lr", "momentum", "dampening", "weight_decay")
+            branches = self._branches(group)
+            lr, *values = self._hyper(index, "lr", "momentum", "dampening", "weight_decay")
             for p in group["params"]:
                 if p.grad is not None:
-                    state = self.state[p] if group["momentum"] != 0 else None  # no momentum, no state
-                    g, owned = _direction(p, state, group, momentum, dampening, weight_decay)
+                    state = self.state[p] if branches[0] else None  # no momentum, no state
+                    g, owned = _direction(p, state, branches, *values)
                     p.sub_(g.mul_(lr) if owned else g * lr)
         return loss
 
 
-def _direction(p, state, group, momentum, dampening, weight_decay):
+def _direction(p, state, branches, momentum, dampening, weight_decay):
     """The step direction ``g`` of the module docstring, and whether it is a temporary of ours (which
     the caller may scale in place) rather than ``p.grad`` or the momentum buffer."""
-    g, owned = (-p.grad, True) if group["maximize"] else (p.grad, False)
-    if group["weight_decay"] != 0:
+    has_momentum, has_dampening, has_weight_decay, nesterov, maximize = branches
+    g, owned = (-p.grad, True) if maximize else (p.grad, False)
+    if has_weight_decay:
         g, owned = (p * weight_decay).add_(g), True
-    if group["momentum"] == 0:
+    if not has_momentum:
         return g, owned
     buf = state.get("momentum_buffer")
     if buf is None and mode.tracer is None:  # PyTorch's first step: the buffer starts as the gradient
@@ -102,5 +109,5 @@ def _direction(p, state, group, momentum, dampening, weight_decay):
             started = _wrap(np.zeros((), np.float64))
             decay, dampening = momentum * started, dampening * started
             started.copy_(1.0)
-        buf.mul_(decay).add_(g if group["dampening"] == 0 else g * (1 - dampening))
-    return ((buf * momentum).add_(g), True) if group["nesterov"] else (buf, False)
+        buf.mul_(decay).add_(g * (1 - dampening) if has_dampening else g)
+    return ((buf * momentum).add_(g), True) if nesterov else (buf, False)
