@@ -153,3 +153,65 @@ def test_backward_without_zero_grad_accumulates_like_eager():
         F.cross_entropy(twin(cr.tensor(x)), cr.tensor(y)).backward()
     for p, q in zip(model.parameters(), twin.parameters()):
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), **TOL)
+
+
+def test_changing_a_traced_branch_refuses_to_run():
+    model = _model()
+    opt = cr.optim.SGD(model.parameters(), lr=0.1)
+    step = _step_fn(model, opt, compiled=True)
+    x, y = _data()[0]
+    step(cr.tensor(x), cr.tensor(y))
+    opt.param_groups[0]["momentum"] = 0.9  # momentum was off when the step was traced
+    with pytest.raises(RuntimeError, match=r"SGD: param_groups\[0\] changed a setting"):
+        step(cr.tensor(x), cr.tensor(y))
+
+
+def test_optimizer_step_inside_a_static_graph_matches_eager():
+    """``opt.step()`` while building a graph records the updates; each run is one training step, and the
+    learning rate a scheduler sets between runs is read at run time."""
+    model, twin = _model(), _model()
+    opt = cr.optim.Adam(model.parameters(), lr=0.05, amsgrad=True)
+    twin_opt = cr.optim.Adam(twin.parameters(), lr=0.05, amsgrad=True)
+    scheds = [cr.optim.lr_scheduler.ExponentialLR(o, gamma=0.7) for o in (opt, twin_opt)]
+    with cr.static.Graph():
+        x = cr.static.placeholder((None, 5), name="x", requires_grad=False)
+        y = cr.static.placeholder((None,), dtype=cr.int64, name="y")
+        loss = F.cross_entropy(model(x), y)
+        grads = cr.static.gradients(loss, list(model.parameters()))
+        for p, g in zip(model.parameters(), grads):
+            p.grad = g
+        opt.step()
+    for p in model.parameters():
+        p.grad = None
+    program = cr.static.compile(loss)
+    for xa, ya in _data():
+        value = program.run({"x": xa, "y": ya})
+        twin_opt.zero_grad()
+        ref = F.cross_entropy(twin(cr.tensor(xa)), cr.tensor(ya))
+        ref.backward()
+        twin_opt.step()
+        for s in scheds:
+            s.step()
+        np.testing.assert_allclose(value.item(), ref.item(), **TOL)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), **TOL)
+        np.testing.assert_allclose(opt.state[p]["max_exp_avg_sq"].numpy(), twin_opt.state[q]["max_exp_avg_sq"].numpy(),
+                                   **TOL)
+        assert opt.state[p]["step"].item() == STEPS
+
+
+def test_eager_step_keeps_the_in_place_contract():
+    """Eager steps write into the parameters' and buffers' own arrays, record no graph, bump versions."""
+    model = _model()
+    opt = cr.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = _data()[0]
+    arrays = [p._data for p in model.parameters()]
+    versions = [p._version[0] for p in model.parameters()]
+    for _ in range(2):
+        opt.zero_grad()
+        F.cross_entropy(model(cr.tensor(x)), cr.tensor(y)).backward()
+        opt.step()
+    buffers = [opt.state[p]["momentum_buffer"] for p in model.parameters()]
+    for p, a, v in zip(model.parameters(), arrays, versions):
+        assert p._data is a and p.grad_fn is None and p._version[0] == v + 2
+    assert all(b.grad_fn is None and not b.requires_grad for b in buffers)
