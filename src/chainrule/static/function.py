@@ -5,7 +5,17 @@ What the traced function may do: any chainrule ops and ``nn.Module`` calls on it
 arguments and on captured tensors (parameters are graph variables, read at run time, so an
 optimizer's in-place update is seen by the next call); ``loss.backward()`` (the parameters'
 gradients become program outputs, accumulated into ``.grad`` after each call as eager backward
-would); in-place updates of captured tensors under ``no_grad`` (written back after each call).
+would, or replacing it when the function called ``opt.zero_grad()``); in-place updates of captured
+tensors under ``no_grad`` (written back after each call); a whole training step::
+
+    @chainrule.compile
+    def step(x, y):
+        opt.zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward(); opt.step(); return loss
+
+with any chainrule optimizer: ``opt.step()`` records the updates of the parameters and of the
+optimizer's state tensors, and reads the hyperparameters (``lr`` set by a scheduler, ...) when the
+program runs. Not replayed by a compiled call: the optimizer's step hooks (they ran once, while
+tracing); after ``opt.load_state_dict`` (new state tensors) create the compiled function again.
 What it may not do: Python control flow on tensor *values* (``if x.sum() > 0``, ``.item()``,
 ``float(x)``, ``.numpy()``) — those raise :class:`~chainrule.static.TracingError` while tracing;
 use ``chainrule.where`` or move the branch outside. Python control flow on shapes and on
@@ -16,10 +26,11 @@ import functools
 
 import numpy as np
 
+from .. import _dtype
 from ..autograd.grad_mode import state
 from ..optim.optimizer import recording_grad_resets
 from ..tensor import Tensor, _wrap
-from .ir import Graph, SymbolicTensor
+from .ir import AbstractArray, Graph, SymbolicTensor
 from .program import Program
 
 
@@ -115,19 +126,11 @@ class CompiledFunction:
 
 
 def _dtype_of(t):
-    from .. import _dtype
-
     return _dtype.from_numpy_dtype(t._data.dtype)
 
 
 def _placeholders(graph):
-    return [SymbolicTensor._make(_abstract(p)) for p in graph.placeholders]
-
-
-def _abstract(node):
-    from .ir import AbstractArray
-
-    return AbstractArray(node)
+    return [SymbolicTensor._make(AbstractArray(p)) for p in graph.placeholders]
 
 
 def _flatten(value, leaves):
