@@ -104,12 +104,17 @@ def test_compiled_training_step_matches_eager_and_torch(name, kwargs, schedule):
     assert opt.param_groups[0]["lr"] == eager_opt.param_groups[0]["lr"]
 
 
-def test_lr_change_between_calls_needs_no_retrace():
+def _sgd_compiled_and_stepped_once():
     model = _model()
     opt = cr.optim.SGD(model.parameters(), lr=0.1)
     step = _step_fn(model, opt, compiled=True)
     x, y = _data()[0]
     step(cr.tensor(x), cr.tensor(y))
+    return model, opt, step, x, y
+
+
+def test_lr_change_between_calls_needs_no_retrace():
+    model, opt, step, x, y = _sgd_compiled_and_stepped_once()
     before = [p.detach().numpy().copy() for p in model.parameters()]
     opt.param_groups[0]["lr"] = 0.0  # set by hand, as a scheduler does
     step(cr.tensor(x), cr.tensor(y))
@@ -156,11 +161,7 @@ def test_backward_without_zero_grad_accumulates_like_eager():
 
 
 def test_changing_a_traced_branch_refuses_to_run():
-    model = _model()
-    opt = cr.optim.SGD(model.parameters(), lr=0.1)
-    step = _step_fn(model, opt, compiled=True)
-    x, y = _data()[0]
-    step(cr.tensor(x), cr.tensor(y))
+    _, opt, step, x, y = _sgd_compiled_and_stepped_once()
     opt.param_groups[0]["momentum"] = 0.9  # momentum was off when the step was traced
     with pytest.raises(RuntimeError, match=r"SGD: param_groups\[0\] changed a setting"):
         step(cr.tensor(x), cr.tensor(y))

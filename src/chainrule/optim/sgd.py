@@ -104,10 +104,11 @@ def _direction(p, state, branches, momentum, dampening, weight_decay):
         buf = state["momentum_buffer"] = g if owned else g.clone()
     else:
         decay = momentum
-        if buf is None:  # traced first step: a zero buffer, and a run-time flag making the formula give g
+        if buf is None:  # traced first step: from a zero buffer the formula gives g, without dampening
             buf = state["momentum_buffer"] = zeros_like(p)
-            started = _wrap(np.zeros((), np.float64))
-            decay, dampening = momentum * started, dampening * started
-            started.copy_(1.0)
+            if has_dampening:  # with it, a run-time flag switches momentum and dampening off this once
+                started = _wrap(np.zeros((), np.float64))
+                decay, dampening = momentum * started, dampening * started
+                started.copy_(1.0)
         buf.mul_(decay).add_(g * (1 - dampening) if has_dampening else g)
     return ((buf * momentum).add_(g), True) if nesterov else (buf, False)
