@@ -216,3 +216,12 @@ def test_eager_step_keeps_the_in_place_contract():
     for p, a, v in zip(model.parameters(), arrays, versions):
         assert p._data is a and p.grad_fn is None and p._version[0] == v + 2
     assert all(b.grad_fn is None and not b.requires_grad for b in buffers)
+
+
+def test_step_with_gradients_from_outside_the_trace_is_refused():
+    model = _model()
+    opt = cr.optim.Adam(model.parameters())
+    x, y = _data()[0]
+    F.cross_entropy(model(cr.tensor(x)), cr.tensor(y)).backward()  # eager: .grad is concrete
+    with pytest.raises(RuntimeError, match=r"call loss.backward\(\) inside the compiled function"):
+        cr.compile(opt.step)()

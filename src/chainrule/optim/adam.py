@@ -17,7 +17,16 @@ import numpy as np
 
 from ..ops.elementwise import maximum
 from ..tensor import Tensor, _wrap
-from .optimizer import Optimizer, _check_number, _nonzero, _refuse_unsupported, _scalar, step_count, zeros_like
+from .optimizer import (
+    Optimizer,
+    _check_number,
+    _nonzero,
+    _refuse_unsupported,
+    _scalar,
+    step_count,
+    with_grads,
+    zeros_like,
+)
 
 __all__ = ["Adam", "AdamW"]
 
@@ -104,9 +113,8 @@ class Adam(Optimizer):
         for index, group in enumerate(self.param_groups):
             branches = self._branches(group)
             hyper = self._hyper(index, "lr", ("betas", 0), ("betas", 1), "eps", "weight_decay")
-            for p in group["params"]:
-                if p.grad is not None:
-                    _adam_update(p, self._state_of(p, branches[2]), branches, *hyper)
+            for p in with_grads(group["params"]):
+                _adam_update(p, self._state_of(p, branches[2]), branches, *hyper)
         return loss
 
     def _state_of(self, p, amsgrad):

@@ -442,6 +442,20 @@ class Optimizer:
         return _scalar(_lookup(group, key), key)
 
 
+def with_grads(params):
+    """The parameters that have a gradient. Inside a static graph it must be a value of the graph (from a
+    backward in it): a concrete ``.grad`` would be baked into the program as the value it has now."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if state.tracer is not None and isinstance(p.grad._data, np.ndarray):
+            raise RuntimeError(
+                "optimizer.step() inside chainrule.compile or a static Graph found a .grad computed outside it; "
+                "call loss.backward() inside the compiled function (or set .grad to chainrule.static.gradients)"
+            )
+        yield p
+
+
 def _lookup(group, key):
     return group[key[0]][key[1]] if isinstance(key, tuple) else group[key]
 

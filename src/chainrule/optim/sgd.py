@@ -14,7 +14,7 @@ import numpy as np
 
 from ..autograd.grad_mode import state as mode
 from ..tensor import _wrap
-from .optimizer import Optimizer, _check_number, _nonzero, _refuse_unsupported, required, zeros_like
+from .optimizer import Optimizer, _check_number, _nonzero, _refuse_unsupported, required, with_grads, zeros_like
 
 __all__ = ["SGD"]
 
@@ -82,11 +82,10 @@ class SGD(Optimizer):
         for index, group in enumerate(self.param_groups):
             branches = self._branches(group)
             lr, *values = self._hyper(index, "lr", "momentum", "dampening", "weight_decay")
-            for p in group["params"]:
-                if p.grad is not None:
-                    state = self.state[p] if branches[0] else None  # no momentum, no state
-                    g, owned = _direction(p, state, branches, *values)
-                    p.sub_(g.mul_(lr) if owned else g * lr)
+            for p in with_grads(group["params"]):
+                state = self.state[p] if branches[0] else None  # no momentum, no state
+                g, owned = _direction(p, state, branches, *values)
+                p.sub_(g.mul_(lr) if owned else g * lr)
         return loss
 
 
