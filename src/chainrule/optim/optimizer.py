@@ -409,7 +409,6 @@ class Optimizer:
         lines.append(")")
         return "\n".join(lines)
 
-
     # --- helpers for the subclasses' steps ------------------------------------------------------
     def _branches(self, group):
         """The group's settings that choose a step's code path (a static graph fixes them when traced)."""
@@ -426,11 +425,12 @@ class Optimizer:
         cells = self.__dict__.setdefault("_live_hyperparameters", {})
         traced = self._branches(group)
         for key in keys:
-            if (index, key) not in cells:
-                cells[index, key] = _LiveScalar(lambda key=key: self._read_traced(index, key, traced))
-        return [cells[index, key] for key in keys]
+            if (index, key, traced) not in cells:
+                cells[index, key, traced] = _LiveScalar(lambda key=key: self._read_traced(index, key, traced))
+        return [cells[index, key, traced] for key in keys]
 
     def _read_traced(self, index, key, traced):
+        """A hyperparameter's value for a run of a step traced with the branches ``traced``."""
         group = self.param_groups[index]
         now = self._branches(group)
         if now != traced:

@@ -106,12 +106,14 @@ class CompiledFunction:
             sym_args = to_symbolic(args, ("args",))
             sym_kwargs = to_symbolic(kwargs, ("kwargs",))
             result = self.fn(*sym_args, **sym_kwargs)
-        # parameters whose .grad backward() set while tracing: program outputs, restored now (the
-        # gradients zero_grad reset while tracing too: each call replaces those instead of adding)
+        # parameters whose .grad backward() set while tracing: program outputs, their .grad restored now.
+        # Each call adds the output to .grad as a backward would, or, where zero_grad() ran inside the
+        # function, replaces .grad (overwrites it in place for set_to_none=False)
         grad_targets = []
         for t, old in list(graph._saved_grads.values()) + [(t, old) for t, old, _ in resets.values()]:
             if isinstance(t.grad, SymbolicTensor):
-                grad_targets.append((t, t.grad, resets.get(id(t), (None, None, None))[2]))
+                how = "add" if id(t) not in resets else "replace" if resets[id(t)][2] else "overwrite"
+                grad_targets.append((t, t.grad, how))
             t.grad = old
         leaves = []
         structure = _flatten(result, leaves)
@@ -122,7 +124,7 @@ class CompiledFunction:
         else:
             program = Program(outputs, inputs=_placeholders(graph), optimize=self.optimize, threads=self.threads,
                               updates=dict(graph.updates))
-        return _Entry(program, feeds, structure, leaves, [(t, reset) for t, _, reset in grad_targets], graph)
+        return _Entry(program, feeds, structure, leaves, [(t, how) for t, _, how in grad_targets], graph)
 
 
 def _dtype_of(t):
@@ -195,10 +197,10 @@ class _Entry:
             else:
                 raw = program._fn(*arrays)
         values = [_wrap(a) for a in raw]
-        for (t, reset), g in zip(self.grad_targets, values[self.n_leaf_outputs:]):
-            if t.grad is None or reset:  # reset: zero_grad() (set_to_none=True) ran inside the function
+        for (t, how), g in zip(self.grad_targets, values[self.n_leaf_outputs:]):
+            if t.grad is None or how == "replace":
                 t.grad = g
-            elif reset is False:  # zero_grad(set_to_none=False) inside: the same tensor, overwritten
+            elif how == "overwrite":
                 np.copyto(t.grad._data, g._data)
                 t.grad._version[0] += 1
             else:
