@@ -584,3 +584,27 @@ def test_inplace_through_views_is_refused_in_a_static_graph():
         fresh.add_(1)  # nothing shares its memory: rebinding is exact
     program = cr.static.compile(fresh)
     np.testing.assert_allclose(program.run({"x": np.ones((2, 3), np.float32)}).numpy(), np.full((2, 3), 3.0))
+
+
+ALL_ANY_INPUTS = [
+    np.array([[1, 0, 2], [3, 4, 5]], np.uint8),  # PyTorch keeps uint8 for all/any of uint8
+    np.array([[1.0, np.nan, 0.0], [2.0, -1.0, 3.0]], np.float32),  # nan counts as nonzero
+    np.array([[True, False, True], [True, True, True]]),
+    np.zeros((0, 3), np.int64),  # all() of nothing is True, any() False
+]
+
+
+@pytest.mark.parametrize("fn", ["all", "any"])
+@pytest.mark.parametrize("kwargs", [{}, {"dim": 0}, {"dim": -1, "keepdim": True}, {"dim": (0, 1)}])
+@pytest.mark.parametrize("array", ALL_ANY_INPUTS, ids=["uint8", "float_nan", "bool", "empty"])
+def test_all_and_any_match_torch_eagerly_and_in_a_static_graph(fn, kwargs, array):
+    torch = pytest.importorskip("torch")
+    expected = getattr(torch, fn)(torch.from_numpy(array), **kwargs)
+    eager = getattr(cr, fn)(cr.tensor(array), **kwargs)
+    with cr.static.Graph():
+        x = cr.static.placeholder((None, 3), dtype=cr.tensor(array).dtype, name="x")
+        traced = getattr(x, fn)(**kwargs)
+    compiled = cr.static.compile(traced).run({"x": array})
+    for got in (eager, compiled):
+        assert got.dtype.name == str(expected.dtype).removeprefix("torch.")
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())

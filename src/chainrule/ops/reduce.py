@@ -7,9 +7,10 @@ from collections import namedtuple
 
 import numpy as np
 
+from .. import _dtype
 from ..tensor import Tensor
 from . import infer
-from .elementwise import as_tensor_arg, exp, floating, logical_or, maximum, minimum, where
+from .elementwise import as_tensor_arg, eq, exp, floating, gt, logical_or, maximum, minimum, ne, where
 from .op import LINEAR, bind, defop
 from .shape import expand, reshape
 
@@ -277,8 +278,19 @@ def min(input, dim=None, keepdim=False, other=None):
 
 
 def all(input, dim=None, keepdim=False):
-    return Tensor(np.all(as_tensor_arg(input)._data, axis=dim, keepdims=keepdim))
+    """Whether every element (over ``dim``) is nonzero: bool, or uint8 for a uint8 input (PyTorch's rule).
+    A composition (no element is zero), so it traces into static graphs like any op."""
+    input = as_tensor_arg(input)
+    return _count_test(eq(input, 0), dim, keepdim, eq, input.dtype)
 
 
 def any(input, dim=None, keepdim=False):
-    return Tensor(np.any(as_tensor_arg(input)._data, axis=dim, keepdims=keepdim))
+    """Whether some element (over ``dim``) is nonzero; dtype as in :func:`all`."""
+    input = as_tensor_arg(input)
+    return _count_test(ne(input, 0), dim, keepdim, gt, input.dtype)
+
+
+def _count_test(hits, dim, keepdim, test, dtype):
+    """``test(number of hits over dim, 0)`` as bool, or as uint8 for a uint8 input."""
+    result = test(sum(hits, dim, keepdim), 0)
+    return result.to(dtype) if dtype is _dtype.uint8 else result

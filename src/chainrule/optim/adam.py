@@ -15,8 +15,18 @@ rounding. With ``t`` the step count (kept in the state as a float32 scalar tenso
 
 import numpy as np
 
+from ..ops.elementwise import maximum
 from ..tensor import Tensor, _wrap
-from .optimizer import Optimizer, _check_number, _refuse_unsupported, _scalar
+from .optimizer import (
+    Optimizer,
+    _check_number,
+    _nonzero,
+    _refuse_unsupported,
+    _scalar,
+    step_count,
+    with_grads,
+    zeros_like,
+)
 
 __all__ = ["Adam", "AdamW"]
 
@@ -78,6 +88,11 @@ class Adam(Optimizer):
 
     _PARAM_SHAPED_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
+    def _branches(self, group):
+        """(weight decay, decoupled, amsgrad, maximize, lerp's formula for weights >= 0.5): each on or off."""
+        return (_nonzero(group, "weight_decay"), bool(group.get("decoupled_weight_decay", False)),
+                bool(group["amsgrad"]), bool(group["maximize"]), 1 - _scalar(group["betas"][0], "betas[0]") >= 0.5)
+
     def _after_load(self):
         for group in self.param_groups:
             group.setdefault("amsgrad", False)
@@ -95,83 +110,47 @@ class Adam(Optimizer):
     def step(self, closure=None):
         """Perform a single optimization step; ``closure`` re-evaluates the model and returns the loss."""
         loss = self._eval_closure(closure)
-        for group in self.param_groups:
-            beta1 = _scalar(group["betas"][0], "betas[0]")
-            beta2 = _scalar(group["betas"][1], "betas[1]")
-            lr = _scalar(group["lr"], "lr")
-            eps = float(group["eps"])
-            weight_decay = _scalar(group["weight_decay"], "weight_decay")
-            amsgrad = bool(group["amsgrad"])
-            maximize = bool(group["maximize"])
-            decoupled = bool(group.get("decoupled_weight_decay", False))
-            for p in group["params"]:
-                grad = p.grad
-                if grad is None:
-                    continue
-                state = self.state[p]
-                param = p._data
-                if len(state) == 0:
-                    state["step"] = _wrap(np.zeros((), dtype=np.float32))
-                    state["exp_avg"] = _wrap(np.zeros_like(param))
-                    state["exp_avg_sq"] = _wrap(np.zeros_like(param))
-                    if amsgrad:
-                        state["max_exp_avg_sq"] = _wrap(np.zeros_like(param))
-                elif amsgrad and "max_exp_avg_sq" not in state:  # amsgrad switched on later
-                    state["max_exp_avg_sq"] = _wrap(np.zeros_like(param))
-                step_t = state["step"]
-                step_t._data += 1
-                step = float(step_t._data)
-                _adam_update(
-                    param, grad._data, state["exp_avg"]._data, state["exp_avg_sq"]._data,
-                    state["max_exp_avg_sq"]._data if amsgrad else None, step,
-                    beta1, beta2, lr, eps, weight_decay, maximize, decoupled,
-                )
-                p._version[0] += 1
+        for index, group in enumerate(self.param_groups):
+            branches = self._branches(group)
+            hyper = self._hyper(index, "lr", ("betas", 0), ("betas", 1), "eps", "weight_decay")
+            for p in with_grads(group["params"]):
+                _adam_update(p, self._state_of(p, branches[2]), branches, *hyper)
         return loss
 
+    def _state_of(self, p, amsgrad):
+        """``p``'s state, its zero buffers made on the first step (PyTorch's layout: ``step`` is a tensor)."""
+        state = self.state[p]
+        if len(state) == 0:
+            state["step"] = _wrap(np.zeros((), dtype=np.float32))
+            state["exp_avg"] = zeros_like(p)
+            state["exp_avg_sq"] = zeros_like(p)
+        if amsgrad and "max_exp_avg_sq" not in state:  # also when amsgrad is switched on later
+            state["max_exp_avg_sq"] = zeros_like(p)
+        return state
 
-def _adam_update(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, beta1, beta2, lr, eps, weight_decay,
-                 maximize, decoupled):
-    """One parameter's Adam update on its arrays, in place. ``grad`` is never written to."""
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        if decoupled:
-            param *= 1 - lr * weight_decay
-        else:
-            t = np.multiply(param, weight_decay)
-            np.add(g, t, out=t)
-            g = t
-    # exp_avg.lerp_(g, 1 - beta1), with PyTorch's two formulas (the one for weights >= 0.5 is
-    # the more accurate there)
-    weight = param.dtype.type(1 - beta1)
-    diff = np.subtract(g, exp_avg)
-    if abs(weight) < 0.5:
-        diff *= weight
-        exp_avg += diff
-    else:
-        diff *= weight - param.dtype.type(1)
-        np.add(g, diff, out=exp_avg)
-    # exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-    exp_avg_sq *= beta2
-    t = np.multiply(g, 1 - beta2)
-    t *= g
-    exp_avg_sq += t
 
-    bias_correction1 = 1 - beta1**step
-    bias_correction2 = 1 - beta2**step
-    step_size = lr / bias_correction1
-    bias_correction2_sqrt = bias_correction2**0.5
-    if max_exp_avg_sq is not None:
-        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        denom = np.sqrt(max_exp_avg_sq, out=t)
+def _adam_update(p, state, branches, lr, beta1, beta2, eps, weight_decay):
+    """One parameter's Adam update, in place (the module docstring's formulas)."""
+    has_weight_decay, decoupled, amsgrad, maximize, large_weight = branches
+    g = -p.grad if maximize else p.grad
+    if has_weight_decay and decoupled:
+        p.mul_(1 - lr * weight_decay)
+    elif has_weight_decay:
+        g = (p * weight_decay).add_(g)
+    exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+    if large_weight:  # exp_avg.lerp_(g, 1 - beta1) by PyTorch's formula for weights >= 0.5 (the more accurate there)
+        exp_avg.copy_((g - exp_avg).mul_(-beta1).add_(g))
     else:
-        denom = np.sqrt(exp_avg_sq, out=t)
-    denom /= bias_correction2_sqrt
-    denom += eps
-    # param.addcdiv_(exp_avg, denom, value=-step_size)
-    update = np.multiply(exp_avg, -step_size, out=diff)
-    update /= denom
-    param += update
+        exp_avg.add_((g - exp_avg).mul_(1 - beta1))
+    exp_avg_sq.mul_(beta2).add_((g * (1 - beta2)).mul_(g))  # addcmul_(g, g, value=1 - beta2)
+    state["step"].add_(1)
+    step = step_count(state["step"])
+    second = exp_avg_sq
+    if amsgrad:
+        second = state["max_exp_avg_sq"]
+        second._inplace(maximum, exp_avg_sq, ufunc=np.maximum)  # torch.maximum(.., out=max_exp_avg_sq)
+    denom = second.sqrt().div_((1 - beta2**step) ** 0.5).add_(eps)
+    p.sub_((exp_avg * (lr / (1 - beta1**step))).div_(denom))  # addcdiv_(exp_avg, denom, value=-step_size)
 
 
 class AdamW(Adam):

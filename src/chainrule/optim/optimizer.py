@@ -8,9 +8,13 @@ order::
     {'state': {0: {'momentum_buffer': tensor(...)}, ...},
      'param_groups': [{'lr': 0.01, ..., 'params': [0, 1]}, ...]}
 
-Subclasses implement ``step``; updates work on the numpy arrays behind the tensors, in place, so a
-step records nothing on the tape. Each update bumps the parameter's version counter, as PyTorch's
-in-place update does, so a graph that saved the old value refuses to backward through it.
+Subclasses implement ``step`` with in-place tensor ops (``p.sub_``, ``buf.mul_(m).add_(g)``) under
+``no_grad``, so one code path serves both modes: in eager mode the ops write into the arrays (numpy's
+in-place ufuncs, no tape) and bump the version counters, as PyTorch's in-place updates do; inside a
+static graph (``chainrule.compile``, ``chainrule.static.Graph``) the same ops record updates of the
+parameters and of the state tensors, and the hyperparameters become 0-d tensors read from the param
+groups at run time, so a scheduler's changes reach a compiled step without retracing. Which branches a
+step takes (momentum or not, weight decay or not, ...) is fixed when it is traced.
 """
 
 import functools
@@ -22,7 +26,7 @@ from itertools import chain
 
 import numpy as np
 
-from ..autograd.grad_mode import enable_grad
+from ..autograd.grad_mode import enable_grad, no_grad, state
 from ..tensor import Tensor, _wrap
 
 __all__ = ["Optimizer", "required"]
@@ -82,7 +86,8 @@ def _hooked_step(step):
                 args, kwargs = result
         self._in_step = True
         try:
-            out = step(self, *args, **kwargs)
+            with no_grad():  # an update is not part of any graph (closures re-enable grad)
+                out = step(self, *args, **kwargs)
         finally:
             self._in_step = False
         for hook in tuple(self._optimizer_step_post_hooks.values()):
@@ -208,13 +213,20 @@ class Optimizer:
 
     # --- gradients and steps -----------------------------------------------------------------
     def zero_grad(self, set_to_none=True):
-        """Reset the gradients of all optimized tensors: to ``None`` (default) or to zeros."""
+        """Reset the gradients of all optimized tensors: to ``None`` (default) or to zeros.
+
+        While ``chainrule.compile`` traces, gradients are set to ``None`` and the reset is noted, so
+        each compiled call replaces ``.grad`` (zeroing in place for ``set_to_none=False``) instead of
+        accumulating into it."""
         for group in self.param_groups:
             for p in group["params"]:
                 g = p.grad
-                if g is None:
+                if _grad_resets is not None and state.tracer is not None:
+                    _grad_resets.setdefault(id(p), (p, g, set_to_none))
+                    p.grad = None
+                elif g is None:
                     continue
-                if set_to_none:
+                elif set_to_none:
                     p.grad = None
                 else:
                     if g.grad_fn is not None:
@@ -397,6 +409,107 @@ class Optimizer:
         lines.append(")")
         return "\n".join(lines)
 
+    # --- helpers for the subclasses' steps ------------------------------------------------------
+    def _branches(self, group):
+        """The group's settings that choose a step's code path (a static graph fixes them when traced)."""
+        return ()
+
+    def _hyper(self, index, *keys):
+        """This step's hyperparameters of ``param_groups[index]`` (a key, or ``(key, i)`` for
+        ``group[key][i]``): Python floats in eager mode; inside a static graph, 0-d float64 tensors
+        that read the group whenever the compiled program runs (one per group and key), refusing to
+        run once the group's branches differ from the traced ones."""
+        group = self.param_groups[index]
+        if state.tracer is None:
+            return [_scalar(_lookup(group, key), key) for key in keys]
+        cells = self.__dict__.setdefault("_live_hyperparameters", {})
+        traced = self._branches(group)
+        for key in keys:
+            if (index, key, traced) not in cells:
+                cells[index, key, traced] = _LiveScalar(lambda key=key: self._read_traced(index, key, traced))
+        return [cells[index, key, traced] for key in keys]
+
+    def _read_traced(self, index, key, traced):
+        """A hyperparameter's value for a run of a step traced with the branches ``traced``."""
+        group = self.param_groups[index]
+        now = self._branches(group)
+        if now != traced:
+            raise RuntimeError(
+                f"{type(self).__name__}: param_groups[{index}] changed a setting that a compiled step fixed when "
+                f"it was traced ({traced} -> {now}); create the compiled function again (chainrule.compile) "
+                "to retrace it"
+            )
+        return _scalar(_lookup(group, key), key)
+
+
+def with_grads(params):
+    """The parameters that have a gradient. Inside a static graph it must be a value of the graph (from a
+    backward in it): a concrete ``.grad`` would be baked into the program as the value it has now."""
+    for p in params:
+        if p.grad is None:
+            continue
+        if state.tracer is not None and isinstance(p.grad._data, np.ndarray):
+            raise RuntimeError(
+                "optimizer.step() inside chainrule.compile or a static Graph found a .grad computed outside it; "
+                "call loss.backward() inside the compiled function (or set .grad to chainrule.static.gradients)"
+            )
+        yield p
+
+
+def _lookup(group, key):
+    return group[key[0]][key[1]] if isinstance(key, tuple) else group[key]
+
+
+class _LiveScalar(Tensor):
+    """A 0-d float64 tensor whose value is read (by ``read()``) at every access of its data: inside a
+    static graph it is a variable, so each run of the compiled program sees the current value."""
+
+    __slots__ = ("_read",)
+
+    def __init__(self, read):
+        super().__init__()
+        self._read = read
+
+    @property
+    def _data(self):
+        return np.array(self._read(), dtype=np.float64)
+
+    @_data.setter
+    def _data(self, value):
+        if getattr(self, "_read", None) is not None:  # only Tensor.__init__ sets it (to an ignored placeholder)
+            raise RuntimeError("a hyperparameter tensor reads its param group; set the group's value instead")
+
+
+def step_count(step):
+    """A state's step tensor as the bias corrections use it: a float in eager mode, a float64 tensor
+    (read at run time) inside a static graph."""
+    return float(step._data) if state.tracer is None else step.to(np.float64)
+
+
+def zeros_like(p):
+    """A new state tensor of zeros shaped like ``p`` (concrete in both modes: state outlives a trace)."""
+    return _wrap(np.zeros_like(p._data))
+
+
+# ids of the tensors whose .grad zero_grad reset while chainrule.compile traced: (tensor, old grad,
+# set_to_none); None when no trace is recording them (see recording_grad_resets)
+_grad_resets = None
+
+
+class recording_grad_resets:
+    """``with recording_grad_resets() as resets:`` collects the gradients ``zero_grad`` resets while a
+    function is traced, so the compiled function knows to replace those ``.grad`` rather than add."""
+
+    def __enter__(self):
+        global _grad_resets
+        self.previous, _grad_resets = _grad_resets, {}
+        return _grad_resets
+
+    def __exit__(self, *exc):
+        global _grad_resets
+        _grad_resets = self.previous
+        return False
+
 
 # --- helpers shared by the optimizers ------------------------------------------------------------
 def _scalar(value, name):
@@ -406,6 +519,11 @@ def _scalar(value, name):
             raise ValueError(f"Tensor {name} must be 1-element")
         return float(value.item())
     return float(value)
+
+
+def _nonzero(group, key):
+    """Whether a group's hyperparameter is on (a branch of the step, fixed when a step is traced)."""
+    return _scalar(group[key], key) != 0
 
 
 def _check_number(value, name):

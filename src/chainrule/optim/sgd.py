@@ -12,8 +12,9 @@ The update is PyTorch's, operation for operation (so results agree to float32 ro
 
 import numpy as np
 
+from ..autograd.grad_mode import state as mode
 from ..tensor import _wrap
-from .optimizer import Optimizer, _check_number, _refuse_unsupported, _scalar, required
+from .optimizer import Optimizer, _check_number, _nonzero, _refuse_unsupported, required, with_grads, zeros_like
 
 __all__ = ["SGD"]
 
@@ -70,58 +71,43 @@ class SGD(Optimizer):
 
     _PARAM_SHAPED_STATE = ("momentum_buffer",)
 
+    def _branches(self, group):
+        """(momentum, dampening, weight decay, nesterov, maximize): each on or off."""
+        return (_nonzero(group, "momentum"), _nonzero(group, "dampening"), _nonzero(group, "weight_decay"),
+                bool(group["nesterov"]), bool(group["maximize"]))
+
     def step(self, closure=None):
         """Perform a single optimization step; ``closure`` re-evaluates the model and returns the loss."""
         loss = self._eval_closure(closure)
-        for group in self.param_groups:
-            lr = _scalar(group["lr"], "lr")
-            momentum = float(group["momentum"])
-            dampening = float(group["dampening"])
-            weight_decay = _scalar(group["weight_decay"], "weight_decay")
-            nesterov = bool(group["nesterov"])
-            maximize = bool(group["maximize"])
-            for p in group["params"]:
-                grad = p.grad
-                if grad is None:
-                    continue
-                state = self.state[p] if momentum != 0 else None
-                _sgd_update(p._data, grad._data, state, lr, momentum, dampening, weight_decay, nesterov, maximize)
-                p._version[0] += 1
+        for index, group in enumerate(self.param_groups):
+            branches = self._branches(group)
+            lr, *values = self._hyper(index, "lr", "momentum", "dampening", "weight_decay")
+            for p in with_grads(group["params"]):
+                state = self.state[p] if branches[0] else None  # no momentum, no state
+                g, owned = _direction(p, state, branches, *values)
+                p.sub_(g.mul_(lr) if owned else g * lr)
         return loss
 
 
-def _sgd_update(param, grad, state, lr, momentum, dampening, weight_decay, nesterov, maximize):
-    """One parameter's update on its arrays, in place. ``grad`` is never written to."""
-    g = grad
-    owned = False  # whether g is a temporary of ours (may be overwritten / adopted)
-    if maximize:
-        g = np.negative(g)
-        owned = True
-    if weight_decay != 0:
-        t = np.multiply(param, weight_decay)
-        np.add(g, t, out=t)
-        g, owned = t, True
-    if momentum != 0:
-        buf_t = state.get("momentum_buffer")
-        if buf_t is None:
-            buf = g if owned else g.copy()
-            state["momentum_buffer"] = _wrap(buf)
-            owned = False  # g is the buffer now
-        else:
-            buf = buf_t._data
-            buf *= momentum
-            if dampening == 0:
-                buf += g
-            else:
-                buf += np.multiply(g, 1 - dampening)
-        if nesterov:
-            t = np.multiply(buf, momentum)
-            np.add(g, t, out=t)
-            g, owned = t, True
-        else:
-            g, owned = buf, False
-    if owned:
-        g *= -lr
-        param += g
+def _direction(p, state, branches, momentum, dampening, weight_decay):
+    """The step direction ``g`` of the module docstring, and whether it is a temporary of ours (which
+    the caller may scale in place) rather than ``p.grad`` or the momentum buffer."""
+    has_momentum, has_dampening, has_weight_decay, nesterov, maximize = branches
+    g, owned = (-p.grad, True) if maximize else (p.grad, False)
+    if has_weight_decay:
+        g, owned = (p * weight_decay).add_(g), True
+    if not has_momentum:
+        return g, owned
+    buf = state.get("momentum_buffer")
+    if buf is None and mode.tracer is None:  # PyTorch's first step: the buffer starts as the gradient
+        buf = state["momentum_buffer"] = g if owned else g.clone()
     else:
-        param += np.multiply(g, -lr)
+        decay = momentum
+        if buf is None:  # traced first step: from a zero buffer the formula gives g, without dampening
+            buf = state["momentum_buffer"] = zeros_like(p)
+            if has_dampening:  # with it, a run-time flag switches momentum and dampening off this once
+                started = _wrap(np.zeros((), np.float64))
+                decay, dampening = momentum * started, dampening * started
+                started.copy_(1.0)
+        buf.mul_(decay).add_(g * (1 - dampening) if has_dampening else g)
+    return ((buf * momentum).add_(g), True) if nesterov else (buf, False)

@@ -5,7 +5,17 @@ What the traced function may do: any chainrule ops and ``nn.Module`` calls on it
 arguments and on captured tensors (parameters are graph variables, read at run time, so an
 optimizer's in-place update is seen by the next call); ``loss.backward()`` (the parameters'
 gradients become program outputs, accumulated into ``.grad`` after each call as eager backward
-would); in-place updates of captured tensors under ``no_grad`` (written back after each call).
+would, or replacing it when the function called ``opt.zero_grad()``); in-place updates of captured
+tensors under ``no_grad`` (written back after each call); a whole training step::
+
+    @chainrule.compile
+    def step(x, y):
+        opt.zero_grad(); loss = F.cross_entropy(model(x), y); loss.backward(); opt.step(); return loss
+
+with any chainrule optimizer: ``opt.step()`` records the updates of the parameters and of the
+optimizer's state tensors, and reads the hyperparameters (``lr`` set by a scheduler, ...) when the
+program runs. Not replayed by a compiled call: the optimizer's step hooks (they ran once, while
+tracing); after ``opt.load_state_dict`` (new state tensors) create the compiled function again.
 What it may not do: Python control flow on tensor *values* (``if x.sum() > 0``, ``.item()``,
 ``float(x)``, ``.numpy()``) — those raise :class:`~chainrule.static.TracingError` while tracing;
 use ``chainrule.where`` or move the branch outside. Python control flow on shapes and on
@@ -16,9 +26,11 @@ import functools
 
 import numpy as np
 
+from .. import _dtype
 from ..autograd.grad_mode import state
+from ..optim.optimizer import recording_grad_resets
 from ..tensor import Tensor, _wrap
-from .ir import Graph, SymbolicTensor
+from .ir import AbstractArray, Graph, SymbolicTensor
 from .program import Program
 
 
@@ -90,43 +102,37 @@ class CompiledFunction:
                 return {k: to_symbolic(v, path + (k,)) for k, v in value.items()}
             return value
 
-        with graph:
+        with graph, recording_grad_resets() as resets:
             sym_args = to_symbolic(args, ("args",))
             sym_kwargs = to_symbolic(kwargs, ("kwargs",))
             result = self.fn(*sym_args, **sym_kwargs)
-        # parameters whose .grad backward() set while tracing: program outputs, restored now
+        # parameters whose .grad backward() set while tracing: program outputs, their .grad restored now.
+        # Each call adds the output to .grad as a backward would, or, where zero_grad() ran inside the
+        # function, replaces .grad (overwrites it in place for set_to_none=False)
         grad_targets = []
-        for _tid, (t, old) in graph._saved_grads.items():
+        for t, old in list(graph._saved_grads.values()) + [(t, old) for t, old, _ in resets.values()]:
             if isinstance(t.grad, SymbolicTensor):
-                grad_targets.append((t, t.grad))
-            if isinstance(t.grad, SymbolicTensor) or t.grad is not old:
-                t.grad = old
+                how = "add" if id(t) not in resets else "replace" if resets[id(t)][2] else "overwrite"
+                grad_targets.append((t, t.grad, how))
+            t.grad = old
         leaves = []
         structure = _flatten(result, leaves)
         outputs = [v for v in leaves if isinstance(v, Tensor)]
-        outputs += [g for _, g in grad_targets]
+        outputs += [g for _, g, _ in grad_targets]
         if not outputs and not graph.updates:
             program = None
         else:
             program = Program(outputs, inputs=_placeholders(graph), optimize=self.optimize, threads=self.threads,
                               updates=dict(graph.updates))
-        return _Entry(program, feeds, structure, leaves, [t for t, _ in grad_targets], graph)
+        return _Entry(program, feeds, structure, leaves, [(t, how) for t, _, how in grad_targets], graph)
 
 
 def _dtype_of(t):
-    from .. import _dtype
-
     return _dtype.from_numpy_dtype(t._data.dtype)
 
 
 def _placeholders(graph):
-    return [SymbolicTensor._make(_abstract(p)) for p in graph.placeholders]
-
-
-def _abstract(node):
-    from .ir import AbstractArray
-
-    return AbstractArray(node)
+    return [SymbolicTensor._make(AbstractArray(p)) for p in graph.placeholders]
 
 
 def _flatten(value, leaves):
@@ -191,9 +197,12 @@ class _Entry:
             else:
                 raw = program._fn(*arrays)
         values = [_wrap(a) for a in raw]
-        for t, g in zip(self.grad_targets, values[self.n_leaf_outputs:]):
-            if t.grad is None:
+        for (t, how), g in zip(self.grad_targets, values[self.n_leaf_outputs:]):
+            if t.grad is None or how == "replace":
                 t.grad = g
+            elif how == "overwrite":
+                np.copyto(t.grad._data, g._data)
+                t.grad._version[0] += 1
             else:
                 np.add(t.grad._data, g._data, out=t.grad._data)
         return _unflatten(self.structure, values[:self.n_leaf_outputs])

@@ -1,43 +1,37 @@
 """Optimizer updates as graph nodes, so one ``program.run`` is a whole training step."""
 
-import numpy as np
-
-from ..autograd.grad_mode import no_grad
-from ..tensor import Tensor, _wrap
+from ..optim.sgd import SGD
+from ..tensor import Tensor
 from .ir import SymbolicTensor
 
 
 def sgd_updates(params, grads, lr, momentum=0.0, weight_decay=0.0, buffers=None):
-    """``{tensor: new value}`` for ``compile(..., updates=...)``: PyTorch's SGD step (no dampening,
-    no Nesterov). With ``momentum`` each parameter gets a momentum buffer (a zero tensor created
-    here, or taken from ``buffers[i]``) that is a graph variable updated alongside it; the first
-    step ``m*0 + g = g`` matches PyTorch's initialisation of the buffer with the first gradient.
+    """``{tensor: new value}`` for ``compile(..., updates=...)``: what one step of
+    ``chainrule.optim.SGD(params, lr, momentum, weight_decay=weight_decay)`` records with ``grads`` as
+    the gradients (the optimizer's own update, traced). With ``momentum`` each parameter gets a momentum
+    buffer (made here, or taken from ``buffers[i]``), a variable updated alongside it. Calling
+    ``opt.step()`` inside the graph does the same for any optimizer, with all its options.
     """
-    params = list(params)
-    grads = list(grads)
+    params, grads = list(params), list(grads)
     if len(params) != len(grads):
         raise ValueError(f"sgd_updates: {len(params)} params but {len(grads)} gradients")
-    graph = None
-    for g in grads:
-        if isinstance(g, SymbolicTensor):
-            graph = g._data.node.graph
-            break
+    graph = next((g._data.node.graph for g in grads if isinstance(g, SymbolicTensor)), None)
     if graph is None:
         raise TypeError("sgd_updates: gradients must be symbolic tensors (from chainrule.static.gradients)")
-    updates = {}
-    previous_tag = graph.tag
+    if any(not isinstance(p, Tensor) or isinstance(p, SymbolicTensor) for p in params):
+        raise TypeError("sgd_updates: params must be concrete tensors")
+    optimizer = SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    for p, buf in zip(params, buffers or ()):
+        optimizer.state[p]["momentum_buffer"] = buf
+    before, saved_grads, previous_tag = dict(graph.updates), [p.grad for p in params], graph.tag
     graph.tag = "update"
-    with graph.activate(), no_grad():
-        for k, (p, g) in enumerate(zip(params, grads)):
-            if not isinstance(p, Tensor) or isinstance(p, SymbolicTensor):
-                raise TypeError("sgd_updates: params must be concrete tensors")
-            if weight_decay:
-                g = g + p * weight_decay
-            if momentum:
-                buf = buffers[k] if buffers is not None else _wrap(np.zeros_like(p._data))
-                new_buf = buf * momentum + g
-                updates[buf] = new_buf
-                g = new_buf
-            updates[p] = p - g * lr
-    graph.tag = previous_tag
-    return updates
+    try:
+        for p, g in zip(params, grads):
+            p.grad = g
+        with graph.activate():
+            optimizer.step()
+    finally:
+        graph.tag = previous_tag
+        for p, g in zip(params, saved_grads):
+            p.grad = g
+    return {t: v for t, v in graph.updates.items() if before.get(t) is not v}
