@@ -1,5 +1,6 @@
-"""``chainrule.onnx.export``: record the model into the static IR, compile it with the safe passes,
-then write each IR op with its OpDef's converter (``op.export``, see :mod:`._ops`).
+"""``chainrule.onnx.export``: record the model into the static IR, compile it (constant folding, common
+subexpressions, dead code), then write each IR op with its OpDef's converter (``op.export``, see
+:mod:`._ops`).
 
 The layers ONNX has one operator for and chainrule builds from several ops (Linear, Conv2d,
 BatchNorm, Softmax, see :mod:`._modules`) are written as that operator; the ops inside them are then
@@ -345,13 +346,16 @@ def _output_names(recorder, outputs, in_names, output_names, axes):
 
 
 def _compile(recorder, inputs, outputs, fold):
-    """The program of the outputs and of every leaf call's inputs and output, after the safe passes.
+    """The program of the outputs and of every leaf call's input and output, after the passes that keep
+    values where they are: folding, CSE, DCE. (Algebraic simplification is left out: it rewrites across a
+    layer's boundary, e.g. a permute after a Conv2d merged with the permute inside it, so the layer's
+    inner ops, which have no ONNX form, would be needed.)
 
-    Returns (program output nodes, {IR node id: (module, scope, input node, output node)}): the nodes a
-    leaf module computes, each with the layer that computes it in one ONNX node.
+    Returns (program, output nodes, {IR node id: (converter, scope, input node, output node)}): the
+    nodes a leaf layer computes, each with the converter that writes the layer as one ONNX node.
     """
     extra = [t for call in recorder.calls for t in [call.inputs[0], call.output] if call.inputs]
-    passes = {"simplify", "cse", "dce"} | ({"fold"} if fold else set())
+    passes = {"cse", "dce"} | ({"fold"} if fold else set())
     program = compile(list(outputs) + extra, inputs=inputs, optimize=passes)
     nodes = program.outputs[:len(outputs)]
     layers = {}
