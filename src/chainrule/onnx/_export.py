@@ -390,27 +390,38 @@ def _needed(nodes, layers):
     return needed
 
 
-def _dims(node, axis_names):
-    """ONNX sizes of a node's shape: ints, the names of dynamic input axes, or None (unnamed)."""
-    out = []
+def _value_info(b, name, node, axis_names, named=None):
+    """The type of a graph input or output: its sizes are ints, the names of dynamic axes (``named``
+    overriding), or unnamed for a symbolic size that no dynamic input axis alone gives."""
+    dims = []
     for d in node.shape:
         if isinstance(d, Dim):
             bases = _bases(d)
             d = axis_names.get(bases[0]) if d.coef == 1 and len(bases) == 1 else None
-        out.append(d)
-    return out
-
-
-def _value_info(b, name, node, dims):
-    return b.helper.make_tensor_value_info(name, b.dtype(node.dtype), dims)
-
-
-def _named_dims(b, node, name, axes, dims):
-    for a, size_name in axes.get(name, {}).items():
+        dims.append(d)
+    for a, size_name in (named or {}).items():
         if not -len(dims) <= a < len(dims):
             raise ValueError(f"export: dynamic axis {a} of {name!r} is out of range for shape {list(node.shape)}")
         dims[a] = size_name
-    return _value_info(b, name, node, dims)
+    return b.helper.make_tensor_value_info(name, b.dtype(node.dtype), dims)
+
+
+def _convert(b, program, recorder, out_nodes, layers):
+    """Write every node the outputs need, in program order: a leaf layer's output with the layer's
+    converter, any other op with its OpDef's; values that depend on no input wait to be used."""
+    needed = _needed(out_nodes, layers)
+    for n in program.nodes:
+        if n.kind != "op" or n.id not in needed or (b.fold and n.id not in b.live):
+            continue
+        if n.id in layers:
+            convert, b.scope, x, out = layers[n.id]
+            convert(b, b.scope.module, x, out)
+        elif n.op.export is None:
+            raise unsupported(f"the op '{n.op.name}' is not supported", recorder.scope_of.get(n.id), n.inputs)
+        else:
+            b.scope = recorder.scope_of.get(n.id)
+            n.op.export(b, n)
+    b.scope = None
 
 
 def _build(onnx, model, args, kwargs, in_names, output_names, axes, opset, export_params, fold, keep_inits):
@@ -418,39 +429,24 @@ def _build(onnx, model, args, kwargs, in_names, output_names, axes, opset, expor
     out_names = _output_names(recorder, outputs, in_names, output_names, axes)
     owned = owners(model)
     program, out_nodes, layers = _compile(recorder, inputs, outputs, fold)
-    live = _live(program, export_params, owned)
-    b = Builder(onnx, opset, fold, export_params, owned, live)
-    axis_names = {}
-    graph_inputs = []
+    b = Builder(onnx, opset, fold, export_params, owned, _live(program, export_params, owned))
+    axis_names = {(node.id, a % len(node.shape)): size_name for node, name in zip(program.placeholders, in_names)
+                  for a, size_name in axes.get(name, {}).items()}
     for node, name in zip(program.placeholders, in_names):
-        b.unique.taken.add(name)
         b.names[node.id] = name
-        axis_names.update({(node.id, a % len(node.shape)): n for a, n in axes.get(name, {}).items()})
-        graph_inputs.append(_value_info(b, name, node, _dims(node, axis_names)))
+    b.unique.taken.update(in_names + out_names)
     pending = []  # outputs that need an Identity (an input, a constant, a value output twice)
     for node, name in zip(out_nodes, out_names):
-        b.unique.taken.add(name)
-        if node.kind == "op" and node.id in live and node.id not in b.reserved:
+        if node.kind == "op" and node.id in b.live and node.id not in b.reserved:
             b.reserved[node.id] = name
         else:
             pending.append((node, name))
-    needed = _needed(out_nodes, layers)
-    for n in program.nodes:
-        if n.kind != "op" or n.id not in needed or (fold and n.id not in live):
-            continue  # values that depend on no input are written as initializers when used
-        if n.id in layers:
-            convert, b.scope, x, out = layers[n.id]
-            convert(b, b.scope.module, x, out)
-            continue
-        b.scope = recorder.scope_of.get(n.id)
-        if n.op.export is None:
-            raise unsupported(f"the op '{n.op.name}' is not supported", b.scope, n.inputs)
-        n.op.export(b, n)
-    b.scope = None
+    _convert(b, program, recorder, out_nodes, layers)
     for node, name in pending:
         b.emit("Identity", [b.name(node)], [name])
-    graph_outputs = [_named_dims(b, node, name, axes, _dims(node, axis_names)) for node, name in zip(out_nodes,
-                                                                                                     out_names)]
+    graph_inputs = [_value_info(b, name, node, axis_names) for node, name in zip(program.placeholders, in_names)]
+    graph_outputs = [_value_info(b, name, node, axis_names, axes.get(name)) for node, name in zip(out_nodes,
+                                                                                                  out_names)]
     extra = list(b.extra_inputs)
     if keep_inits:
         extra += [b.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in b.initializers]

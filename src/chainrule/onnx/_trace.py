@@ -175,9 +175,9 @@ def trace(model, args, kwargs, names, dynamic=None, leaf=None):
         feeds = [_placeholder(a, next(tensors), dynamic) if isinstance(a, Tensor) else a
                  for a in list(args) + list(kwargs.values())]
     args, kwargs = feeds[:len(args)], dict(zip(kwargs, feeds[len(args):]))
-    patched = [m for m in {id(m): m for m in model.modules()}.values()]
     paths = {id(m): path for path, m in reversed(list(model.named_modules(remove_duplicate=False)))}
-    for module in patched:
+    patched = [(m, m.__dict__.get("forward")) for m in {id(m): m for m in model.modules()}.values()]
+    for module, _ in patched:
         object.__setattr__(module, "forward", recorder.wrap(paths[id(module)], module))
     previous = state.tracer
     try:
@@ -186,8 +186,11 @@ def trace(model, args, kwargs, names, dynamic=None, leaf=None):
             out = model(*args, **kwargs)
     finally:
         state.tracer = previous
-        for module in patched:
-            object.__delattr__(module, "forward")
+        for module, own_forward in patched:  # give back a forward set on the instance, else the class's
+            if own_forward is None:
+                object.__delattr__(module, "forward")
+            else:
+                object.__setattr__(module, "forward", own_forward)
     return recorder, [f for f in feeds if isinstance(f, SymbolicTensor)], _flat_tensors(out)
 
 
