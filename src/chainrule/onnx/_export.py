@@ -354,17 +354,16 @@ def _compile(recorder, inputs, outputs, fold):
     Returns (program, output nodes, {IR node id: (converter, scope, input node, output node)}): the
     nodes a leaf layer computes, each with the converter that writes the layer as one ONNX node.
     """
-    extra = [t for call in recorder.calls for t in [call.inputs[0], call.output] if call.inputs]
+    extra = [t for call in recorder.calls for t in (call.input, call.output)]
     passes = {"cse", "dce"} | ({"fold"} if fold else set())
     program = compile(list(outputs) + extra, inputs=inputs, optimize=passes)
     nodes = program.outputs[:len(outputs)]
     layers = {}
     rest = iter(program.outputs[len(outputs):])
     for call in recorder.calls:
-        if call.inputs:
-            x, out = next(rest), next(rest)
-            if out.kind == "op" and out is not x:
-                layers.setdefault(out.id, (module_export(call.module), call.scope, x, out))
+        x, out = next(rest), next(rest)
+        if out.kind == "op" and out is not x:
+            layers.setdefault(out.id, (module_export(call.module), call.scope, x, out))
     return program, nodes, layers
 
 

@@ -11,7 +11,8 @@ import math
 import numpy as np
 
 from ..nn.functional import log_sigmoid_op
-from ..ops import conv, elementwise, indexing, linalg, reduce, shape
+from ..ops import conv, indexing, linalg, reduce, shape
+from ..ops import elementwise as el
 from ..static import Dim
 from ..static.ir import full_op
 from ._export import converter, refuse, unsupported
@@ -21,13 +22,14 @@ INT64_MIN = np.iinfo(np.int64).min
 
 
 def _same_size(a, b):
+    """Sizes known to be equal: the same int, or the same symbolic size."""
     return (a == b) if isinstance(a, Dim) == isinstance(b, Dim) else False
 
 
-def _one_to_one(op_type, **attrs):
+def _one_to_one(op_type):
     """The op is one ONNX operator on the same inputs."""
     def convert(b, node):
-        b.result(node, op_type, [b.arg(node, i) for i in range(len(node.inputs))], **attrs)
+        b.result(node, op_type, [b.arg(node, i) for i in range(len(node.inputs))])
 
     return convert
 
@@ -39,49 +41,48 @@ def _steps(b, node, name, *op_types):
     return b.result(node, op_types[-1], [name])
 
 
-_el = elementwise
 for _op, _type in [
-    (_el.add_op, "Add"), (_el.sub_op, "Sub"), (_el.mul_op, "Mul"), (_el.div_op, "Div"), (_el.pow_op, "Pow"),
-    (_el.maximum_op, "Max"), (_el.minimum_op, "Min"), (_el.where_op, "Where"), (linalg.matmul_op, "MatMul"),
-    (_el.neg.op, "Neg"), (_el.exp.op, "Exp"), (_el.log.op, "Log"), (_el.sqrt.op, "Sqrt"), (_el.sin.op, "Sin"),
-    (_el.cos.op, "Cos"), (_el.tan.op, "Tan"), (_el.tanh.op, "Tanh"), (_el.sigmoid.op, "Sigmoid"),
-    (_el.relu.op, "Relu"), (_el.abs.op, "Abs"), (_el.eq.op, "Equal"), (_el.lt.op, "Less"), (_el.le.op, "LessOrEqual"),
-    (_el.gt.op, "Greater"), (_el.ge.op, "GreaterOrEqual"), (_el.logical_and.op, "And"), (_el.logical_or.op, "Or"),
-    (_el.logical_xor.op, "Xor"), (_el.logical_not.op, "Not"), (_el.sign.op, "Sign"), (_el.floor.op, "Floor"),
-    (_el.ceil.op, "Ceil"), (_el.round.op, "Round"), (_el.isnan.op, "IsNaN"), (_el.isinf.op, "IsInf"),
+    (el.add_op, "Add"), (el.sub_op, "Sub"), (el.mul_op, "Mul"), (el.div_op, "Div"), (el.pow_op, "Pow"),
+    (el.maximum_op, "Max"), (el.minimum_op, "Min"), (el.where_op, "Where"), (linalg.matmul_op, "MatMul"),
+    (el.neg.op, "Neg"), (el.exp.op, "Exp"), (el.log.op, "Log"), (el.sqrt.op, "Sqrt"), (el.sin.op, "Sin"),
+    (el.cos.op, "Cos"), (el.tan.op, "Tan"), (el.tanh.op, "Tanh"), (el.sigmoid.op, "Sigmoid"),
+    (el.relu.op, "Relu"), (el.abs.op, "Abs"), (el.eq.op, "Equal"), (el.lt.op, "Less"), (el.le.op, "LessOrEqual"),
+    (el.gt.op, "Greater"), (el.ge.op, "GreaterOrEqual"), (el.logical_and.op, "And"), (el.logical_or.op, "Or"),
+    (el.logical_xor.op, "Xor"), (el.logical_not.op, "Not"), (el.sign.op, "Sign"), (el.floor.op, "Floor"),
+    (el.ceil.op, "Ceil"), (el.round.op, "Round"), (el.isnan.op, "IsNaN"), (el.isinf.op, "IsInf"),
 ]:
     converter(_op)(_one_to_one(_type))
 
 
-@converter(_el.ne.op)
+@converter(el.ne.op)
 def _ne(b, node):
     _steps(b, node, b.emit("Equal", [b.arg(node, 0), b.arg(node, 1)]), "Not")
 
 
-@converter(_el.isfinite.op)
+@converter(el.isfinite.op)
 def _isfinite(b, node):
     x = b.arg(node, 0)
     _steps(b, node, b.emit("Or", [b.emit("IsNaN", [x]), b.emit("IsInf", [x])]), "Not")
 
 
-@converter(_el.trunc.op)
+@converter(el.trunc.op)
 def _trunc(b, node):
     x = b.arg(node, 0)
     negative = b.emit("Less", [x, b.const(np.zeros((), node.dtype))])
     b.result(node, "Where", [negative, b.emit("Ceil", [x]), b.emit("Floor", [x])])
 
 
-@converter(_el.expm1.op)
+@converter(el.expm1.op)
 def _expm1(b, node):
     b.result(node, "Sub", [b.emit("Exp", [b.arg(node, 0)]), b.const(np.ones((), node.dtype))])
 
 
-@converter(_el.log1p.op)
+@converter(el.log1p.op)
 def _log1p(b, node):
     b.result(node, "Log", [b.emit("Add", [b.arg(node, 0), b.const(np.ones((), node.dtype))])])
 
 
-@converter(_el.floor_divide.op)
+@converter(el.floor_divide.op)
 def _floor_divide(b, node):
     x, y = b.arg(node, 0), b.arg(node, 1)
     if node.dtype.kind == "f":
@@ -97,23 +98,23 @@ def _log_sigmoid(b, node):
     _steps(b, node, b.arg(node, 0), "Neg", "Softplus", "Neg")
 
 
-@converter(_el.cast_op)
+@converter(el.cast_op)
 def _cast(b, node):
     b.result(node, "Cast", [b.arg(node, 0)], to=b.dtype(node.params["dtype"]))
 
 
-@converter(_el.clone_op, _el.alias_op)
+@converter(el.clone_op, el.alias_op)
 def _identity(b, node):
     b.alias(node, b.arg(node, 0))
 
 
-@converter(_el.copy_from_op)
+@converter(el.copy_from_op)
 def _copy(b, node):
     value = b.emit("Expand", [b.arg(node, 1, dtype=node.dtype), b.emit("Shape", [b.arg(node, 0)])])
     b.result(node, "Cast", [value], to=b.dtype(node.dtype))
 
 
-@converter(_el.clamp_op)
+@converter(el.clamp_op)
 def _clamp(b, node):
     bounds = [b.const(np.asarray(v, node.dtype)) if v is not None else "" for v in
               (node.params["min"], node.params["max"])]

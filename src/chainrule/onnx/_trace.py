@@ -42,13 +42,13 @@ class Scope:
 
 
 class Call:
-    """One call of a leaf module: its scope, tensor inputs and output, each a tensor of the graph."""
+    """One call of a leaf module: its scope, its (first) tensor input and its output, tensors of the graph."""
 
-    __slots__ = ("scope", "inputs", "output")
+    __slots__ = ("scope", "input", "output")
 
-    def __init__(self, scope, inputs, output):
+    def __init__(self, scope, input, output):
         self.scope = scope
-        self.inputs = inputs
+        self.input = input
         self.output = output
 
     @property
@@ -101,9 +101,10 @@ class Recorder:
                 out = original(*args, **kwargs)
             finally:
                 self.scope = parent
-            if self.leaf(module) and isinstance(out, SymbolicTensor):
-                inputs = [a.detach() for a in list(args) + list(kwargs.values()) if isinstance(a, SymbolicTensor)]
-                self.calls.append(Call(self.scopes[path], inputs, out.detach()))
+            x = next((a for a in list(args) + list(kwargs.values()) if isinstance(a, SymbolicTensor)), None)
+            if self.leaf(module) and x is not None and isinstance(out, SymbolicTensor):
+                # detached: new tensors on the same IR values, which a later in-place op does not rebind
+                self.calls.append(Call(self.scopes[path], x.detach(), out.detach()))
             return out
 
         return forward
