@@ -357,3 +357,52 @@ def test_functional_linear_in_custom_forward_exports():
     (got,) = session.run(None, {"x": wide.numpy()})
     with cr.no_grad():
         np.testing.assert_allclose(got, model(wide).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_converters_live_on_the_op_records():
+    from chainrule.ops import elementwise, reduce
+
+    assert elementwise.mul_op.export is not None and reduce.sum_op.export is not None
+    assert reduce.argmax_op.export is not reduce.argmin_op.export  # one factory, bound to ArgMax and ArgMin
+    assert not hasattr(cr.onnx, "OPS")  # no second registry keyed by op name
+
+
+def test_export_runs_the_static_passes():
+    class Twice(nn.Module):
+        def forward(self, x):
+            return x.exp() * 2 + x.exp(), x.exp() * 2  # one Exp and one Mul after common subexpressions
+
+    proto, session = _export(Twice(), cr.randn(2, 3), input_names=["x"], dynamic_axes={"x": [0]})
+    assert sorted(_op_types(proto)) == ["Add", "Exp", "Mul"]
+    _check(session, Twice(), {"x": cr.randn(4, 3)})
+
+
+def test_a_layer_stays_one_node_when_followed_by_a_view():
+    """The permute after a Conv2d is not merged into the Conv2d's own ops: the layer stays one Conv."""
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.Flatten(2))
+
+    class ChannelsLast(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = model
+
+        def forward(self, x):
+            return self.body[0](x).permute(0, 2, 3, 1), self.body(x).transpose(1, 2)
+
+    wrapper = ChannelsLast()
+    proto, session = _export(wrapper, cr.randn(1, 2, 6, 6), input_names=["x"], dynamic_axes={"x": [0]})
+    assert _op_types(proto).count("Conv") == 1  # the same layer on the same input: computed once
+    _check(session, wrapper, {"x": cr.randn(3, 2, 6, 6)})
+
+
+def test_symbolic_sizes_reach_the_graph_at_run_time():
+    class Sizes(nn.Module):
+        def forward(self, x):  # (B, T, 4): both sizes dynamic
+            return x.reshape(x.shape[0] * x.shape[1], 2, 2), x.mean(dim=(0, 1)), x.std(dim=1)
+
+    model = Sizes()
+    proto, session = _export(model, cr.randn(2, 3, 4), input_names=["x"], output_names=["a", "m", "s"],
+                             dynamic_axes={"x": {0: "B", 1: "T"}, "s": {0: "B"}})
+    assert _dims(proto.graph.output[2]) == ["B", 4]
+    for shape in [(5, 7, 4), (1, 2, 4)]:
+        _check(session, model, {"x": cr.randn(*shape)})

@@ -1,7 +1,7 @@
 """Export models to ONNX: ``chainrule.onnx.export`` with PyTorch's name and signature.
 
 The ``onnx`` package is needed only when exporting (``pip install onnx``); importing this module
-does not import it.
+(which registers every op's converter on its OpDef) does not import it.
 
     import chainrule as cr
     from chainrule.models import LeNet5
@@ -11,7 +11,17 @@ does not import it.
                    output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
 """
 
-from ._export import DEFAULT_OPSET, MODULES, OPS, OnnxExporterError, TrainingMode, UnsupportedOperatorError, export
+from . import _modules, _ops  # noqa: F401 - registers the converters
+from ._export import (
+                      DEFAULT_OPSET,
+                      MODULES,
+                      OnnxExporterError,
+                      TrainingMode,
+                      UnsupportedOperatorError,
+                      converter,
+                      export,
+                      module_converter,
+)
 
-__all__ = ["export", "OnnxExporterError", "UnsupportedOperatorError", "TrainingMode", "DEFAULT_OPSET", "OPS",
-           "MODULES"]
+__all__ = ["export", "OnnxExporterError", "UnsupportedOperatorError", "TrainingMode", "DEFAULT_OPSET", "MODULES",
+           "converter", "module_converter"]

@@ -1,53 +1,24 @@
-"""Tracing a model with concrete values: a recording mode of ``bind``.
+"""Recording a model call into chainrule's static IR, with the module calls that made each node.
 
-While a :class:`Recorder` is ``state.tracer``, every primitive op still computes its value with
-``op.forward`` (so Python control flow, ``.shape`` and ``.item()`` in a forward work as in eager
-mode), and the call is also appended to ``recorder.nodes``. Module calls are scopes: every module
-of the model gets a temporary instance ``forward`` that pushes its path, so each recorded node knows
-which module it ran in. A module that ``leaf(module)`` accepts is recorded as one node of kind
-``"module"``: its forward runs with the tracer switched off, so its inner primitives are not seen.
+:func:`trace` builds a :class:`chainrule.static.Graph`: every tensor argument of the model becomes a
+placeholder (``None`` for the axes named dynamic), the parameters and buffers its forward reads become
+``variable`` nodes, and each op an IR node, exactly as ``cr.static`` records any function. While it
+runs, a :class:`Recorder` stands in front of the graph as the tracer: it defers every op to the graph
+and notes the module :class:`Scope` each new node was made in. Calls of modules that ``leaf(module)``
+picks are kept as :class:`Call` records (the module, its input and output tensors), so the exporter can
+write such a layer as one ONNX node instead of its ops.
 
-The ONNX exporter (leaves: the layers it maps to one ONNX node) and TensorBoard's ``add_graph``
-(no leaves: every primitive) both read this one record. Nothing here imports the ``onnx`` package.
-
-A tensor the trace did not produce (a parameter, a buffer, a constant made inside ``forward``) is
-a :class:`Value` of kind ``"param"``, ``"buffer"`` or ``"const"`` when it is first used. A new
-tensor object over the same array as a traced value (``detach()``, ``.data``) is that value.
+The ONNX exporter and TensorBoard's ``add_graph`` both read this one record. Nothing here imports
+the ``onnx`` package.
 """
 
 import inspect
 import warnings
 
-import numpy as np
-
-from .._mode import Interpreter, no_grad, pop, push, suspended
-from ..ops.op import bind as _bind
-from ..tensor import Tensor, _write_result
-
-
-class Value:
-    """One value of the trace: an input, a parameter/buffer/constant, or a node's output."""
-
-    __slots__ = ("index", "kind", "tensor", "name", "producer", "live")
-
-    def __init__(self, index, kind, tensor, name=None, producer=None, live=False):
-        self.index = index
-        self.kind = kind  # "input", "param", "buffer", "const" or "node"
-        self.tensor = tensor  # the concrete value seen while tracing
-        self.name = name  # inputs: the argument name; params/buffers: the state_dict key
-        self.producer = producer  # the Node that computed it (kind "node")
-        self.live = live  # depends on a model input (else constant folding may replace it)
-
-    @property
-    def shape(self):
-        return tuple(self.tensor._data.shape)
-
-    @property
-    def dtype(self):
-        return self.tensor._data.dtype
-
-    def __repr__(self):
-        return f"<Value %{self.index} {self.kind} {self.name or ''} {self.shape}>"
+from .._mode import Interpreter, no_grad
+from ..errors import GraphError
+from ..static import Graph, SymbolicTensor, placeholder
+from ..tensor import Tensor
 
 
 class Scope:
@@ -55,253 +26,91 @@ class Scope:
 
     __slots__ = ("path", "module", "parent", "label")
 
-    def __init__(self, path, module, parent, label):
+    def __init__(self, path, module, parent):
         self.path = path
         self.module = module
         self.parent = parent
-        self.label = label  # "Conv2d[0]": the class and the attribute name, as PyTorch's graph shows it
+        name = path.rsplit(".", 1)[-1]
+        self.label = f"{type(module).__name__}[{name}]" if path else type(module).__name__  # as PyTorch's graph
 
     def labels(self):
-        out, s = [], self
-        while s is not None:
-            out.append(s.label)
-            s = s.parent
-        return out[::-1]
+        return (self.parent.labels() if self.parent else []) + [self.label]
 
     def describe(self):
         name = type(self.module).__name__
         return f"module '{self.path}' ({name})" if self.path else f"the model's own forward ({name})"
 
 
-class Node:
-    """One recorded call: a primitive op, a leaf module, or a custom autograd Function."""
+class Call:
+    """One call of a leaf module: its scope, its (first) tensor input and its output, tensors of the graph."""
 
-    __slots__ = ("kind", "op", "module", "function", "inputs", "args", "kwargs", "params", "outputs", "scope")
+    __slots__ = ("scope", "input", "output")
 
-    def __init__(self, kind, scope, inputs, outputs, op=None, module=None, function=None, args=(), kwargs=None,
-                 params=None):
-        self.kind = kind  # "op", "module" or "function"
+    def __init__(self, scope, input, output):
         self.scope = scope
-        self.inputs = inputs  # op: one entry per argument, a Value or the plain constant itself
-        self.outputs = outputs  # list of Values
-        self.op = op
-        self.module = module
-        self.function = function
-        self.args = args  # module / function: the positional arguments as given (tensors untouched)
-        self.kwargs = kwargs or {}
-        self.params = params or {}
+        self.input = input
+        self.output = output
 
     @property
-    def name(self):
-        if self.kind == "op":
-            return self.op.name
-        if self.kind == "module":
-            return type(self.module).__name__
-        return self.function.__name__
-
-    def values(self):
-        """The Values among the inputs."""
-        return [v for v in self.inputs if isinstance(v, Value)]
-
-    def __repr__(self):
-        ins = ", ".join(f"%{v.index}" if isinstance(v, Value) else repr(v) for v in self.inputs)
-        outs = ", ".join(f"%{v.index}" for v in self.outputs)
-        return f"{outs} = {self.name}({ins}) in {self.scope.path!r}"
+    def module(self):
+        return self.scope.module
 
 
 class Recorder(Interpreter):
-    """The tracer: see the module docstring. Use :func:`trace` rather than this class directly."""
+    """The tracer while the model runs: a mode just above the static graph that defers each op to it
+    and notes the scope of the nodes it made."""
 
-    def __init__(self, model, leaf=None):
-        self.model = model
-        self.leaf = leaf or (lambda module: False)
-        self.nodes = []
-        self.values = []
-        self.inputs = []
-        self.outputs = []
-        self._by_id = {}  # id(tensor) -> (tensor, Value): the tensor is kept so its id stays unique
-        self._by_array = {}  # id(array) -> (array, Value)
-        self._owned = {}  # id(parameter or buffer) -> (kind, state_dict key, owning module path, attribute)
-        self._scope = None
-        self._stale = {}  # id(Value) -> description: values whose memory an in-place op changed afterwards
+    rank = 1  # entered after the graph, so it sits directly above it
+
+    def __init__(self, graph, leaf):
+        self.graph = graph
+        self.leaf = leaf
+        self.scope = None
+        self.scope_of = {}  # IR node id -> the Scope it was recorded in
         self.scopes = {}  # module path -> Scope of its first call
-        if model is not None:
-            for path, module in model.named_modules(remove_duplicate=False):
-                for attr, p in module._parameters.items():
-                    if p is not None:
-                        self._owned.setdefault(id(p), ("param", _join(path, attr), path, attr))
-                for attr, b in module._buffers.items():
-                    if b is not None:
-                        self._owned.setdefault(id(b), ("buffer", _join(path, attr), path, attr))
-
-    # --- values -----------------------------------------------------------------------------------
-    def _new_value(self, kind, tensor, name=None, producer=None, live=False):
-        v = Value(len(self.values), kind, tensor, name, producer, live)
-        self.values.append(v)
-        self._remember(tensor, v)
-        return v
-
-    def _remember(self, tensor, value):
-        self._by_id[id(tensor)] = (tensor, value)
-        self._by_array[id(tensor._data)] = (tensor._data, value)
-
-    def add_input(self, tensor, name):
-        if not isinstance(tensor, Tensor):
-            raise TypeError(f"model inputs must be tensors, got {type(tensor).__name__} for input {name!r}")
-        known = self.lookup(tensor, create=False)
-        if known is not None:
-            return known
-        v = self._new_value("input", tensor, name=name, live=True)
-        self.inputs.append(v)
-        return v
-
-    def lookup(self, tensor, create=True):
-        """The Value of a tensor argument; a tensor not seen before becomes a param/buffer/const."""
-        hit = self._by_id.get(id(tensor))
-        if hit is not None and hit[0] is tensor:
-            if id(hit[1]) in self._stale:
-                warnings.warn(f"tracing: {self._stale.pop(id(hit[1]))}; the traced graph uses the value from "
-                              "before that change (clone() the tensor before changing it in place)", stacklevel=4)
-            return hit[1]
-        hit = self._by_array.get(id(tensor._data))
-        if hit is not None and hit[0] is tensor._data:  # detach(), .data: the same array, a new tensor
-            self._by_id[id(tensor)] = (tensor, hit[1])
-            return hit[1]
-        if not create:
-            return None
-        owned = self._owned.get(id(tensor))
-        if owned is not None:
-            return self._new_value(owned[0], tensor, name=owned[1])
-        return self._new_value("const", tensor)
-
-    def owner(self, value):
-        """(module path, attribute) of a parameter or buffer Value; None for anything else."""
-        owned = self._owned.get(id(value.tensor))
-        return None if owned is None else (owned[2], owned[3])
-
-    def _arg(self, a):
-        return self.lookup(a) if isinstance(a, Tensor) else a
-
-    def _record(self, kind, inputs, results, **fields):
-        live = any(v.live for v in inputs if isinstance(v, Value))
-        node = Node(kind, self._scope, inputs, [], **fields)
-        for r in results:
-            node.outputs.append(self._new_value("node", r, producer=node, live=live))
-        self.nodes.append(node)
-        return node
-
-    # --- the tracer protocol (what bind, Function.apply and in-place ops call) ---------------------
-    rank = 1
+        self.calls = []  # Calls of leaf modules
+        self.functions = []  # (custom autograd Function, Scope) in call order
 
     def process(self, op, args, params):
-        with self.paused():  # compute exactly as eager mode does, then record
-            result = _bind(op, *args, **params)
-        self._record("op", [self._arg(a) for a in args], [result], op=op, params=dict(params))
+        start = len(self.graph.nodes)
+        result = self.below.process(op, args, params)
+        for node in self.graph.nodes[start:]:
+            self.scope_of[node.id] = self.scope
         return result
 
     def apply_function(self, call):
-        with self.paused():
-            result = self.below.apply_function(call)
-        self._record("function", [self._arg(a) for a in call.args], [o for o in result[0] if isinstance(o, Tensor)],
-                     function=call.cls, args=call.args, kwargs=call.kwargs)
-        return result
+        self.functions.append((call.cls, self.scope))
+        return self.below.apply_function(call)
 
     def inplace(self, t, fn, args):
-        result = fn(t, *args)  # recorded like any out-of-place computation
-        if result._data.dtype != t._data.dtype:
-            result = result.to(t.dtype)
-        _write_result(t, fn, result)
-        new = self.lookup(result)
-        self._mark_stale(t._data, new, f"{fn.__name__}_ changed a tensor in place")
-        self._remember(t, new)  # later uses of t read the new value
-        return t
+        try:
+            return self.graph.inplace(t, fn, args)
+        except GraphError:  # a symbolic tensor that shares memory with another (the graph refuses)
+            where = self.scope.describe() if self.scope else "the model"
+            warnings.warn(f"tracing: {fn.__name__}_ changed a tensor in place (in {where}) that shares memory with "
+                          "another one; the traced graph gives that other tensor the value from before the change "
+                          "(clone() the tensor before changing it in place)", stacklevel=3)
+            t._data = fn(t, *args).to(t.dtype)._data
+            return t
 
-    def _mark_stale(self, array, new, what):
-        """Other traced values over ``array``'s memory (views) silently changed with it: the graph cannot
-        follow that, so a later use of one of them warns."""
-        for other, value in list(self._by_array.values()):
-            if value is not new and np.may_share_memory(other, array):
-                scope = self._scope.describe() if self._scope is not None else "the model"
-                self._stale[id(value)] = f"{what} (in {scope}) that shares memory with this one"
-
-    # --- modules --------------------------------------------------------------------------------
-    def paused(self):
-        return suspended(self)
-
-    def _wrap_forward(self, path, module, original):
-        recorder = self
+    def wrap(self, path, module):
+        """A forward for ``module`` that runs the original inside the module's scope."""
+        original = module.forward
 
         def forward(*args, **kwargs):
-            parent = recorder._scope
-            name = path.rsplit(".", 1)[-1] if path else ""
-            label = f"{type(module).__name__}[{name}]" if path else type(module).__name__
-            scope = Scope(path, module, parent, label)
-            recorder.scopes.setdefault(path, scope)
-            recorder._scope = scope
+            parent = self.scope
+            self.scope = self.scopes.setdefault(path, Scope(path, module, parent))
             try:
-                if not recorder.leaf(module):
-                    return original(*args, **kwargs)
-                with recorder.paused():
-                    out = original(*args, **kwargs)
-                inputs = [recorder._arg(a) for a in args]
-                inputs += [recorder._arg(v) for v in kwargs.values()]
-                results = _flat_tensors(out)
-                node = recorder._record("module", inputs, results, module=module, args=args, kwargs=kwargs)
-                for r, v in zip(results, node.outputs):
-                    if getattr(module, "inplace", False) and any(r is a for a in args):  # ReLU(inplace=True)
-                        recorder._mark_stale(r._data, v, f"{type(module).__name__}(inplace=True) changed a tensor")
-                return out
+                out = original(*args, **kwargs)
             finally:
-                recorder._scope = parent
+                self.scope = parent
+            x = next((a for a in list(args) + list(kwargs.values()) if isinstance(a, SymbolicTensor)), None)
+            if self.leaf(module) and x is not None and isinstance(out, SymbolicTensor):
+                # detached: new tensors on the same IR values, which a later in-place op does not rebind
+                self.calls.append(Call(self.scopes[path], x.detach(), out.detach()))
+            return out
 
-        forward.__wrapped__ = original
         return forward
-
-    def run(self, args, kwargs=None):
-        """Call the model on ``args`` under the tracer (no_grad); returns its output."""
-        kwargs = kwargs or {}
-        names = _argument_names(self.model, len(args), kwargs)
-        for a, name in zip(list(args) + list(kwargs.values()), names):
-            if isinstance(a, Tensor):
-                self.add_input(a, name)
-        patched = []
-        seen = set()
-        for path, module in self.model.named_modules(remove_duplicate=False):
-            if id(module) in seen:
-                continue
-            seen.add(id(module))
-            had = "forward" in module.__dict__
-            previous = module.__dict__.get("forward")
-            object.__setattr__(module, "forward", self._wrap_forward(path, module, module.forward))
-            patched.append((module, had, previous))
-        push(self)
-        try:
-            with no_grad():
-                out = self.model(*args, **kwargs)
-        finally:
-            pop(self)
-            for module, had, previous in patched:
-                if had:
-                    object.__setattr__(module, "forward", previous)
-                else:
-                    object.__delattr__(module, "forward")
-        self.outputs = [self.lookup(t) for t in _flat_tensors(out)]
-        return out
-
-    def needed(self):
-        """The nodes the outputs depend on, in recording order."""
-        keep = set()
-        stack = [v for v in self.outputs]
-        seen = set()
-        while stack:
-            v = stack.pop()
-            if v.index in seen:
-                continue
-            seen.add(v.index)
-            if v.producer is not None:
-                keep.add(id(v.producer))
-                stack.extend(v.producer.values())
-        return [n for n in self.nodes if id(n) in keep]
 
 
 class UniqueNames:
@@ -319,8 +128,80 @@ class UniqueNames:
         return name
 
 
-def _join(prefix, name):
-    return f"{prefix}.{name}" if prefix else name
+def split_args(args, kwargs=None, what="export"):
+    """PyTorch's example arguments: a tensor, or a tuple whose last item may be a dict of keyword arguments."""
+    if isinstance(args, Tensor):
+        args = (args,)
+    elif isinstance(args, list):
+        args = tuple(args)
+    elif not isinstance(args, tuple):
+        raise TypeError(f"{what}: args must be a tensor or a tuple of arguments, got {type(args).__name__}")
+    kwargs = dict(kwargs or {})
+    if args and isinstance(args[-1], dict):
+        kwargs.update(args[-1])
+        args = args[:-1]
+    return args, kwargs
+
+
+def argument_names(model, args, kwargs):
+    """Names for the model's tensor arguments: its forward's parameter names where they can be read."""
+    try:
+        params = [p.name for p in inspect.signature(model.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    names = [params[i] if i < len(params) else f"input_{i}" for i in range(len(args))] + list(kwargs)
+    return [n for n, a in zip(names, list(args) + list(kwargs.values())) if isinstance(a, Tensor)]
+
+
+def owners(model):
+    """id(parameter or buffer) -> (state_dict key, owning module path, attribute)."""
+    out = {}
+    for path, module in model.named_modules(remove_duplicate=False):
+        for table in (module._parameters, module._buffers):
+            for attr, t in table.items():
+                if t is not None:
+                    out.setdefault(id(t), (f"{path}.{attr}" if path else attr, path, attr))
+    return out
+
+
+def trace(model, args, kwargs, names, dynamic=None, leaf=None):
+    """Record ``model(*args, **kwargs)`` (no grad) into a static graph; returns (recorder, placeholders, outputs).
+
+    ``names`` name the tensor arguments' placeholders; ``dynamic`` maps a name to the axes whose size is
+    left unknown (``None``); ``leaf(module) -> bool`` picks the modules kept as :class:`Call` records.
+    """
+    dynamic = dynamic or {}
+    graph = Graph(type(model).__name__)
+    recorder = Recorder(graph, leaf or (lambda module: False))
+    tensors = iter(names)
+    with graph:
+        feeds = [_placeholder(a, next(tensors), dynamic) if isinstance(a, Tensor) else a
+                 for a in list(args) + list(kwargs.values())]
+    args, kwargs = feeds[:len(args)], dict(zip(kwargs, feeds[len(args):]))
+    paths = {id(m): path for path, m in reversed(list(model.named_modules(remove_duplicate=False)))}
+    patched = [(m, m.__dict__.get("forward")) for m in {id(m): m for m in model.modules()}.values()]
+    for module, _ in patched:
+        object.__setattr__(module, "forward", recorder.wrap(paths[id(module)], module))
+    try:
+        with no_grad(), graph, recorder:
+            out = model(*args, **kwargs)
+    finally:
+        for module, own_forward in patched:  # give back a forward set on the instance, else the class's
+            if own_forward is None:
+                object.__delattr__(module, "forward")
+            else:
+                object.__setattr__(module, "forward", own_forward)
+    return recorder, [f for f in feeds if isinstance(f, SymbolicTensor)], _flat_tensors(out)
+
+
+def _placeholder(t, name, dynamic):
+    shape = list(t.shape)
+    for axis in dynamic.get(name, ()):
+        if not -len(shape) <= axis < len(shape):
+            raise ValueError(f"dynamic axis {axis} of input {name!r} is out of range for shape {shape}")
+        shape[axis] = None
+    return placeholder(tuple(shape), t.dtype, name=name, requires_grad=False)
 
 
 def _flat_tensors(out):
@@ -332,24 +213,3 @@ def _flat_tensors(out):
     if isinstance(out, dict):
         return [t for o in out.values() for t in _flat_tensors(o)]
     return []
-
-
-def _argument_names(model, n_args, kwargs):
-    """Names for the model's inputs: its forward's parameter names where they can be read."""
-    try:
-        params = [p for p in inspect.signature(model.forward).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    except (TypeError, ValueError):
-        params = []
-    names = [params[i].name if i < len(params) else f"input_{i}" for i in range(n_args)]
-    return names + list(kwargs)
-
-
-def trace(model, args, kwargs=None, leaf=None):
-    """Run ``model(*args, **kwargs)`` once, recording every primitive op; returns the Recorder.
-
-    ``leaf(module) -> bool`` picks modules recorded as one node each (their insides unrecorded).
-    """
-    recorder = Recorder(model, leaf)
-    recorder.run(tuple(args), kwargs)
-    return recorder

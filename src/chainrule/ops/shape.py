@@ -17,11 +17,12 @@ from .op import LINEAR, bind, defop
 
 
 def _sizes(args, op):
-    """Accept both ``f(x, 2, 3)`` and ``f(x, (2, 3))``, as PyTorch does."""
+    """Accept both ``f(x, 2, 3)`` and ``f(x, (2, 3))``, as PyTorch does. A static graph's symbolic size
+    (``x.view(x.size(0), -1)`` over a dynamic batch) is kept as it is."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = tuple(args[0])
     try:
-        return tuple(int(a) for a in args)
+        return tuple(a if hasattr(a, "bases") else int(a) for a in args)
     except TypeError:
         raise TypeError(f"{op}: sizes must be ints, got {args!r}") from None
 

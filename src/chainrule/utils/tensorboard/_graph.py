@@ -1,9 +1,9 @@
 """``add_graph``: the model's traced graph as a TensorBoard ``GraphDef``.
 
-The model runs once on the example input under chainrule's recording tracer (eval mode, no grad);
-every primitive op becomes a ``NodeDef`` whose name is prefixed with the module scopes it ran in
-(``LeNet5/Sequential[features]/Conv2d[0]/matmul``), so TensorBoard's graph view folds each module
-into a box that opens onto its ops. Inputs and outputs are ``IO Node``s under ``input/`` and
+The model is traced once on the example input into chainrule's static graph (eval mode, no grad, by
+the recorder the ONNX exporter uses); every op becomes a ``NodeDef`` whose name is prefixed with the
+module scopes it ran in (``LeNet5/Sequential[features]/Conv2d[0]/matmul``), so TensorBoard's graph
+view folds each module into a box that opens onto its ops. Inputs and outputs are ``IO Node``s under ``input/`` and
 ``output/``; parameters, buffers and constants are nodes of their own; each node carries its output
 shapes (``_output_shapes``, which the graph view draws on the edges), dtype and op parameters.
 """
@@ -16,8 +16,9 @@ from tensorboard.compat.proto.node_def_pb2 import NodeDef
 from tensorboard.compat.proto.tensor_shape_pb2 import TensorShapeProto
 from tensorboard.compat.proto.versions_pb2 import VersionDef
 
-from ...onnx import _trace
-from ...tensor import Tensor
+from ... import nn
+from ...onnx._trace import UniqueNames, argument_names, owners, split_args, trace
+from ...static import SymbolicTensor
 
 _TYPES = {np.dtype(name): getattr(_types, "DT_" + tag) for name, tag in (
     ("float32", "FLOAT"), ("float64", "DOUBLE"), ("float16", "HALF"), ("int64", "INT64"), ("int32", "INT32"),
@@ -43,11 +44,13 @@ def _text(value, limit=120):
 
 
 class _GraphBuilder:
-    def __init__(self, recorder):
+    def __init__(self, recorder, owned, model_name):
         self.recorder = recorder
+        self.owned = owned  # id(parameter or buffer) -> (state_dict key, module path, attribute)
+        self.model_name = model_name
         self.nodes = []
-        self.names = {}  # Value.index -> node name
-        self.unique = _trace.UniqueNames()
+        self.names = {}  # IR node id -> node name
+        self.unique = UniqueNames()
 
     def add(self, name, op, inputs=(), shapes=(), dtype=None, attrs=None, device=None):
         node = NodeDef(name=name, op=op, input=list(inputs))
@@ -64,62 +67,63 @@ class _GraphBuilder:
         return node
 
     def scope_name(self, scope):
-        return "/".join(scope.labels()) if scope is not None else type(self.recorder.model).__name__
+        return "/".join(scope.labels()) if scope is not None else self.model_name
 
-    def name_of(self, v, user_scope):
-        hit = self.names.get(v.index)
-        if hit is not None:
-            return hit
-        if v.kind in ("param", "buffer"):
-            owner = self.recorder.owner(v)
-            scope = self.recorder.scopes.get(owner[0]) if owner else None
-            base = f"{self.scope_name(scope or user_scope)}/{owner[1] if owner else v.name}"
-            op = "Parameter" if v.kind == "param" else "Buffer"
-        else:  # a constant made inside forward, or a tensor the trace did not see being made
-            base = f"{self.scope_name(user_scope)}/constant"
-            op = "Constant"
+    def name_of(self, node, user_scope):
+        """The name of an input node: a parameter or buffer in the scope of the module owning it, or a constant
+        in the scope that first used it (made on first use)."""
+        if node.id in self.names:
+            return self.names[node.id]
+        owner = self.owned.get(id(node.data)) if node.kind == "variable" else None
+        if owner is not None:
+            scope = self.recorder.scopes.get(owner[1], user_scope)
+            base = f"{self.scope_name(scope)}/{owner[2]}"
+            op = "Parameter" if isinstance(node.data, nn.Parameter) else "Buffer"
+        else:  # a constant, or a tensor made inside forward
+            base, op = f"{self.scope_name(user_scope)}/constant", "Constant"
+        value = node.data._data if node.kind == "variable" else np.asarray(node.data)
         name = self.unique(base)
-        attrs = {"value": v.tensor._data} if v.kind == "const" and v.tensor._data.size <= 8 else None
-        self.add(name, op, shapes=[v.shape], dtype=v.dtype, attrs=attrs)
-        self.names[v.index] = name
+        self.add(name, op, shapes=[node.shape], dtype=node.dtype,
+                 attrs={"value": value} if owner is None and value.size <= 8 else None)
+        self.names[node.id] = name
         return name
+
+    def op(self, node):
+        scope = self.recorder.scope_of.get(node.id)
+        inputs, attrs = [], dict(node.params)
+        for k, x in enumerate(node.inputs):
+            if x.kind == "constant" and not isinstance(x.data, np.ndarray):  # a Python number: an attribute
+                attrs[f"arg{k}"] = x.data
+            else:
+                inputs.append(self.name_of(x, scope))
+        name = self.unique(f"{self.scope_name(scope)}/{node.op.name}")
+        self.add(name, node.op.name, inputs, shapes=[node.shape], dtype=node.dtype, attrs=attrs, device=_DEVICE)
+        self.names[node.id] = name
 
 
 def graph(model, args, verbose=False):
-    """Trace ``model(*args)`` and return a TensorBoard ``GraphDef`` of what it computed."""
-    from ... import nn
-
+    """Trace ``model(*args)`` into a static graph and return a TensorBoard ``GraphDef`` of its ops."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"add_graph: expected an nn.Module, got {type(model).__name__}")
-    kwargs = {}
-    if args and isinstance(args[-1], dict):
-        kwargs, args = args[-1], args[:-1]
+    args, kwargs = split_args(args, what="add_graph")
     was_training = model.training
     model.eval()
     try:
-        recorder = _trace.trace(model, args, kwargs)
+        recorder, inputs, outputs = trace(model, args, kwargs, argument_names(model, args, kwargs))
     finally:
         model.train(was_training)
-    b = _GraphBuilder(recorder)
-    for v in recorder.inputs:
-        name = b.unique(f"input/{v.name}")
-        b.names[v.index] = name
-        b.add(name, "IO Node", shapes=[v.shape], dtype=v.dtype)
-    for node in recorder.nodes:
-        scope_name = b.scope_name(node.scope)
-        inputs = [b.name_of(v, node.scope) for v in node.values()]
-        attrs = dict(node.params)
-        for k, a in enumerate(node.inputs):
-            if not isinstance(a, _trace.Value) and not isinstance(a, Tensor):
-                attrs[f"arg{k}"] = a
-        name = b.unique(f"{scope_name}/{node.name}")
-        b.add(name, node.name, inputs, shapes=[o.shape for o in node.outputs],
-              dtype=node.outputs[0].dtype if node.outputs else None, attrs=attrs, device=_DEVICE)
-        for k, o in enumerate(node.outputs):
-            b.names[o.index] = name if k == 0 else f"{name}:{k}"
-    for i, v in enumerate(recorder.outputs):
-        source = b.name_of(v, None)
-        b.add(b.unique(f"output/output.{i}"), "IO Node", [source], shapes=[v.shape], dtype=v.dtype)
+    b = _GraphBuilder(recorder, owners(model), type(model).__name__)
+    for t in inputs:
+        node = t._data.node
+        b.names[node.id] = b.unique(f"input/{node.name}")
+        b.add(b.names[node.id], "IO Node", shapes=[node.shape], dtype=node.dtype)
+    for node in recorder.graph.nodes:
+        if node.kind == "op":
+            b.op(node)
+    for i, t in enumerate(o for o in outputs if isinstance(o, SymbolicTensor)):
+        node = t._data.node
+        b.add(b.unique(f"output/output.{i}"), "IO Node", [b.name_of(node, None)], shapes=[node.shape],
+              dtype=node.dtype)
     if verbose:
         for n in b.nodes:
             print(f"{n.name} = {n.op}({', '.join(n.input)})")
