@@ -10,6 +10,7 @@
 import numpy as _np
 
 from . import _malloc
+from ._version import __version__
 
 from ._dtype import DType as dtype  # noqa: F401
 from ._dtype import bool_ as bool  # noqa: A001
@@ -28,7 +29,6 @@ _np.seterr(divide="ignore", invalid="ignore", over="ignore")
 _malloc.tune()
 
 half, float, double, long, int = float16, float32, float64, int64, int32  # noqa: A001
-__version__ = "0.1.0"
 
 
 def is_tensor(obj):

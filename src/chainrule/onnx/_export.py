@@ -16,7 +16,8 @@ import warnings
 
 import numpy as np
 
-from .. import __version__, nn
+from .. import nn
+from .._version import __version__
 from ..errors import ChainruleError
 from ..static import Dim, compile
 from ._trace import UniqueNames, argument_names, owners, split_args, trace

@@ -18,7 +18,11 @@ package. Static graphs are read into the same model (:mod:`chainrule.viz.static`
 
 import os
 
+import numpy as np
+
+from ..tensor import Tensor
 from .dot import GraphvizNotFoundError, node_label, to_digraph
+from .dynamic import view_of_tensors, walk
 from .explain import BackwardExplanation, BackwardStep, GradientSent, explain_backward
 from .modules import ModuleScopes, collapse_view, scopes_for, track_modules
 from .static import is_static, static_view
@@ -37,9 +41,6 @@ def graph_view(root, *, params=None, show_values=True, show_grads=True, max_elem
                collapse_mode="box", show_accumulate=True, show_constants=True, adjoints=False, precision=4,
                title=None):
     """The :class:`GraphView` that :func:`draw` renders (same arguments, minus the DOT styling)."""
-    from ..tensor import Tensor
-    from .dynamic import view_of_tensors, walk
-
     static = is_static(root)
     if static or hasattr(root, "to_graph_view"):
         if collapse is not None or adjoints:
@@ -118,15 +119,11 @@ def save(root, path, **kwargs):
 
 def _adjoints(roots, max_elements):
     """``{backward node: gradient of the output w.r.t. its output 0}``, observed in a real backward."""
-    from ..tensor import Tensor
-
     if len(roots) != 1 or not isinstance(roots[0], Tensor):
         raise ValueError("adjoints=True needs exactly one (scalar) output tensor")
     root = roots[0]
     if not root.requires_grad:
         return {}
-    import numpy as np
-
     steps = explain_backward(root, max_elements=max_elements)
     adj = {("root", id(root)): np.ones_like(root._data)}
     for step in steps:

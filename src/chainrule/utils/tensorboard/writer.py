@@ -14,6 +14,7 @@ from tensorboard.compat.proto.event_pb2 import Event, SessionLog
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from . import summary as _summary
+from ._graph import graph
 
 __all__ = ["FileWriter", "SummaryWriter"]
 
@@ -129,8 +130,6 @@ class SummaryWriter:
         each primitive op becomes a node named by the module scopes it ran in, which TensorBoard's graph
         tab folds into one box per module. ``use_strict_trace`` is accepted for PyTorch compatibility.
         """
-        from ._graph import graph
-
         if input_to_model is None:
             args = ()
         elif isinstance(input_to_model, (tuple, list)):
