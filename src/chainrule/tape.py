@@ -102,7 +102,7 @@ class OpNode(Node):
 
     def input_metadata(self, i):
         a = self.inputs[i]
-        return (a._data.shape, a._data.dtype) if isinstance(a, Tensor) else (a.shape, a.dtype)
+        return (a._data.shape, a._data.dtype) if isinstance(a, Tensor) else a  # a Meta is (shape, dtype)
 
     def unpack(self):
         """The saved inputs and output, after checking that nothing modified them in place."""

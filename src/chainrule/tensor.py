@@ -7,6 +7,7 @@ Most methods are the functions of :mod:`chainrule.ops` attached at the bottom of
 """
 
 import numbers
+import operator
 import weakref
 
 import numpy as np
@@ -286,18 +287,20 @@ class Size(tuple):
         return int(np.prod(self))
 
 
-class Meta:
+class Meta(tuple):
     """Shape and dtype of a tensor whose data is not needed: unsaved inputs, static-graph values."""
 
-    __slots__ = ("shape", "dtype")
+    __slots__ = ()
 
-    def __init__(self, shape, dtype):
-        self.shape = shape
-        self.dtype = dtype
+    def __new__(cls, shape, dtype):  # a (shape, dtype) tuple: the tape makes one per unsaved input
+        return tuple.__new__(cls, (shape, dtype))
+
+    shape = property(operator.itemgetter(0))
+    dtype = property(operator.itemgetter(1))
 
     @property
     def ndim(self):
-        return len(self.shape)
+        return len(self[0])
 
     def __repr__(self):
         return f"Meta(shape={self.shape}, dtype={self.dtype})"

@@ -201,7 +201,12 @@ class Evaluate(Interpreter):
 
     def process(self, op, args, params):
         try:
-            out = op.forward(*[a._data if isinstance(a, Tensor) else a for a in args], **params)
+            if len(args) == 2:  # most ops: spelled out, it is the hot path
+                a, b = args
+                out = op.forward(a._data if isinstance(a, Tensor) else a, b._data if isinstance(b, Tensor) else b,
+                                 **params)
+            else:
+                out = op.forward(*[a._data if isinstance(a, Tensor) else a for a in args], **params)
         except Exception as exc:
             raise op.error(args, params, exc) from None
         result = _wrap(out)
@@ -222,10 +227,14 @@ class RecordTape(Interpreter):
     def process(self, op, args, params):
         result = self.below.process(op, args, params)
         if state.grad_enabled and op.vjp is not None and result._data.dtype.kind == "f":  # never int/bool
-            needs = [isinstance(a, Tensor) and a._requires_grad for a in args]
+            needs = []
+            edges = []
+            for a in args:
+                need = isinstance(a, Tensor) and a._requires_grad
+                needs.append(need)
+                edges.append(grad_edge(a) if need else None)
             if True in needs:
-                edges = tuple([grad_edge(a) if need else None for a, need in zip(args, needs)])
-                result.grad_fn = OpNode(op, args, params, result, edges, needs)
+                result.grad_fn = OpNode(op, args, params, result, tuple(edges), needs)
                 result._requires_grad = True
         return result
 
