@@ -102,3 +102,15 @@ def test_mean_over_an_unknown_size_has_the_right_gradient():
         (grad,) = cr.static.gradients(x.mean(), [x])
     value = cr.static.compile(grad).run({"x": np.ones((4, 3))})
     np.testing.assert_allclose(value.numpy(), np.full((4, 3), 1 / 12))
+
+
+def test_fill_inside_a_graph_is_recorded_not_done_while_tracing():
+    buffer = cr.ones(3, dtype=cr.float64)
+    with cr.static.Graph():
+        x = _placeholder()
+        buffer.zero_()
+        out = x + buffer
+    np.testing.assert_allclose(buffer.numpy(), np.ones(3))  # untouched until the program runs
+    program = cr.static.compile(out)
+    np.testing.assert_allclose(program.run({"x": X}).numpy(), X)
+    np.testing.assert_allclose(buffer.numpy(), np.zeros(3))

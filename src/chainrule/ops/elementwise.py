@@ -119,7 +119,7 @@ clone_op = defop("clone", np.copy, infer.same, vjp=(lambda g, out, x: g,), jvp=L
     explain=("d/d{0} = 1",))
 alias_op = defop("alias", lambda x: x.view(), infer.same, vjp=(lambda g, out, x: g,), jvp=LINEAR, saves=(),
                  view=True, doc="A new tensor object over the same memory (what make_dual returns).",
-                     explain=("d/d{0} = 1",))
+                 explain=("d/d{0} = 1",), view_inverse=lambda base, value: value)
 
 
 def clone(x):
@@ -215,7 +215,6 @@ relu_mask_op = defop(
     jvp=lambda tangents, _, g, out: relu_mask(tangents[0] if tangents[0] is not None else g * 0, out),
     saves=(1,),
     doc="g where out > 0, else 0: relu's backward, itself differentiable in g (double backward).",
-    broadcasts=True,
     elementwise=True,
     explain=("received where {1} > 0, else 0", "(mask: no gradient)"),
 )
@@ -238,7 +237,7 @@ def softplus(input, beta=1.0, threshold=20.0):
 # --- binary arithmetic ------------------------------------------------------------------------
 def _binary(name, forward, rules, jvp=ELEMENTWISE, saves=None, saves_output=False, refuses="", **declarations):
     rule = infer.refusing(name, refuses, infer.named_elementwise(name))
-    return defop(name, forward, rule, vjp=rules, jvp=jvp, saves=saves, saves_output=saves_output, broadcasts=True,
+    return defop(name, forward, rule, vjp=rules, jvp=jvp, saves=saves, saves_output=saves_output,
                  elementwise=True, **declarations)
 
 
@@ -357,7 +356,6 @@ where_op = defop(
     vjp=(None, lambda g, out, c, x, y: where(c, g, 0.0), lambda g, out, c, x, y: where(c, 0.0, g)),
     jvp=LINEAR,
     saves=(0,),
-    broadcasts=True,
     takes_out=True,
     elementwise=True,
     explain=("(condition: no gradient)", "d/d{1} = 1 where {0}, else 0", "d/d{2} = 0 where {0}, else 1"),
@@ -419,7 +417,7 @@ def _no_grad_op(name, forward, dtype=None, arity=2, refuses="", **declarations):
     else:
         def rule(x):
             return infer.shape_of(x), np.dtype(dtype) if dtype else infer.dtype_of(x)
-    op = defop(name, forward, infer.refusing(name, refuses, rule), broadcasts=arity == 2, elementwise=True,
+    op = defop(name, forward, infer.refusing(name, refuses, rule), elementwise=True,
                **declarations)
     if arity == 2:
         def fn(input, other):

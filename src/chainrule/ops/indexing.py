@@ -69,6 +69,7 @@ getitem_op = defop(
     jvp=LINEAR,
     saves=(),
     view=True, explain=("zeros of {0}'s shape with received placed at the index",),
+    view_inverse=lambda base, value, index: bind(index_put_op, base, value, index=index),
 )
 
 index_add_zeros_op = defop(
@@ -127,19 +128,14 @@ def replay_view(chain, root):
 
 
 def write_into_view(chain, root, value):
-    """``root`` with the region that ``chain`` views replaced by ``value`` (differentiable in both)."""
+    """``root`` with the region that ``chain`` views replaced by ``value`` (differentiable in both):
+    each view op's declared inverse, applied from the innermost view outwards."""
     op, params = chain[0]
     if len(chain) > 1:
         value = write_into_view(chain[1:], bind(op, root, **params), value)
-    if op.name == "getitem":
-        return bind(index_put_op, root, value, index=params["index"])
-    if op.name == "reshape":
-        return reshape(value, tuple(root.shape))
-    if op.name == "permute":
-        return value.permute(tuple(np.argsort(params["axes"])))
-    if op.name == "alias":
-        return value
-    raise ShapeError(f"cannot write in place through a {op.name} view (it is read-only); clone() it first")
+    if op.view_inverse is None:
+        raise ShapeError(f"cannot write in place through a {op.name} view (it is read-only); clone() it first")
+    return op.view_inverse(root, value, **params)
 
 
 # --- gather / scatter -----------------------------------------------------------------------------

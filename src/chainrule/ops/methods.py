@@ -166,7 +166,7 @@ def zero_(self):
 def fill_(self, value):
     if isinstance(value, Tensor) and value._requires_grad:
         return self._inplace(copy_from, value)
-    if not (state.grad_enabled and self._requires_grad) and not state.fw_level:
+    if not (state.grad_enabled and self._requires_grad) and not state.fw_level and state.tracer is None:
         self._data[...] = value._data if isinstance(value, Tensor) else value
         self._version[0] += 1
         return self

@@ -38,9 +38,6 @@ class OpDef:
 
     Declarations (all optional):
 
-    ``broadcasts``
-        the tensor inputs broadcast against each other (NumPy rules); the static graph unifies
-        their symbolic sizes.
     ``view`` / ``view_inverse``
         the output may share memory with input 0 (and so shares its version counter);
         ``view_inverse(base, value, **params)`` is ``base`` with the viewed region replaced by
@@ -72,11 +69,11 @@ class OpDef:
     """
 
     __slots__ = ("name", "forward", "infer", "vjp", "jvp", "saves", "saves_output", "view", "pure", "grad_name",
-                 "doc", "broadcasts", "view_inverse", "takes_out", "fresh", "lower", "identity", "simplify",
+                 "doc", "view_inverse", "takes_out", "fresh", "lower", "identity", "simplify",
                  "explain", "infix", "export", "elementwise")
 
     def __init__(self, name, forward, infer, vjp=None, jvp=None, saves=None, saves_output=False, view=False,
-                 pure=True, doc="", *, broadcasts=False, view_inverse=None, takes_out=None, fresh=None,
+                 pure=True, doc="", *, view_inverse=None, takes_out=None, fresh=None,
                  lower=None, identity=None, simplify=None, explain=None, infix=None, export=None,
                  elementwise=False):
         self.name = name
@@ -90,7 +87,6 @@ class OpDef:
         self.pure = pure
         self.grad_name = "".join(part.title() for part in name.split("_")) + "Backward0"
         self.doc = doc
-        self.broadcasts = broadcasts
         self.view_inverse = view_inverse
         self.takes_out = isinstance(forward, np.ufunc) if takes_out is None else takes_out
         self.fresh = (not view) if fresh is None else fresh

@@ -86,6 +86,7 @@ reshape_op = defop(
     jvp=LINEAR,
     saves=(),
     view=True, explain=("received reshaped back to {0}'s shape",),
+    view_inverse=lambda base, value, shape: reshape(value, tuple(base.shape)),
     lower=lambda args, params, dtype: f"{args[0]}.reshape({params['shape']})",
     simplify=_simplify_reshape,
 )
@@ -133,6 +134,7 @@ permute_op = defop(
     jvp=LINEAR,
     saves=(),
     view=True, explain=("received permuted back",),
+    view_inverse=lambda base, value, axes: permute(value, tuple(np.argsort(axes))),
     lower=lambda args, params, dtype: f"{args[0]}.transpose({params['axes']})",
     simplify=_simplify_permute,
 )
