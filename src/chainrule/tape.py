@@ -148,8 +148,11 @@ class AccumulateGrad(Node):
 
     __slots__ = ("variable",)
 
-    def __init__(self, variable):
-        self._init_node(())
+    def __init__(self, variable):  # made once per leaf per graph: kept short
+        self.edges = ()
+        self.needs = []
+        self._tensor_hooks = self._retained = self._post_hooks = None
+        self._stack = _user_stack() if state.anomaly else None
         self.variable = variable
 
     def name(self):

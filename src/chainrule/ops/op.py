@@ -228,7 +228,12 @@ class RecordTape(Interpreter):
             for a in args:
                 need = isinstance(a, Tensor) and a._requires_grad
                 needs.append(need)
-                edges.append(grad_edge(a) if need else None)
+                if not need:
+                    edges.append(None)
+                elif a.grad_fn is not None and a._base is None:  # the common case, inline
+                    edges.append((a.grad_fn, a._out_nr))
+                else:
+                    edges.append(grad_edge(a))
             if True in needs:
                 result.grad_fn = OpNode(op, args, params, result, tuple(edges), needs)
                 result._requires_grad = True
