@@ -1,10 +1,11 @@
 """Building a static graph: placeholders, symbolic tensors, the tracer that records IR nodes.
 
-Inside ``with Graph() as g:`` the one dispatch point (``ops.op.bind``) hands every op to
-:meth:`Graph.bind`, which runs only the op's ``infer`` rule (shapes and dtypes, no data) and
-records an IR node. Inputs that require grad also get the ordinary tape node (``OpNode``), so the
-unchanged reverse-mode engine can later differentiate the graph: run under the tracer, the vjp
-rules call ``bind`` again and so emit the backward graph as more IR nodes (``gradients``).
+Inside ``with Graph() as g:`` the graph is the mode that computes values in the interpreter stack
+behind ``bind``: :meth:`Graph.process` runs only the op's ``infer`` rule (shapes and dtypes, no data)
+and records an IR node. The tape mode above it still records backward nodes for inputs that
+require grad, so the unchanged reverse-mode engine can later differentiate the graph: run while the
+graph is active, the vjp rules call ``bind`` again and so emit the backward graph as more IR nodes
+(``gradients``). Forward mode, likewise, traces tangents into the graph.
 
 A :class:`SymbolicTensor` is a :class:`~chainrule.Tensor` whose ``_data`` is an
 :class:`AbstractArray` (shape, dtype, no data), so the ops' Python wrappers run unchanged on it.
