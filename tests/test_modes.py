@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 import chainrule as cr
 from chainrule import _mode
@@ -114,3 +115,19 @@ def test_fill_inside_a_graph_is_recorded_not_done_while_tracing():
     program = cr.static.compile(out)
     np.testing.assert_allclose(program.run({"x": X}).numpy(), X)
     np.testing.assert_allclose(buffer.numpy(), np.zeros(3))
+
+
+def test_embedding_traces_over_unknown_sizes_with_pytorchs_gradient():
+    weight = np.random.default_rng(1).standard_normal((10, 4))
+    tokens = np.array([[1, 2, 1], [0, 9, 1]])
+    with cr.static.Graph():
+        index = cr.static.placeholder((None, None), dtype=cr.int64, name="index")
+        w = cr.static.placeholder((10, 4), dtype=cr.float64, name="w")
+        out = cr.nn.functional.embedding(index, w, padding_idx=0)
+        (grad,) = cr.static.gradients((out * out).sum(), [w])
+    value, grad_value = cr.static.compile([out, grad]).run({"index": tokens, "w": weight})
+    tw = torch.tensor(weight, requires_grad=True)
+    expected = torch.nn.functional.embedding(torch.tensor(tokens), tw, padding_idx=0)
+    (expected * expected).sum().backward()
+    np.testing.assert_allclose(value.numpy(), expected.detach().numpy())
+    np.testing.assert_allclose(grad_value.numpy(), tw.grad.numpy())

@@ -406,3 +406,23 @@ def test_symbolic_sizes_reach_the_graph_at_run_time():
     assert _dims(proto.graph.output[2]) == ["B", 4]
     for shape in [(5, 7, 4), (1, 2, 4)]:
         _check(session, model, {"x": cr.randn(*shape)})
+
+
+class Tagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(10, 4, padding_idx=0)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, tokens):
+        return self.head(self.embed(tokens)).sum(1)
+
+
+def test_embedding_exports_with_dynamic_batch_and_length():
+    model = Tagger()
+    proto, session = _export(model, cr.tensor([[1, 2, 3], [4, 0, 9]]), input_names=["tokens"],
+                             output_names=["y"], dynamic_axes={"tokens": {0: "B", 1: "T"}, "y": {0: "B"}})
+    assert "GatherElements" in set(_op_types(proto))
+    tokens = np.random.default_rng(0).integers(0, 10, (5, 7))
+    (expected,) = _reference(model, cr.tensor(tokens))
+    np.testing.assert_allclose(session.run(None, {"tokens": tokens})[0], expected, atol=1e-5)

@@ -105,7 +105,12 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
               sparse=False):
     if max_norm is not None:
         raise NotImplementedError("embedding: max_norm is not supported")
-    out = weight[as_tensor_arg(input)]
+    index = as_tensor_arg(input)
+    if index._data.dtype.kind not in "iu":
+        raise DTypeError(f"embedding: expected an integer index tensor (Long or Int), got {index.dtype}")
+    dim = weight.shape[1]
+    rows = _ops.gather(weight, 0, index.reshape(-1, 1).expand(-1, dim))  # a gather: traceable, exportable
+    out = rows.reshape(tuple(index.shape) + (dim,))
     if padding_idx is not None:  # no gradient reaches the padding row
         mask = _ops.unsqueeze(as_tensor_arg(input) == padding_idx, -1)
         out = where(mask, out.detach(), out)
