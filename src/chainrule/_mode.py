@@ -41,9 +41,10 @@ state = _State()
 class Interpreter:
     """One mode of running ops. Subclasses override what they change and defer the rest to ``below``.
 
-    ``process(op, args, params)`` runs one primitive op; ``apply_function(cls, args, kwargs)`` runs
-    a custom ``autograd.Function``; ``inplace(tensor, fn, args)`` writes ``fn(tensor, *args)`` into
-    ``tensor``. Entering an interpreter (``with``) places it in the stack by its ``rank``.
+    ``process(op, args, params)`` runs one primitive op; ``apply_function(call)`` runs a custom
+    ``autograd.Function`` (a ``FunctionCall``). Entering an interpreter (``with``) places it in the
+    stack by its ``rank``. In-place ops are not primitives: they go to ``state.tracer`` (a static
+    graph records them as updates) or run eagerly as their out-of-place op plus a write.
     """
 
     rank = 0
@@ -54,9 +55,6 @@ class Interpreter:
 
     def apply_function(self, cls, args, kwargs):
         return self.below.apply_function(cls, args, kwargs)
-
-    def inplace(self, tensor, fn, args):
-        return self.below.inplace(tensor, fn, args)
 
     def __enter__(self):
         push(self)

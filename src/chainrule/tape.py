@@ -23,9 +23,9 @@ class Node:
     __slots__ = ("edges", "needs", "_tensor_hooks", "_retained", "_post_hooks", "_stack", "__weakref__")
     num_outputs = 1
 
-    def _init_node(self, edges, needs=None):
+    def _init_node(self, edges):
         self.edges = edges
-        self.needs = [e is not None for e in edges] if needs is None else needs  # which inputs get a gradient
+        self.needs = [e is not None for e in edges]  # which inputs get a gradient
         self._tensor_hooks = None  # {output_nr: [hook, ...]} registered through Tensor.register_hook
         self._retained = None  # {output_nr: weakref to the tensor that called retain_grad()}
         self._post_hooks = None
