@@ -17,6 +17,9 @@ from .tensor import Meta, Tensor, _wrap
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+_new_meta = tuple.__new__  # Meta's own __new__ without its Python frame: one per unsaved input
+
+
 class Node:
     """Base class: edges, tensor hooks on its outputs, and the bookkeeping the engine needs."""
 
@@ -79,7 +82,7 @@ class OpNode(Node):
                     saved_any = True
                 else:
                     data = a._data
-                    inputs[i] = Meta(data.shape, data.dtype)
+                    inputs[i] = _new_meta(Meta, (data.shape, data.dtype))
             i += 1
         self.edges = edges
         self.needs = needs
@@ -130,7 +133,9 @@ class OpNode(Node):
         out, inputs = self.unpack()
         g = grads[0]
         vjp = self.op.vjp
-        if isinstance(vjp, tuple):
+        if type(vjp) is tuple:
+            if len(vjp) == 1:  # unary ops: no list comprehension
+                return [vjp[0](g, out, *inputs, **self.params) if needed[0] else None]
             return [
                 rule(g, out, *inputs, **self.params) if need and rule is not None else None
                 for rule, need in zip(vjp, needed)  # a None rule: that input gets no gradient

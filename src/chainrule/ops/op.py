@@ -223,6 +223,12 @@ class RecordTape(Interpreter):
     def process(self, op, args, params):
         result = self.below.process(op, args, params)
         if state.grad_enabled and op.vjp is not None and result._data.dtype.kind == "f":  # never int/bool
+            if len(args) == 1:  # unary ops: no lists to build
+                a = args[0]
+                if isinstance(a, Tensor) and a._requires_grad:
+                    result.grad_fn = OpNode(op, args, params, result, (grad_edge(a),), [True])
+                    result._requires_grad = True
+                return result
             needs = []
             edges = []
             for a in args:
