@@ -3,6 +3,9 @@
 import numpy as np
 
 from .harness import Workload
+from .nn_workloads import NN_WORKLOADS
+from .static_workloads import NUMPY_FLOORS as _STATIC_FLOORS
+from .static_workloads import STATIC_WORKLOADS
 
 
 def _frameworks(name):
@@ -58,9 +61,6 @@ WORKLOADS = {
 }
 NUMPY_FLOORS = {"op_overhead": make_op_overhead_numpy}
 
-from .nn_workloads import NN_WORKLOADS  # noqa: E402
-from .static_workloads import NUMPY_FLOORS as _STATIC_FLOORS  # noqa: E402
-from .static_workloads import STATIC_WORKLOADS  # noqa: E402
 
 WORKLOADS.update(STATIC_WORKLOADS)
 NUMPY_FLOORS.update(_STATIC_FLOORS)

@@ -6,7 +6,7 @@
     x.grad  # tensor([2., 4.])
 """
 
-# ruff: noqa: I001 - the import order matters: Tensor must exist before the modules that build on it
+# ruff: noqa: I001 - the order follows the layers: the core first, then what builds on it
 import numpy as _np
 
 from . import _malloc
@@ -21,8 +21,12 @@ from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_
 from .ops import *  # noqa: F403 - the public op functions (chainrule.exp, chainrule.cat, ...)
 from .ops import TENSOR_METHODS as _TENSOR_METHODS  # noqa: F401
 from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
-from . import autograd  # noqa: E402
+from . import autograd
 from .io import load, save
+from . import expr, nn, optim, static, utils
+from .static import trace_compile as compile  # noqa: A001 - cr.compile, PyTorch's name
+from . import onnx, viz  # the onnx and graphviz packages themselves load only when used
+from .utils.summary import summary
 
 # PyTorch returns nan/inf quietly (log(0), 0/0); numpy would warn on every such op.
 _np.seterr(divide="ignore", invalid="ignore", over="ignore")
@@ -41,8 +45,3 @@ def get_default_dtype():
 
 def numel(input):
     return input.numel()
-
-from . import expr, nn, optim, static, utils  # noqa: E402
-from .static import trace_compile as compile  # noqa: E402, A001 - cr.compile, PyTorch's name
-from . import onnx, viz  # noqa: E402 - the onnx and graphviz packages load only when used
-from .utils.summary import summary  # noqa: E402

@@ -42,10 +42,15 @@ def known(size):
     return isinstance(size, (int, np.integer))
 
 
+def symbolic(size):
+    """Whether a size is a static graph's run-time size (a ``Dim``: it can be unified with another)."""
+    return hasattr(size, "unify")
+
+
 def same_size(a, b):
     """Two sizes an op requires to be equal. When both are symbolic (a static graph's run-time sizes),
     the graph learns that they are one size, so knowing either at run time resolves the other."""
-    if hasattr(a, "unify"):
+    if symbolic(a):
         a.unify(b)
 
 

@@ -22,7 +22,7 @@ def _sizes(args, op):
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = tuple(args[0])
     try:
-        return tuple(a if hasattr(a, "bases") else int(a) for a in args)
+        return tuple(a if infer.symbolic(a) else int(a) for a in args)
     except TypeError:
         raise TypeError(f"{op}: sizes must be ints, got {args!r}") from None
 

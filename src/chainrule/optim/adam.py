@@ -15,6 +15,7 @@ rounding. With ``t`` the step count (kept in the state as a float32 scalar tenso
 
 import numpy as np
 
+from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
 from ..tensor import Tensor, _wrap
 from .optimizer import (
@@ -25,7 +26,6 @@ from .optimizer import (
     _scalar,
     step_count,
     with_grads,
-    zeros_like,
 )
 
 __all__ = ["Adam", "AdamW"]

@@ -486,11 +486,6 @@ def step_count(step):
     return float(step._data) if state.tracer is None else step.to(np.float64)
 
 
-def zeros_like(p):
-    """A new state tensor of zeros shaped like ``p`` (concrete in both modes: state outlives a trace)."""
-    return _wrap(np.zeros_like(p._data))
-
-
 # ids of the tensors whose .grad zero_grad reset while chainrule.compile traced: (tensor, old grad,
 # set_to_none); None when no trace is recording them (see recording_grad_resets)
 _grad_resets = None

@@ -13,8 +13,9 @@ The update is PyTorch's, operation for operation (so results agree to float32 ro
 import numpy as np
 
 from ..autograd.grad_mode import state as mode
+from ..ops.creation import zeros_like
 from ..tensor import _wrap
-from .optimizer import Optimizer, _check_number, _nonzero, _refuse_unsupported, required, with_grads, zeros_like
+from .optimizer import Optimizer, _check_number, _nonzero, _refuse_unsupported, required, with_grads
 
 __all__ = ["SGD"]
 
