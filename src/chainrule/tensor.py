@@ -327,6 +327,8 @@ def _wrap(array):
     works unchanged on symbolic tensors.
     """
     if type(array) is not np.ndarray:
+        if isinstance(array, np.generic):  # a full reduction's numpy scalar
+            return _wrap(np.asarray(array))
         rebuild = getattr(array, "__chainrule_tensor__", None)
         if rebuild is not None:
             return rebuild()

@@ -40,7 +40,8 @@ def _make_grads(outputs, grads):
                     f"grad can be implicitly created only for scalar outputs (got shape {list(out.shape)}); "
                     "pass gradient=... (a tensor of the output's shape), or reduce the output first, e.g. .sum()"
                 )
-            result.append(_wrap(np.ones(out._data.shape, out._data.dtype)))
+            data = out._data  # a 0-d array of ones is cheaper to build from a scalar (the usual loss)
+            result.append(_wrap(np.array(1, data.dtype) if data.ndim == 0 else np.ones(data.shape, data.dtype)))
         else:
             g = g if isinstance(g, Tensor) else _wrap(np.asarray(g, out._data.dtype))
             if g._data.shape != out._data.shape:

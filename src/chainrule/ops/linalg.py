@@ -39,14 +39,20 @@ def _matmul_jvp(tangents, out, x, y):
     return _sum_terms(matmul(dx, y) if dx is not None else None, matmul(x, dy) if dy is not None else None)
 
 
+def _matmul_forward(x, y):
+    return np.dot(x, y) if x.ndim == 2 == y.ndim else np.matmul(x, y)  # np.dot: less dispatch for small matrices
+
+
 matmul_op = defop(
     "matmul",
-    np.matmul,
+    _matmul_forward,
     infer.refusing("matmul", "b", _matmul_infer),
-    vjp=(lambda g, out, x, y: linear(g, y) if y.ndim == 2 else matmul(g, swap_last_two(y)),
-         lambda g, out, x, y: matmul(swap_last_two(x), g)),
+    # The rules bind directly: operands are tensors of one dtype with >= 2 dims (no argument checks).
+    vjp=(lambda g, out, x, y: bind(linear_op, g, y) if y.ndim == 2 else bind(matmul_op, g, swap_last_two(y)),
+         lambda g, out, x, y: bind(matmul_op, swap_last_two(x), g)),
     jvp=_matmul_jvp,
     saves={0: (1,), 1: (0,)}, explain=("received @ {1}^T", "{0}^T @ received"), infix="@",
+    lower=lambda args, params, dtype: f"np.matmul({args[0]}, {args[1]})",
 )
 
 
@@ -65,14 +71,14 @@ def _linear_weight_grad(g, out, x, w):
     """g^T x summed over every leading dim: one GEMM producing a fresh, contiguous (out, in) array."""
     rows_g = reshape(g, (-1, g.shape[-1])) if g.ndim != 2 else g
     rows_x = reshape(x, (-1, x.shape[-1])) if x.ndim != 2 else x
-    return matmul(swap_last_two(rows_g), rows_x)
+    return bind(matmul_op, swap_last_two(rows_g), rows_x)
 
 
 linear_op = defop(
     "linear",
-    lambda x, w: np.matmul(x, w.T),
+    lambda x, w: np.dot(x, w.T) if x.ndim == 2 else np.matmul(x, w.T),
     infer.refusing("linear", "b", _linear_infer),
-    vjp=(lambda g, out, x, w: matmul(g, w), _linear_weight_grad),
+    vjp=(lambda g, out, x, w: bind(matmul_op, g, w), _linear_weight_grad),
     jvp=lambda tangents, out, x, w: _sum_terms(
         linear(tangents[0], w) if tangents[0] is not None else None,
         linear(x, tangents[1]) if tangents[1] is not None else None),

@@ -162,15 +162,17 @@ def grad_edge(t):
     A view whose root was changed in place since the view was taken first re-derives its history
     from the root's new one, so its gradient flows through the change (as PyTorch does).
     """
-    if t._base is not None:
-        root, chain, root_fn = t._base
-        if root.grad_fn is not root_fn and root._requires_grad:
-            with enable_grad():
-                fresh = root
-                for view_op, params in chain:
-                    fresh = bind(view_op, fresh, **params)
-            t.grad_fn, t._out_nr, t._requires_grad = fresh.grad_fn, fresh._out_nr, True
-            t._base = (root, chain, root.grad_fn)
+    if t._base is None:  # not a view: the common case, first
+        fn = t.grad_fn
+        return (fn, t._out_nr) if fn is not None else (_accumulator(t), 0)
+    root, chain, root_fn = t._base
+    if root.grad_fn is not root_fn and root._requires_grad:
+        with enable_grad():
+            fresh = root
+            for view_op, params in chain:
+                fresh = bind(view_op, fresh, **params)
+        t.grad_fn, t._out_nr, t._requires_grad = fresh.grad_fn, fresh._out_nr, True
+        t._base = (root, chain, root.grad_fn)
     fn = t.grad_fn
     return (fn, t._out_nr) if fn is not None else (_accumulator(t), 0)
 
@@ -201,12 +203,16 @@ class Evaluate(Interpreter):
                 a, b = args
                 out = op.forward(a._data if isinstance(a, Tensor) else a, b._data if isinstance(b, Tensor) else b,
                                  **params)
+            elif len(args) == 1:
+                a = args[0]
+                out = op.forward(a._data if isinstance(a, Tensor) else a, **params)
             else:
                 out = op.forward(*[a._data if isinstance(a, Tensor) else a for a in args], **params)
         except Exception as exc:
             raise op.error(args, params, exc) from None
         result = _wrap(out)
-        if op.view and result._data.base is not None and np.may_share_memory(result._data, args[0]._data):
+        if op.view and result._data.base is not None and (result._data.base is args[0]._data  # (cheap check first)
+                                                          or np.may_share_memory(result._data, args[0]._data)):
             _mark_view(result, args[0], op, params)
         return result
 
@@ -229,19 +235,19 @@ class RecordTape(Interpreter):
                     result.grad_fn = OpNode(op, args, params, result, (grad_edge(a),), [True])
                     result._requires_grad = True
                 return result
-            needs = []
-            edges = []
-            for a in args:
-                need = isinstance(a, Tensor) and a._requires_grad
-                needs.append(need)
-                if not need:
-                    edges.append(None)
-                elif a.grad_fn is not None and a._base is None:  # the common case, inline
-                    edges.append((a.grad_fn, a._out_nr))
-                else:
-                    edges.append(grad_edge(a))
+            if len(args) == 2:  # binary ops: spelled out, no lists to grow
+                a, b = args
+                need_a = isinstance(a, Tensor) and a._requires_grad
+                need_b = isinstance(b, Tensor) and b._requires_grad
+                if need_a or need_b:
+                    edges = (grad_edge(a) if need_a else None, grad_edge(b) if need_b else None)
+                    result.grad_fn = OpNode(op, args, params, result, edges, [need_a, need_b])
+                    result._requires_grad = True
+                return result
+            needs = [isinstance(a, Tensor) and a._requires_grad for a in args]
             if True in needs:
-                result.grad_fn = OpNode(op, args, params, result, tuple(edges), needs)
+                edges = tuple(grad_edge(a) if need else None for a, need in zip(args, needs))
+                result.grad_fn = OpNode(op, args, params, result, edges, needs)
                 result._requires_grad = True
         return result
 

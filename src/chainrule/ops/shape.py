@@ -203,9 +203,28 @@ def _expand_infer(x, shape):
     return tuple(shape), infer.dtype_of(x)
 
 
+def _expand_forward(x, shape):
+    """``np.broadcast_to``'s read-only view, built directly when ``x`` is contiguous: a zero stride
+    for every broadcast dim. Several times cheaper for small arrays (it is the backward of every sum)."""
+    lead = len(shape) - x.ndim
+    if lead < 0 or not x.flags.c_contiguous:
+        return np.broadcast_to(x, shape)
+    strides = [0] * lead
+    for size, stride, target in zip(x.shape, x.strides, shape[lead:]):
+        if size == target:
+            strides.append(stride)
+        elif size == 1:
+            strides.append(0)
+        else:
+            return np.broadcast_to(x, shape)  # raises numpy's error, which bind turns into ours
+    out = np.ndarray(shape, x.dtype, x, 0, strides)
+    out.flags.writeable = False
+    return out
+
+
 expand_op = defop(
     "expand",
-    np.broadcast_to,
+    _expand_forward,
     _expand_infer,
     vjp=(lambda g, out, x, shape: g,),  # the engine sums the gradient back to x's shape
     jvp=LINEAR,
