@@ -39,6 +39,8 @@ def coerce(a, b):
     """
     if type(a) is Tensor and type(b) is Tensor and a._data.dtype is b._data.dtype:
         return a, b
+    if (type(b) is float or type(b) is int) and isinstance(a, Tensor) and a._data.dtype.kind == "f":
+        return a, b  # a float tensor with a Python number keeps its dtype
     a_is_tensor = isinstance(a, Tensor)
     b_is_tensor = isinstance(b, Tensor)
     if a_is_tensor and b_is_tensor:
