@@ -940,3 +940,58 @@ def test_grad_setter_and_zeroing():
     x.grad.zero_()
     (x * 1).sum().backward()
     np.testing.assert_allclose(to_numpy(x.grad), [1.0, 1.0])
+
+
+# --- .grad accumulates in place, as in PyTorch ----------------------------------------------------------------
+def _grad_accumulation_story(lib):
+    """Two backwards into one leaf, a reference to .grad held in between, then a create_graph backward."""
+    x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (x * x).sum().backward()
+    held = x.grad
+    (3 * x).sum().backward()
+    same_object = x.grad is held
+    after_two = held.detach().clone().numpy().tolist()
+    (x * x).sum().backward(create_graph=True)
+    differentiable = x.grad.requires_grad
+    return same_object, after_two, held.detach().numpy().tolist(), differentiable, x.grad.detach().numpy().tolist()
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph")
+def test_grad_accumulates_in_place_like_torch():
+    ours, theirs = _grad_accumulation_story(cr), _grad_accumulation_story(torch)
+    assert ours == theirs
+    assert ours[0] is True and ours[1] == [5.0, 7.0, 9.0] and ours[3] is True
+
+
+def test_held_grad_reference_sees_later_accumulation_through_parameters():
+    def run(lib):
+        lib.manual_seed(0)
+        layer = lib.nn.Linear(3, 2)
+        with lib.no_grad():
+            layer.weight.copy_(lib.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.5]]))
+            layer.bias.copy_(lib.tensor([0.1, -0.2]))
+        x = lib.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 4.0]])
+        layer(x).pow(2).sum().backward()
+        held = layer.weight.grad
+        layer(x * 2).sum().backward()
+        return held.detach().numpy().copy(), layer.weight.grad is held
+
+    (ours, same), (theirs, torch_same) = run(cr), run(torch)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+    assert same and torch_same
+
+
+def test_backward_inputs_accumulate_in_place():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    y = cr.tensor([3.0, 4.0], requires_grad=True)
+    (x * y).sum().backward(inputs=[x])
+    held = x.grad
+    (x * y).sum().backward(inputs=[x])
+    assert x.grad is held and held.tolist() == [6.0, 8.0] and y.grad is None
+
+
+def test_read_only_grad_is_replaced_by_the_sum():
+    x = cr.tensor([1.0, 2.0], requires_grad=True)
+    x.grad = cr.tensor(1.0).expand(2)  # a broadcast, read-only .grad the user assigned
+    (x * 2).sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0]

@@ -164,15 +164,26 @@ class AccumulateGrad(Node):
         return "AccumulateGrad"
 
     def accumulate(self, grad, create_graph, sole_owner=False):
-        """Add ``grad`` into ``.grad``. A gradient nothing else refers to (``sole_owner``) is adopted
-        as it is; any other is copied, so ``.grad`` never aliases another tensor's memory."""
-        var = self.variable
-        if not create_graph and not sole_owner:  # (a sole owner is already a fresh leaf: no history, no view)
-            grad = _wrap(grad._data.copy())
-        if var.grad is None:
-            var.grad = grad
-        else:
-            var.grad = var.grad + grad if create_graph else _wrap(var.grad._data + grad._data)
+        """Add ``grad`` into ``.grad`` with PyTorch's semantics: into the existing ``.grad`` in place (a
+        reference held to it sees the sum), or out of place with ``create_graph`` (the sum is then
+        differentiable). A first gradient nothing else refers to (``sole_owner``) is adopted as it
+        is; any other is copied, so ``.grad`` never aliases another tensor's memory."""
+        accumulate_into(self.variable, grad, create_graph, sole_owner)
+
+
+def accumulate_into(var, grad, create_graph, sole_owner=False):
+    """``var.grad += grad`` as PyTorch does it (see ``AccumulateGrad.accumulate``)."""
+    old = var.grad
+    if old is None:
+        var.grad = grad if create_graph or sole_owner else _wrap(grad._data.copy())
+    elif create_graph:
+        var.grad = old + grad
+    elif old._data.flags.writeable and old._data.shape == grad._data.shape:
+        data = old._data
+        data += grad._data
+        old._version[0] += 1
+    else:  # a read-only or broadcast .grad the user assigned: replaced by the sum
+        var.grad = _wrap(old._data + grad._data)
 
 
 def _saved_inputs(saves, needs):

@@ -16,7 +16,7 @@ from ..errors import GraphError, ShapeError
 from ..ops.op import bind, grad_edge
 from ..ops.reduce import sum_op
 from ..ops.shape import reshape_op
-from ..tape import AccumulateGrad
+from ..tape import AccumulateGrad, accumulate_into
 from ..tensor import Tensor, _wrap
 
 
@@ -63,8 +63,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     inputs = _tensors(inputs)
     for t, g in zip(inputs, run_backward(tensors, grads, retain_graph, create_graph, inputs)):
         if g is not None:
-            g = g if create_graph else g.detach()
-            t.grad = g if t.grad is None else t.grad + g
+            accumulate_into(t, g, create_graph)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=None,
