@@ -13,7 +13,6 @@ Two safety nets against the two ways multi-process jobs hang:
 """
 
 import enum
-import importlib.util
 import os
 import sys
 
@@ -65,8 +64,12 @@ _group = _Group()
 
 
 def is_available():
-    """True when the MPI backend can be used (mpi4py is installed); nothing is imported."""
-    return importlib.util.find_spec("mpi4py") is not None
+    """True when the MPI backend can be used: mpi4py is installed (MPI itself starts in init_process_group)."""
+    try:
+        import mpi4py  # noqa: F401 - the package only; mpi4py.MPI would start MPI
+    except ImportError:
+        return False
+    return True
 
 
 is_mpi_available = is_available
