@@ -42,6 +42,8 @@ class ReduceOp(enum.Enum):
     BOR = "bor"
     BXOR = "bxor"
 
+    __hash__ = object.__hash__  # members are singletons: identity hashing, at C speed (looked up per call)
+
 
 # MPI has no logical sum or product: on bool tensors they become OR and AND (PyTorch's NCCL does the same)
 _BOOL_OP = {ReduceOp.SUM: "LOR", ReduceOp.MAX: "LOR", ReduceOp.BOR: "LOR", ReduceOp.PRODUCT: "LAND",
@@ -57,6 +59,7 @@ class _Group:
     comm = None
     debug = False
     calls = 0  # collectives called so far (debug mode numbers them in its messages)
+    ops = {}  # (ReduceOp, dtype kind) -> MPI op, filled by _mpi_op
     previous_excepthook = None
 
 
@@ -110,7 +113,7 @@ def init_process_group(backend="mpi", init_method=None, timeout=None, world_size
 def destroy_process_group(group=None):
     """Leave the process group (MPI itself is finalized when the process exits)."""
     comm = _comm(group)
-    _check_same_call(comm, "destroy_process_group()")
+    _check_same_call(comm, "destroy_process_group")
     comm.Free()
     if sys.excepthook is _abort_on_uncaught_exception:
         sys.excepthook = _group.previous_excepthook
@@ -151,11 +154,12 @@ def _abort_on_uncaught_exception(exc_type, exc, tb):
 
 # --- the debug check --------------------------------------------------------------------------------
 
-def _check_same_call(comm, call):
+def _check_same_call(comm, name, tensor=None, **args):
     """In debug mode: every rank states the collective it is calling; a difference is an error on all ranks."""
     if not _group.debug:
         return
     _group.calls += 1
+    call = _describe(name, tensor, **args)
     calls = comm.allgather(call)
     if any(c != call for c in calls):
         ranks_by_call = {}
@@ -167,10 +171,10 @@ def _check_same_call(comm, call):
                            "with the same shapes and dtypes, in the same order")
 
 
-def _describe(name, tensor, **extra):
-    args = [f"shape={list(tensor._data.shape)}", f"dtype={tensor.dtype.name}"]
-    args += [f"{k}={v.name if isinstance(v, ReduceOp) else v}" for k, v in extra.items()]
-    return f"{name}({', '.join(args)})"
+def _describe(name, tensor, **args):
+    described = [] if tensor is None else [f"shape={list(tensor._data.shape)}", f"dtype={tensor.dtype.name}"]
+    described += [f"{k}={v.name if isinstance(v, ReduceOp) else v}" for k, v in args.items()]
+    return f"{name}({', '.join(described)})"
 
 
 # --- buffers and completion ---------------------------------------------------------------------------
@@ -237,6 +241,11 @@ def _written(tensors, sources=None):
 
 
 def _mpi_op(name, op, dtype):
+    """The MPI reduction for ``op`` on ``dtype`` (checked once per op and kind of dtype, then cached)."""
+    try:
+        return _group.ops[op, dtype.kind]
+    except (KeyError, TypeError):
+        pass
     if not isinstance(op, ReduceOp):
         raise TypeError(f"{name}: op must be a chainrule.distributed.ReduceOp (got {op!r})")
     kind = dtype.kind
@@ -245,7 +254,8 @@ def _mpi_op(name, op, dtype):
                          "and divide")
     if op in (ReduceOp.BAND, ReduceOp.BOR, ReduceOp.BXOR) and kind not in "iub":
         raise ValueError(f"{name}: ReduceOp.{op.name} needs an integer or bool tensor (got {dtype})")
-    return getattr(_group.MPI, _BOOL_OP[op] if kind == "b" else _MPI_OP[op])
+    mpi_op = _group.ops[op, kind] = getattr(_group.MPI, _BOOL_OP[op] if kind == "b" else _MPI_OP[op])
+    return mpi_op
 
 
 def _averaged(op, array, world, finish):
@@ -265,7 +275,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     data = _array("all_reduce", tensor)
     comm = _comm(group)
     mpi_op = _mpi_op("all_reduce", op, data.dtype)
-    _check_same_call(comm, _describe("all_reduce", tensor, op=op))
+    _check_same_call(comm, "all_reduce", tensor, op=op)
     buf = _contiguous(data)
     finish = _averaged(op, buf, comm.Get_size(), _written([tensor], [buf]))
     return _run(comm.Allreduce, comm.Iallreduce, (_group.MPI.IN_PLACE, buf, mpi_op), finish, async_op)
@@ -276,7 +286,7 @@ def broadcast(tensor, src, group=None, async_op=False):
     data = _array("broadcast", tensor)
     comm = _comm(group)
     _check_root("broadcast", "src", src, comm)
-    _check_same_call(comm, _describe("broadcast", tensor, src=src))
+    _check_same_call(comm, "broadcast", tensor, src=src)
     buf = _contiguous(data)
     return _run(comm.Bcast, comm.Ibcast, (_bytes(buf), src), _written([tensor], [buf]), async_op)
 
@@ -287,7 +297,7 @@ def reduce(tensor, dst, op=ReduceOp.SUM, group=None, async_op=False):
     comm = _comm(group)
     _check_root("reduce", "dst", dst, comm)
     mpi_op = _mpi_op("reduce", op, data.dtype)
-    _check_same_call(comm, _describe("reduce", tensor, dst=dst, op=op))
+    _check_same_call(comm, "reduce", tensor, dst=dst, op=op)
     buf = _contiguous(data)
     if comm.Get_rank() != dst:
         return _run(comm.Reduce, comm.Ireduce, (buf, None, mpi_op, dst), lambda: None, async_op)
@@ -308,7 +318,7 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
         if out.shape != data.shape or out.dtype != data.dtype:
             raise ValueError(f"all_gather: tensor_list[{k}] is {list(out.shape)} {t.dtype.name}, but tensor is "
                              f"{list(data.shape)} {tensor.dtype.name}; they must match")
-    _check_same_call(comm, _describe("all_gather", tensor))
+    _check_same_call(comm, "all_gather", tensor)
     gathered = np.empty((world,) + data.shape, data.dtype)
     finish = _written(tensor_list, list(gathered))
     return _run(comm.Allgather, comm.Iallgather, (_bytes(_contiguous(data)), _bytes(gathered)), finish, async_op)
@@ -321,7 +331,7 @@ def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=Fal
     out = _array("all_gather_into_tensor", output_tensor, "output_tensor")
     comm = _comm(group)
     _check_blocks("all_gather_into_tensor", "output_tensor", out, "input_tensor", data, comm.Get_size())
-    _check_same_call(comm, _describe("all_gather_into_tensor", input_tensor))
+    _check_same_call(comm, "all_gather_into_tensor", input_tensor)
     buf = _contiguous(out)
     finish = _written([output_tensor], [buf])
     return _run(comm.Allgather, comm.Iallgather, (_bytes(_contiguous(data)), _bytes(buf)), finish, async_op)
@@ -334,7 +344,7 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
     comm = _comm(group)
     _check_blocks("reduce_scatter_tensor", "input", data, "output", out, comm.Get_size())
     mpi_op = _mpi_op("reduce_scatter_tensor", op, data.dtype)
-    _check_same_call(comm, _describe("reduce_scatter_tensor", input, op=op))
+    _check_same_call(comm, "reduce_scatter_tensor", input, op=op)
     buf = _contiguous(out)
     finish = _averaged(op, buf, comm.Get_size(), _written([output], [buf]))
     args = (_contiguous(data), buf, mpi_op)
@@ -355,7 +365,7 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
 def barrier(group=None, async_op=False, device_ids=None):
     """Wait until every rank has called ``barrier``."""
     comm = _comm(group)
-    _check_same_call(comm, "barrier()")
+    _check_same_call(comm, "barrier")
     return _run(comm.Barrier, comm.Ibarrier, (), lambda: None, async_op)
 
 
@@ -365,7 +375,7 @@ def all_gather_object(object_list, obj, group=None):
     if len(object_list) != comm.Get_size():
         raise ValueError(f"all_gather_object: object_list must have world_size={comm.Get_size()} entries "
                          f"(got {len(object_list)})")
-    _check_same_call(comm, "all_gather_object()")
+    _check_same_call(comm, "all_gather_object")
     object_list[:] = comm.allgather(obj)
 
 
@@ -373,7 +383,7 @@ def broadcast_object_list(object_list, src=0, group=None, device=None):
     """Replace ``object_list``'s entries with rank ``src``'s (pickled; for small Python objects)."""
     comm = _comm(group)
     _check_root("broadcast_object_list", "src", src, comm)
-    _check_same_call(comm, f"broadcast_object_list(len={len(object_list)}, src={src})")
+    _check_same_call(comm, "broadcast_object_list", len=len(object_list), src=src)
     object_list[:] = comm.bcast(list(object_list), root=src)
 
 
