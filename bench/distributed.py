@@ -57,8 +57,36 @@ def main(argv):
         print(f"overlap     {name}: step {_ms(r['step'])} (no communication: {_ms(r['step_no_sync'])}); "
               f"blocking allreduce of its buckets {_us(r['blocking'])}, exposed in the step {_us(r['exposed'])}: "
               f"{100 * hidden:.0f}% hidden behind backward")
+    hidden = max(0.0, 1 - r4["exposed"] / r4["blocking"]) if (r4 := comm["overlap"].get(OVERLAP_CONFIG)) else 0.0
+    print(model_table(BATCH / one, LENET_GRADIENT_BYTES, hidden))
     print(f"load average: {_load()}")
     return 0
+
+
+LENET_GRADIENT_BYTES = 61706 * 4
+OVERLAP_CONFIG = "4 buckets (bucket_cap_mb=0.005)"
+NETWORKS = {"10 GbE (1.25 GB/s, 20 us)": (1.25e9, 20e-6), "100 Gb/s InfiniBand (12.5 GB/s, 2 us)": (12.5e9, 2e-6)}
+
+
+def allreduce_seconds(p, nbytes, bandwidth, latency, algorithm):
+    """Time of one allreduce of ``nbytes`` over ``p`` workers: every algorithm below sends 2 (p-1)/p of the
+    data per worker; the ring takes 2 (p-1) latency-bound steps, recursive halving/doubling 2 log2(p)."""
+    steps = 2 * (p - 1) if algorithm == "ring" else 2 * np.log2(p)
+    return 2 * (p - 1) / p * nbytes / bandwidth + steps * latency
+
+
+def model_table(compute_s, nbytes, hidden, workers=(8, 64, 256, 1024)):
+    """Step time T = compute + (1 - hidden) x allreduce, per network and algorithm; efficiency = compute / T."""
+    lines = [f"model       step time from measured compute {_ms(compute_s)}/step (1 thread, batch {BATCH}), "
+             f"{nbytes / 1e3:.0f} kB of gradients, {100 * hidden:.0f}% of the allreduce hidden:"]
+    for network, (bandwidth, latency) in NETWORKS.items():
+        for algorithm in ("ring", "halving-doubling"):
+            cells = []
+            for p in workers:
+                step = compute_s + (1 - hidden) * allreduce_seconds(p, nbytes, bandwidth, latency, algorithm)
+                cells.append(f"p={p}: {_ms(step)} ({100 * compute_s / step:.0f}%)")
+            lines.append(f"            {network}, {algorithm}: " + ", ".join(cells))
+    return "\n".join(lines)
 
 
 def job(ranks, mode, steps):
@@ -185,7 +213,7 @@ def overlap(steps, rounds=5):
                  (DistributedDataParallel, "_start_full_buckets"): DistributedDataParallel._start_full_buckets}
     results = {}
     per_round = max(5, steps // (2 * rounds))
-    for name, cap in (("4 buckets (bucket_cap_mb=0.005)", 0.005), ("1 bucket (bucket_cap_mb=25, the default)", 25)):
+    for name, cap in ((OVERLAP_CONFIG, 0.005), ("1 bucket (bucket_cap_mb=25, the default)", 25)):
         _, ddp, optimizer, batches = _training(dist.get_world_size(), bucket_cap_mb=cap)
         buckets = ddp._buckets
         for _ in range(5):
