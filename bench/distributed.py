@@ -40,13 +40,17 @@ def main(argv):
     if args.worker:
         return worker(args.worker, args.steps)
     print(f"load average: {_load()}", flush=True)
-    rates = {1: [], 2: []}
+    rates, cpu = {1: [], 2: []}, {1: [], 2: []}
     for _ in range(args.rounds):
         for ranks in (1, 2):
-            rates[ranks].append(job(ranks, "throughput", args.steps)["samples_per_s"])
+            result = job(ranks, "throughput", args.steps)
+            rates[ranks].append(result["samples_per_s"])
+            cpu[ranks].append(result["cpu_share"])
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
     print(f"scaling     1 rank x 1 thread {one:.0f} samples/s, 2 ranks x 1 thread {two:.0f} samples/s: "
-          f"{two / one:.2f}x (target >= 1.7x)  [rounds: {_list(rates[1])} | {_list(rates[2])}]", flush=True)
+          f"{two / one:.2f}x (target >= 1.7x)  [rounds: {_list(rates[1])} | {_list(rates[2])}; rank 0's CPU "
+          f"time / wall time: {_list(cpu[1], 2)} | {_list(cpu[2], 2)}, below ~0.95: other processes took the core]",
+          flush=True)
     comm = job(2, "comm", args.steps)
     for name, r in comm["allreduce"].items():
         print(f"allreduce   {name}: chainrule {_us(r['chainrule'])}, mpi4py {_us(r['mpi4py'])}, "
@@ -153,11 +157,12 @@ def throughput(steps):
     for _ in range(10):
         _step(forward, optimizer, next(batches))
     dist.barrier()
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for _ in range(steps):
         _step(forward, optimizer, next(batches))
     dist.barrier()
-    return {"samples_per_s": world * BATCH * steps / (time.perf_counter() - began)}
+    wall = time.perf_counter() - began
+    return {"samples_per_s": world * BATCH * steps / wall, "cpu_share": (time.process_time() - cpu) / wall}
 
 
 def allreduce(reps=50, rounds=7):
@@ -276,8 +281,8 @@ def _load():
         return "?"
 
 
-def _list(values):
-    return " ".join(f"{v:.0f}" for v in values)
+def _list(values, digits=0):
+    return " ".join(f"{v:.{digits}f}" for v in values)
 
 
 def _us(seconds):
