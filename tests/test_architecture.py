@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "src" / "chainrule"
 OPTIONAL = {"onnx", "graphviz", "safetensors", "tensorboard", "tqdm", "sklearn", "torch",
-            "chainrule.utils.tensorboard"}  # optional extras: imported when used
+            "mpi4py", "chainrule.utils.tensorboard"}  # optional extras: imported when used
 
 
 def _modules():

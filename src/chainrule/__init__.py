@@ -23,7 +23,7 @@ from .ops import TENSOR_METHODS as _TENSOR_METHODS  # noqa: F401
 from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from . import autograd
 from .io import load, save
-from . import expr, nn, optim, static, utils
+from . import distributed, expr, nn, optim, static, utils
 from .static import trace_compile as compile  # noqa: A001 - cr.compile, PyTorch's name
 from . import onnx, viz  # the onnx and graphviz packages themselves load only when used
 from .utils.summary import summary

@@ -13,6 +13,7 @@ TOOLS = {
     "train": "chainrule.train",
     "demo": "chainrule.demo",
     "expr": "chainrule.expr.cli",
+    "run": "chainrule.distributed.run",
 }
 
 
@@ -28,6 +29,7 @@ def main(argv=None):
             continue
         module.register(subparsers)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a tool that relaunches itself passes on
     return args.func(args)
 
 

@@ -149,7 +149,11 @@ class OpNode(Node):
 
 
 class AccumulateGrad(Node):
-    """Sink for a leaf tensor's gradient: runs the leaf's hooks, then adds into ``leaf.grad``."""
+    """Sink for a leaf tensor's gradient: runs the leaf's hooks, then adds into ``leaf.grad``.
+
+    Hooks registered on the node itself (``register_hook``) run after the gradient was added, with
+    ``grad_outputs = (incoming gradient,)``, as in PyTorch: DistributedDataParallel starts reducing a
+    parameter's gradient from there."""
 
     __slots__ = ("variable",)
 

@@ -2,6 +2,10 @@
 
 The default run needs no download: scikit-learn's bundled 8x8 digits, upsampled to 32x32.
 ``--dataset mnist --data-dir DIR`` trains on the original MNIST files in DIR.
+
+``--nproc N`` trains data-parallel in N processes (started through ``chainrule run``, i.e. mpiexec):
+``DistributedDataParallel`` averages the gradients, a ``DistributedSampler`` gives each rank its shard,
+``--batch-size`` is per process, and only rank 0 prints, writes checkpoints and TensorBoard files.
 """
 
 import time
@@ -11,10 +15,12 @@ from pathlib import Path
 import numpy as np
 
 import chainrule as cr
+from chainrule import distributed as dist
 from chainrule import nn
 from chainrule.datasets import MNIST, Digits
+from chainrule.distributed.run import launch, launched_by_mpi
 from chainrule.models import MLP, LeNet5
-from chainrule.utils.data import DataLoader, TensorDataset
+from chainrule.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 DEFAULTS = {  # per dataset: epochs, batch size, learning rate (Adam)
     "digits": (15, 32, 2e-3),
@@ -37,6 +43,8 @@ def register(subparsers):
     p.add_argument("--momentum", type=float, default=0.9, help="for --optimizer sgd")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--nproc", type=int, default=None,
+                   help="train data-parallel in this many processes (via mpiexec); --batch-size is per process")
     p.add_argument("--checkpoint-dir", default=None, help="save model and optimizer here after every epoch")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint-dir")
     p.add_argument("--tensorboard", metavar="DIR", default=None,
@@ -103,15 +111,27 @@ def cosine_schedule(optimizer, lr, epochs, start_epoch=0):
 
 
 def evaluate(model, x, y, batch_size=1000):
-    """Accuracy of ``model`` on arrays ``x``, ``y``, in eval mode and without recording the tape."""
+    """Accuracy of ``model`` on arrays ``x``, ``y``, in eval mode and without recording the tape.
+
+    In a process group each rank scores its share of the images and the counts are summed."""
+    world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_initialized() else (1, 0)
     model.eval()
     correct = 0
     with cr.no_grad():
-        for start in range(0, len(x), batch_size):
+        for start in range(rank * batch_size, len(x), world * batch_size):
             logits = model(cr.from_numpy(x[start:start + batch_size]))
             correct += int((logits.argmax(1).numpy() == y[start:start + batch_size]).sum())
     model.train()
-    return correct / len(x)
+    return _summed(correct) / len(x)
+
+
+def _summed(*values):
+    """The sums of ``values`` over all ranks (the values themselves outside a process group)."""
+    if not dist.is_initialized():
+        return values[0] if len(values) == 1 else values
+    total = cr.tensor(values, dtype=cr.float64)
+    dist.all_reduce(total)
+    return total.item() if len(values) == 1 else tuple(total.tolist())
 
 
 def run(args):
@@ -119,8 +139,8 @@ def run(args):
     args.epochs = epochs if args.epochs is None else args.epochs
     args.batch_size = batch_size if args.batch_size is None else args.batch_size
     args.lr = lr if args.lr is None else args.lr
-    if args.epochs < 0 or args.batch_size < 1 or args.lr <= 0:
-        raise SystemExit("chainrule train: --epochs must be >= 0, --batch-size >= 1 and --lr > 0")
+    if args.epochs < 0 or args.batch_size < 1 or args.lr <= 0 or (args.nproc is not None and args.nproc < 1):
+        raise SystemExit("chainrule train: --epochs must be >= 0, --batch-size >= 1, --lr > 0 and --nproc >= 1")
     # option errors first, before minutes of loading or training
     if args.dataset == "mnist" and args.data_dir is None:
         raise SystemExit(MNIST_NEEDS_DATA_DIR)
@@ -129,6 +149,28 @@ def run(args):
     checkpoint = Path(args.checkpoint_dir) / "last.safetensors" if args.checkpoint_dir else None
     if args.resume and not checkpoint.exists():
         raise SystemExit(f"chainrule train: --resume needs an existing checkpoint, {checkpoint} not found")
+    if launched_by_mpi():
+        return _train_in_process_group(args, checkpoint)
+    if args.nproc is not None and args.nproc > 1:  # start the ranks; each runs this same command
+        return launch(args.nproc, ["-m", "chainrule", *args.argv])
+    return train(args, checkpoint)
+
+
+def _train_in_process_group(args, checkpoint):
+    dist.init_process_group("mpi")
+    try:
+        if args.nproc is not None and args.nproc != dist.get_world_size():
+            raise SystemExit(f"chainrule train: --nproc {args.nproc}, but {dist.get_world_size()} processes "
+                             "were started")
+        return train(args, checkpoint)
+    finally:
+        dist.destroy_process_group()
+
+
+def train(args, checkpoint):
+    """The training run of ``chainrule train``; in a process group, one rank of a data-parallel run."""
+    world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_initialized() else (1, 0)
+    say = print if rank == 0 else _silent
     cr.manual_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_data(args.dataset, args.data_dir)
     model = build_model(args.model, x_train.shape[1:])
@@ -148,29 +190,34 @@ def run(args):
         except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
             raise SystemExit(f"chainrule train: cannot resume from {checkpoint} with --model {args.model} "
                              f"--optimizer {args.optimizer}: {exc}") from exc
-        print(f"resumed from {checkpoint} after epoch {start_epoch}")
-    elif checkpoint is not None:
+        say(f"resumed from {checkpoint} after epoch {start_epoch}")
+    elif checkpoint is not None and rank == 0:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
     scheduler = cosine_schedule(optimizer, args.lr, args.epochs, start_epoch)
 
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"{args.model} ({n_params:,} parameters) on {args.dataset}: {len(x_train):,} train / {len(x_test):,} "
-          f"test images, {args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {args.lr:g}")
+    batch = f"batch {args.batch_size}" + (f" x {world} processes" if world > 1 else "")
+    say(f"{args.model} ({n_params:,} parameters) on {args.dataset}: {len(x_train):,} train / {len(x_test):,} "
+        f"test images, {args.epochs} epochs, {batch}, {args.optimizer} lr {args.lr:g}")
     train_set = TensorDataset(cr.from_numpy(x_train), cr.from_numpy(y_train))
     generator = cr.Generator()
-    loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, generator=generator,
-                        num_workers=args.workers, drop_last=False)
-    writer = _tensorboard(args.tensorboard, model, x_train[:1])
+    sampler = DistributedSampler(train_set, seed=args.seed) if world > 1 else None
+    loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
+                        generator=generator, num_workers=args.workers, drop_last=False)
+    forward = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    writer = _tensorboard(args.tensorboard, model, x_train[:1]) if rank == 0 else None
     accuracy, samples, seconds = 0.0, 0, 0.0
     step = start_epoch * len(loader)
     for epoch in range(start_epoch, args.epochs):
         generator.manual_seed(args.seed * 1000 + epoch)  # the order depends on the epoch alone: resumable
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         began = time.perf_counter()
         seen, running = 0, 0.0
-        bar = _progress(loader, f"epoch {epoch + 1}/{args.epochs}", args.no_progress)
+        bar = _progress(loader, f"epoch {epoch + 1}/{args.epochs}", args.no_progress or rank != 0)
         for images, labels in bar:
             optimizer.zero_grad()
-            loss = loss_fn(model(images), labels)
+            loss = loss_fn(forward(images), labels)
             loss.backward()
             optimizer.step()
             seen += len(labels)
@@ -180,18 +227,19 @@ def run(args):
                 writer.add_scalar("train/loss", loss.item(), step)
             if bar is not loader:
                 bar.set_postfix(loss=f"{running / seen:.4f}",
-                                rate=f"{seen / (time.perf_counter() - began):.0f}/s", refresh=False)
+                                rate=f"{world * seen / (time.perf_counter() - began):.0f}/s", refresh=False)
         scheduler.step()
         elapsed = time.perf_counter() - began
+        running, seen = _summed(running, seen)
         samples, seconds = samples + seen, seconds + elapsed
         accuracy = evaluate(model, x_test, y_test)
-        print(f"epoch {epoch + 1}: train loss {running / seen:.4f}, test accuracy {accuracy:.2%}, "
-              f"{seen / elapsed:.0f} samples/s", flush=True)
+        say(f"epoch {epoch + 1}: train loss {running / seen:.4f}, test accuracy {accuracy:.2%}, "
+            f"{seen / elapsed:.0f} samples/s", flush=True)
         if writer is not None:
             writer.add_scalar("test/accuracy", accuracy, epoch + 1)
             writer.add_scalar("lr", optimizer.param_groups[0]["lr"], epoch + 1)
             writer.flush()
-        if checkpoint is not None:
+        if checkpoint is not None and rank == 0:
             cr.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
                      "config": {"model": args.model, "optimizer": args.optimizer}}, checkpoint)
@@ -200,8 +248,12 @@ def run(args):
     if writer is not None:
         writer.close()
     rate = samples / seconds if seconds else 0.0
-    print(f"final test accuracy {accuracy:.2%} | {rate:.0f} samples/s")
+    say(f"final test accuracy {accuracy:.2%} | {rate:.0f} samples/s")
     return 0
+
+
+def _silent(*args, **kwargs):
+    """``print`` on ranks other than 0: one line per epoch, not one per process."""
 
 
 def _tensorboard(log_dir, model, example):

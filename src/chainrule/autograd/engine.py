@@ -141,7 +141,11 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                     # Only this frame refers to g and only g to its array: the leaf may keep it uncopied.
                     sole = sys.getrefcount(g) == 2 and sys.getrefcount(g._data) == 2 and g._data.base is None
                     node.accumulate(g, create_graph, sole)
+                    if node._post_hooks is not None:
+                        grads = (g,)
                     g = None
+                if capture is None and node._post_hooks is not None:  # after accumulation, as in PyTorch
+                    _run_post_hooks(node, (), grads)
                 continue
             edges = node.edges
             wanted = node.needs if needed is None else [e is not None and e[0] in needed for e in edges]

@@ -5,10 +5,11 @@ from ._worker import WorkerInfo, get_worker_info
 from .collate import default_collate, default_convert
 from .dataloader import DataLoader
 from .dataset import Dataset, IterableDataset, Subset, TensorDataset, random_split
+from .distributed import DistributedSampler
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
 __all__ = [
-    "BatchSampler", "DataLoader", "Dataset", "IterableDataset", "RandomSampler", "Sampler", "SequentialSampler",
-    "Subset", "TensorDataset", "WorkerInfo", "default_collate", "default_convert", "get_worker_info",
-    "random_split",
+    "BatchSampler", "DataLoader", "Dataset", "DistributedSampler", "IterableDataset", "RandomSampler", "Sampler",
+    "SequentialSampler", "Subset", "TensorDataset", "WorkerInfo", "default_collate", "default_convert",
+    "get_worker_info", "random_split",
 ]
