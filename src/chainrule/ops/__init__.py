@@ -112,6 +112,7 @@ from .linalg import bmm, dot, linear, matmul, mm, mv, outer
 from .methods import install
 from .op import ELEMENTWISE, LINEAR, OPS, Meta, OpDef, bind, defop, grad_edge
 from .reduce import all, amax, amin, any, argmax, argmin, log_softmax, logsumexp, max, mean, min, softmax, std, sum, var
+from .special import erf, multinomial, topk, tril, triu
 from .shape import (
     broadcast_to,
     cat,
@@ -144,14 +145,14 @@ def _where_method(self, condition, other):
 
 TENSOR_METHODS = (
     "abs", "add", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "bmm", "ceil", "chunk",
-    "clamp", "clip", "clone", "cos", "div", "divide", "dot", "eq", "equal", "exp", "expand", "expand_as",
+    "clamp", "clip", "clone", "cos", "div", "divide", "dot", "eq", "erf", "equal", "exp", "expand", "expand_as",
     "expm1", "flatten", "flip", "floor", "floor_divide", "gather", "ge", "gt", "index_select", "isclose",
     "isfinite", "isinf", "isnan", "le", "log", "log1p", "log_softmax", "logical_and", "logical_not",
     "logical_or", "logical_xor", "logsumexp", "lt", "masked_fill", "matmul", "max", "maximum", "mean", "min",
-    "minimum", "mm", "mul", "multiply", "mv", "narrow", "ne", "neg", "negative", "permute", "pow",
+    "minimum", "mm", "mul", "multinomial", "multiply", "mv", "narrow", "ne", "neg", "negative", "permute", "pow",
     "relu", "remainder", "repeat", "reshape", "reshape_as", "round", "rsqrt", "scatter", "scatter_add",
     "select", "sigmoid", "sign", "sin", "softmax", "split", "sqrt", "square", "squeeze", "std", "sub",
-    "subtract", "sum", "swapaxes", "t", "tan", "tanh", "transpose", "true_divide", "trunc", "unbind",
+    "subtract", "sum", "swapaxes", "t", "tan", "tanh", "topk", "transpose", "tril", "triu", "true_divide", "trunc", "unbind",
     "unflatten", "unsqueeze", "var", "view", "view_as",
 )
 
