@@ -112,7 +112,6 @@ from .linalg import bmm, dot, linear, matmul, mm, mv, outer
 from .methods import install
 from .op import ELEMENTWISE, LINEAR, OPS, Meta, OpDef, bind, defop, grad_edge
 from .reduce import all, amax, amin, any, argmax, argmin, log_softmax, logsumexp, max, mean, min, softmax, std, sum, var
-from .special import erf, multinomial, topk, tril, triu
 from .shape import (
     broadcast_to,
     cat,
@@ -135,6 +134,7 @@ from .shape import (
     view,
     view_as,
 )
+from .special import erf, multinomial, topk, tril, triu
 
 negative = neg
 
@@ -152,8 +152,8 @@ TENSOR_METHODS = (
     "minimum", "mm", "mul", "multinomial", "multiply", "mv", "narrow", "ne", "neg", "negative", "permute", "pow",
     "relu", "remainder", "repeat", "reshape", "reshape_as", "round", "rsqrt", "scatter", "scatter_add",
     "select", "sigmoid", "sign", "sin", "softmax", "split", "sqrt", "square", "squeeze", "std", "sub",
-    "subtract", "sum", "swapaxes", "t", "tan", "tanh", "topk", "transpose", "tril", "triu", "true_divide", "trunc", "unbind",
-    "unflatten", "unsqueeze", "var", "view", "view_as",
+    "subtract", "sum", "swapaxes", "t", "tan", "tanh", "topk", "transpose", "tril", "triu", "true_divide", "trunc",
+    "unbind", "unflatten", "unsqueeze", "var", "view", "view_as",
 )
 
 install({**{name: globals()[name] for name in TENSOR_METHODS}, "where": _where_method})
