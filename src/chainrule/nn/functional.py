@@ -658,7 +658,7 @@ def gelu(input, approximate="none"):
         return input * (_ops.erf(input * _SQRT_HALF) + 1) * 0.5
     if approximate == "tanh":
         return input * (_ops.tanh((input + input * input * input * 0.044715) * _SQRT_2_OVER_PI) + 1) * 0.5
-    raise ValueError(f"gelu: approximate argument must be either 'none' or 'tanh', got {approximate!r}")
+    raise RuntimeError(f"gelu: approximate argument must be either 'none' or 'tanh', got {approximate!r}")
 
 
 _SQRT_HALF = 0.5 ** 0.5
@@ -685,17 +685,14 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                                  enable_gqa=False):
     """softmax(q k^T * scale + mask) v over the last two dims. A bool ``attn_mask`` says which
     positions may be attended to (True: attend), a float one is added to the scores; ``is_causal``
-    lets position i see positions <= i. A row with nothing to attend to gives zeros."""
+    lets position i see positions <= i (on top of ``attn_mask``). A row with nothing to attend to gives zeros."""
     query, key, value = floating(query), floating(key), floating(value)
     if enable_gqa:
         raise NotImplementedError("scaled_dot_product_attention: enable_gqa=True is not supported")
-    if is_causal and attn_mask is not None:
-        raise RuntimeError("scaled_dot_product_attention: _scaled_dot_product_attention: Explicit attn_mask "
-                           "should not be set when is_causal=True")
     scale = 1 / float(query.shape[-1]) ** 0.5 if scale is None else scale
     scores = _ops.matmul(query, _ops.transpose(key, -2, -1)) * scale
-    if is_causal:
-        attn_mask = _ops.tril(_ops.ones((query.shape[-2], key.shape[-2]), dtype=_dtype.bool_))
+    if is_causal:  # with an attn_mask too, both apply (as in PyTorch)
+        scores = where(_ops.tril(_ops.ones((query.shape[-2], key.shape[-2]), dtype=_dtype.bool_)), scores, -np.inf)
     if attn_mask is not None:
         attn_mask = as_tensor_arg(attn_mask)
         if attn_mask.dtype == _dtype.bool_:

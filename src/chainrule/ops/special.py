@@ -105,7 +105,7 @@ def _topk_infer(x, k, dim, largest):
     shape = list(infer.shape_of(x))
     size = shape[dim] if shape else 1
     if infer.known(size) and not 0 <= k <= size:
-        raise IndexError(f"topk: k ({k}) is out of range for dimension {dim} of size {size}; "
+        raise ShapeError(f"topk: selected index k ({k}) is out of range for dimension {dim} of size {size}; "
                          f"expected 0 <= k <= {size}")
     if shape:
         shape[dim] = k
