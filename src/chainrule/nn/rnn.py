@@ -15,25 +15,32 @@ from .module import Module
 from .parameter import Parameter
 
 
-def _gates(x, h, w_ih, w_hh, b_ih, b_hh):
-    return F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)
+def _joined(w_ih, w_hh, b_ih, b_hh):
+    """[W_ih | W_hh] and b_ih + b_hh, joined once per call: a step is then one product with [x, h]."""
+    return _ops.cat([w_ih, w_hh], 1), (None if b_ih is None else b_ih + b_hh)
 
 
-def _tanh_step(x, h, *weights):
-    return _ops.tanh(_gates(x, h, *weights))
+def _gates(x, h, w, b):
+    return F.linear(_ops.cat([x, h], -1), w, b)
 
 
-def _relu_step(x, h, *weights):
-    return _ops.relu(_gates(x, h, *weights))
+def _tanh_step(x, h, w, b):
+    return _ops.tanh(_gates(x, h, w, b))
 
 
-def _lstm_step(x, state, *weights):
-    """Gates in PyTorch's order: input, forget, cell (g), output."""
+def _relu_step(x, h, w, b):
+    return _ops.relu(_gates(x, h, w, b))
+
+
+def _lstm_step(x, state, w, b):
+    """Gates in PyTorch's order: input, forget, cell (g), output (one sigmoid over all four: fewer ops)."""
     h, c = state
-    gates = _gates(x, h, *weights)
-    i, f, g, o = _ops.chunk(gates, 4, -1)
-    c = _ops.sigmoid(f) * c + _ops.sigmoid(i) * _ops.tanh(g)
-    return _ops.sigmoid(o) * _ops.tanh(c), c
+    gates = _gates(x, h, w, b)
+    size = h.shape[-1]
+    sig = _ops.sigmoid(gates)
+    i, f, o = sig[..., :size], sig[..., size:2 * size], sig[..., 3 * size:]
+    c = f * c + i * _ops.tanh(gates[..., 2 * size:3 * size])
+    return o * _ops.tanh(c), c
 
 
 def _gru_step(x, h, w_ih, w_hh, b_ih, b_hh):
@@ -45,7 +52,16 @@ def _gru_step(x, h, w_ih, w_hh, b_ih, b_hh):
     return n + z * (h - n)  # (1 - z) * n + z * h
 
 
-_MODES = {"RNN_TANH": (1, _tanh_step), "RNN_RELU": (1, _relu_step), "LSTM": (4, _lstm_step), "GRU": (3, _gru_step)}
+def _separate(*weights):
+    return weights
+
+
+_MODES = {  # gates per hidden unit, one step, how a call prepares the weights for its steps
+    "RNN_TANH": (1, _tanh_step, _joined),
+    "RNN_RELU": (1, _relu_step, _joined),
+    "LSTM": (4, _lstm_step, _joined),
+    "GRU": (3, _gru_step, _separate),
+}
 
 
 def _nonlinearity_mode(nonlinearity):
@@ -84,7 +100,7 @@ class RNNBase(Module):
         self.mode, self.input_size, self.hidden_size = mode, input_size, hidden_size
         self.num_layers, self.bias, self.batch_first = num_layers, bias, batch_first
         self.dropout, self.bidirectional, self.proj_size = float(dropout), bidirectional, proj_size
-        gates, self._step = _MODES[mode]
+        gates, self._step, self._prepare = _MODES[mode]
         kw = {} if dtype is None else {"dtype": dtype}
         self._flat_weights_names = []
         for layer in range(num_layers):
@@ -128,7 +144,7 @@ class RNNBase(Module):
             outputs = []
             for d, suffix in enumerate(directions):
                 state = states[layer * len(directions) + d]
-                weights = self._weights(layer, suffix)
+                weights = self._prepare(*self._weights(layer, suffix))
                 out = [None] * len(steps)
                 for t in (reversed(range(len(steps))) if suffix else range(len(steps))):
                     state = self._step(steps[t], state, *weights)
@@ -219,7 +235,7 @@ class RNNCellBase(Module):
         super().__init__()
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.mode = mode
-        gates, self._step = _MODES[mode]
+        gates, self._step, self._prepare = _MODES[mode]
         kw = {} if dtype is None else {"dtype": dtype}
         self.weight_ih = Parameter(_ops.empty((gates * hidden_size, input_size), **kw))
         self.weight_hh = Parameter(_ops.empty((gates * hidden_size, hidden_size), **kw))
@@ -240,7 +256,7 @@ class RNNCellBase(Module):
             hx = (zeros, zeros) if self.mode == "LSTM" else zeros
         elif not batched:
             hx = tuple(_ops.unsqueeze(h, 0) for h in hx) if self.mode == "LSTM" else _ops.unsqueeze(hx, 0)
-        state = self._step(input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        state = self._step(input, hx, *self._prepare(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh))
         if batched:
             return state
         return tuple(_ops.squeeze(s, 0) for s in state) if self.mode == "LSTM" else _ops.squeeze(state, 0)
