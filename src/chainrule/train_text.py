@@ -16,8 +16,8 @@ from chainrule.nn import functional as F
 
 MODELS = ("gpt", "lstm")
 DEFAULTS = {  # per model: steps, batch size, learning rate (Adam), context length
-    "gpt": (400, 16, 3e-3, 64),
-    "lstm": (300, 16, 1e-2, 64),
+    "gpt": (300, 16, 1e-2, 64),
+    "lstm": (200, 16, 1e-2, 64),
 }
 PROMPT = "We hold "
 
