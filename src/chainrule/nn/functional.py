@@ -61,8 +61,7 @@ def adaptive_avg_pool2d(input, output_size):
     oh, ow = _conv._pair(output_size) if not isinstance(output_size, (tuple, list)) else (
         h if output_size[0] is None else output_size[0], w if output_size[1] is None else output_size[1])
     if h % oh or w % ow:  # uneven (overlapping) bins: one averaging matrix per spatial dim
-        rows = _adaptive_bins(h, oh, input._data.dtype)
-        cols = _adaptive_bins(w, ow, input._data.dtype)
+        rows, cols = _adaptive_bins(h, oh).to(input.dtype), _adaptive_bins(w, ow).to(input.dtype)
         return _ops.matmul(_ops.matmul(rows, input), _ops.transpose(cols, 0, 1))
     return _conv.avg_pool2d(input, (h // oh, w // ow))
 
@@ -822,10 +821,10 @@ def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=
     return interpolate(input, size, scale_factor, mode, align_corners)
 
 
-def _adaptive_bins(in_size, out_size, dtype):
+def _adaptive_bins(in_size, out_size):
     """PyTorch's adaptive pooling bins as an averaging matrix (out_size, in_size): bin i covers
     [floor(i * in / out), ceil((i + 1) * in / out))."""
-    matrix = np.zeros((out_size, in_size), dtype)
+    matrix = np.zeros((out_size, in_size))
     for i in range(out_size):
         start, end = (i * in_size) // out_size, -((-(i + 1) * in_size) // out_size)
         matrix[i, start:end] = 1 / (end - start)
