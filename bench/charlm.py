@@ -2,9 +2,9 @@
 
 ``python -m bench.charlm [gpt|lstm ...] [--steps N]`` builds ``chainrule.models.CharGPT``/``CharLSTM`` as
 ``chainrule train`` does, copies its state_dict into a PyTorch twin (same layers, same parameter names),
-then trains both on the same batches of the bundled text with Adam, alternating step by step so a busy
-machine slows both alike. It prints both loss curves (mean over each tenth of the run) and the median
-step time of each framework.
+then trains both, and a copy of chainrule's model whose step is compiled (``cr.compile``), on the same
+batches of the bundled text with Adam, taking turns step by step so a busy machine slows all alike. It
+prints the loss curves (mean over each tenth of the run) and each one's median step time.
 """
 
 import sys
@@ -59,16 +59,12 @@ def compare(name, steps):
     cr.manual_seed(0)
     ours = train_text.build_model(name, len(vocab), context)
     theirs = _to_torch(torch, ours, torch_twin(torch, name, len(vocab), context))
-    opt_ours = cr.optim.Adam(ours.parameters(), lr=lr)
+    traced = train_text.build_model(name, len(vocab), context)
+    traced.load_state_dict(ours.state_dict())
+    step_ours = train_text.training_step(ours, cr.optim.Adam(ours.parameters(), lr=lr))
+    step_traced = train_text.training_step(traced, cr.optim.Adam(traced.parameters(), lr=lr), compiled=True)
     opt_theirs = torch.optim.Adam(theirs.parameters(), lr=lr)
     rng = np.random.default_rng(0)
-
-    def step_ours(x, y):
-        loss = train_text.lm_loss(ours, x, y)
-        opt_ours.zero_grad()
-        loss.backward()
-        opt_ours.step()
-        return loss.item()
 
     def step_theirs(x, y):
         logits = theirs(torch.from_numpy(x))
@@ -78,23 +74,23 @@ def compare(name, steps):
         opt_theirs.step()
         return loss.item()
 
-    losses, times = {"chainrule": [], "torch": []}, {"chainrule": [], "torch": []}
+    steppers = {"chainrule": step_ours, "compiled": step_traced, "torch": step_theirs}
+    losses, times = ({k: [] for k in steppers} for _ in range(2))
     for i in range(steps):
         x, y = random_windows(ids, context, batch_size, rng)
-        order = [("chainrule", step_ours), ("torch", step_theirs)][:: 1 if i % 2 else -1]
-        for framework, step in order:
+        order = list(steppers)[i % 3:] + list(steppers)[:i % 3]  # rotate: a busy stretch slows all alike
+        for framework in order:
             began = time.perf_counter()
-            losses[framework].append(step(x, y))
+            losses[framework].append(float(steppers[framework](x, y)))
             times[framework].append(time.perf_counter() - began)
     n_params = sum(p.numel() for p in ours.parameters())
     print(f"\n{name}: {n_params:,} parameters, batch {batch_size} x {context}, Adam lr {lr:g}, {steps} steps")
-    print(f"{'steps':>11} {'chainrule loss':>15} {'torch loss':>11}")
+    print(f"{'steps':>11} " + " ".join(f"{k + ' loss':>15}" for k in steppers))
     for part in np.array_split(np.arange(steps), 10):
-        print(f"{part[0] + 1:>5}-{part[-1] + 1:<5} {np.mean(np.take(losses['chainrule'], part)):>15.4f} "
-              f"{np.mean(np.take(losses['torch'], part)):>11.4f}")
-    ms = {k: 1000 * np.median(v[steps // 10:]) for k, v in times.items()}
-    print(f"median step: chainrule {ms['chainrule']:.1f} ms, torch {ms['torch']:.1f} ms, "
-          f"ratio {ms['chainrule'] / ms['torch']:.2f}x")
+        print(f"{part[0] + 1:>5}-{part[-1] + 1:<5} "
+              + " ".join(f"{np.mean(np.take(losses[k], part)):>15.4f}" for k in steppers))
+    ms = {k: 1000 * np.median(v[steps // 10:]) for k, v in times.items()}  # the first tenth: warm-up, tracing
+    print("median step: " + ", ".join(f"{k} {ms[k]:.1f} ms ({ms[k] / ms['torch']:.2f}x torch)" for k in steppers))
 
 
 def main(argv):

@@ -69,6 +69,25 @@ def test_gpt_refuses_sequences_longer_than_its_context():
         models.CharGPT(10, context=4, d_model=8, n_layer=1, n_head=2)(cr.zeros(1, 5, dtype=cr.int64))
 
 
+@pytest.mark.parametrize("name", ["gpt", "lstm"])
+def test_compiled_training_step_matches_eager(name):
+    train_text = pytest.importorskip("chainrule.train_text")
+    text = datasets.load_text()
+    vocab = datasets.CharVocab(text)
+    ids = vocab.encode(text)
+    eager, traced = (train_text.build_model(name, len(vocab), 16) for _ in range(2))
+    traced.load_state_dict(eager.state_dict())
+    steps = [train_text.training_step(m, cr.optim.Adam(m.parameters(), lr=1e-2), compiled=c)
+             for m, c in ((eager, False), (traced, True))]
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        batch = datasets.random_windows(ids, 16, 4, rng)
+        losses = [step(*batch).item() for step in steps]
+        assert abs(losses[0] - losses[1]) < 1e-4, losses
+    for (name_, p), q in zip(eager.named_parameters(), traced.parameters()):
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), atol=1e-4, err_msg=name_)
+
+
 def train(*argv):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -89,7 +108,8 @@ def test_cli_trains_prints_losses_and_a_sample(model):
 
 
 @pytest.mark.parametrize("argv", [["--model", "gpt", "--dataset", "mnist"], ["--model", "lstm", "--epochs", "1"],
-                                  ["--model", "mlp", "--steps", "3"], ["--model", "lenet5", "--dataset", "declaration"]])
+                                  ["--model", "mlp", "--steps", "3"], ["--model", "mlp", "--compile"],
+                                  ["--model", "lenet5", "--dataset", "declaration"]])
 def test_cli_refuses_options_of_the_other_kind_of_model(argv):
     with pytest.raises(SystemExit, match="chainrule train"):
         train(*argv)

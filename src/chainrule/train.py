@@ -35,6 +35,8 @@ def register(subparsers):
                    help="digits (default) or mnist for image models; a bundled text (declaration) for gpt/lstm")
     p.add_argument("--text-file", default=None, help="train --model gpt/lstm on this UTF-8 text file instead")
     p.add_argument("--steps", type=int, default=None, help="training steps of --model gpt/lstm")
+    p.add_argument("--compile", action="store_true",
+                   help="--model gpt/lstm: trace the training step once into a static-graph program (cr.compile)")
     p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (for --dataset mnist)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
@@ -129,9 +131,9 @@ def run(args):
             raise SystemExit(f"chainrule train: --model {args.model} trains on a text (--dataset "
                              f"{' or '.join(BUNDLED)}, or --text-file FILE), not on --dataset {args.dataset}")
         return train_text.run(args)
-    if args.dataset not in IMAGE_DATASETS or args.text_file or args.steps is not None:
+    if args.dataset not in IMAGE_DATASETS or args.text_file or args.steps is not None or args.compile:
         raise SystemExit(f"chainrule train: --model {args.model} trains on images (--dataset digits or mnist) for "
-                         "--epochs N; --text-file and --steps are for --model gpt/lstm")
+                         "--epochs N; --text-file, --steps and --compile are for --model gpt/lstm")
     epochs, batch_size, lr = DEFAULTS[args.dataset]
     args.epochs = epochs if args.epochs is None else args.epochs
     args.batch_size = batch_size if args.batch_size is None else args.batch_size

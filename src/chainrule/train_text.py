@@ -29,9 +29,24 @@ def build_model(name, vocab_size, context):
 
 
 def lm_loss(model, x, y):
-    """Mean next-character cross-entropy over every position of the (N, T) batch."""
-    logits = model(cr.from_numpy(x))
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), cr.from_numpy(y).reshape(-1))
+    """Mean next-character cross-entropy over every position of the (N, T) batch (tensors or arrays)."""
+    x, y = (t if isinstance(t, cr.Tensor) else cr.from_numpy(t) for t in (x, y))
+    logits = model(x)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+def training_step(model, optimizer, compiled=False):
+    """One step on a batch: zero_grad, loss, backward, optimizer step; ``compiled``: traced once into a
+    static-graph program (``cr.compile``) and run as that program from then on."""
+    def step(x, y):
+        optimizer.zero_grad()
+        loss = lm_loss(model, x, y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    step = cr.compile(step) if compiled else step
+    return lambda x, y: step(cr.from_numpy(x), cr.from_numpy(y))
 
 
 def evaluate(model, ids, context, windows=8):
@@ -80,16 +95,13 @@ def run(args):
     source = args.text_file or args.dataset
     print(f"{args.model} ({n_params:,} parameters) on {source}: {len(train_ids):,} train / {len(val_ids):,} "
           f"held-out characters, vocabulary {len(vocab)}, {steps} steps, batch {batch_size} x {context}, "
-          f"{args.optimizer} lr {lr:g}")
+          f"{args.optimizer} lr {lr:g}" + (", compiled" if args.compile else ""))
     log_every = max(steps // 10, 1)
     writer = _tensorboard(args.tensorboard)
     began, running = time.perf_counter(), []
+    train_step = training_step(model, optimizer, args.compile)
     for step in range(1, steps + 1):
-        x, y = random_windows(train_ids, context, batch_size, rng)
-        loss = lm_loss(model, x, y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        loss = train_step(*random_windows(train_ids, context, batch_size, rng))
         scheduler.step()
         running.append(loss.item())
         if step % log_every == 0 or step == steps:
