@@ -130,7 +130,7 @@ def run(args):
         if args.dataset not in BUNDLED:
             raise SystemExit(f"chainrule train: --model {args.model} trains on a text (--dataset "
                              f"{' or '.join(BUNDLED)}, or --text-file FILE), not on --dataset {args.dataset}")
-        return train_text.run(args)
+        return train_text.run(args, build_optimizer)
     if args.dataset not in IMAGE_DATASETS or args.text_file or args.steps is not None or args.compile:
         raise SystemExit(f"chainrule train: --model {args.model} trains on images (--dataset digits or mnist) for "
                          "--epochs N; --text-file, --steps and --compile are for --model gpt/lstm")

@@ -68,7 +68,9 @@ def sample(model, vocab, prompt=PROMPT, length=200, seed=0):
     return vocab.decode(out[0].numpy())
 
 
-def run(args):
+def run(args, build_optimizer):
+    """Train, report and sample; ``build_optimizer(args, params)`` makes the optimizer ``chainrule train`` asked
+    for (``args.lr`` is set to this model's default when not given)."""
     steps, batch_size, lr, context = DEFAULTS[args.model]
     steps = steps if args.steps is None else args.steps
     batch_size = batch_size if args.batch_size is None else args.batch_size
@@ -87,9 +89,8 @@ def run(args):
     cr.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     model = build_model(args.model, len(vocab), context)
-    optimizer = (cr.optim.AdamW if args.optimizer == "adamw" else cr.optim.Adam)(model.parameters(), lr=lr)
-    if args.optimizer == "sgd":
-        optimizer = cr.optim.SGD(model.parameters(), lr=lr, momentum=args.momentum)
+    args.lr = lr
+    optimizer = build_optimizer(args, model.parameters())
     scheduler = cr.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
     n_params = sum(p.numel() for p in model.parameters())
     source = args.text_file or args.dataset
