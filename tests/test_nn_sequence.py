@@ -111,6 +111,19 @@ def test_conv_transpose2d_output_size_and_shape_formula():
     assert tuple(t_out.shape) == (1, 3, 8, 8)
 
 
+def test_embedding_from_pretrained_matches_torch():
+    weights = randn(5, 3)
+    for freeze in (True, False):
+        t_emb = torch.nn.Embedding.from_pretrained(torch.tensor(weights), freeze=freeze, padding_idx=1)
+        c_emb = nn.Embedding.from_pretrained(cr.tensor(weights), freeze=freeze, padding_idx=1)
+        assert c_emb.weight.requires_grad == t_emb.weight.requires_grad == (not freeze)
+        assert c_emb.padding_idx == t_emb.padding_idx == 1
+        index = [[0, 1], [4, 1]]
+        assert_close(c_emb(cr.tensor(index)), t_emb(torch.tensor(index)))
+    with pytest.raises(AssertionError):
+        nn.Embedding.from_pretrained(cr.ones(3))
+
+
 # --- attention ------------------------------------------------------------------------------------
 def _causal(lib, n):
     return lib.triu(lib.ones(n, n, dtype=lib.bool), 1)
