@@ -227,3 +227,16 @@ sample("pool_gather", lambda rng, dt: ((data(rng, (1, 2, 3, 3), dt), WINNERS), G
 # --- ops defined elsewhere ----------------------------------------------------------------------
 sample("dropout_mask", lambda rng, dt: ((data(rng, (2, 3, 2, 2), dt),), {"p": 0.5, "per_channel": True}))
 sample("fill", lambda rng, dt: ((), {"shape": (2, 3), "value": 1, "dtype": dt}), ALL)
+
+# --- transformer and language-model primitives (ops/special.py) ------------------------------------
+sample("erf", unary(-3, 3), torch=fn("erf"))
+also("erf", unary(-8, 8, shape=(4, 5)))
+for _name in ("tril", "triu"):
+    sample(_name, lambda rng, dt: ((data(rng, (3, 4), dt),), {"diagonal": 0}), ALL, torch=fn(_name))
+    also(_name, lambda rng, dt: ((data(rng, (2, 3, 3), dt),), {"diagonal": -1}),
+         lambda rng, dt: ((data(rng, (3, 4), dt),), {"diagonal": 2}))
+sample("topk_indices", lambda rng, dt: ((distinct(rng, (3, 4), dt),), {"k": 2, "dim": 1, "largest": True}), NUMBERS,
+       refuses=(BOOL,), torch=lambda lib, x: lib.topk(x, 2).indices)
+also("topk_indices", lambda rng, dt: ((distinct(rng, (3, 4), dt),), {"k": 3, "dim": 0, "largest": False}))
+sample("multinomial", lambda rng, dt: ((data(rng, (2, 5), dt, 0.1, 1.0),),
+                                       {"num_samples": 3, "replacement": True, "generator": None}))

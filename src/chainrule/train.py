@@ -1,7 +1,8 @@
 """``chainrule train``: train LeNet-5 or an MLP on handwritten digits, from the command line.
 
 The default run needs no download: scikit-learn's bundled 8x8 digits, upsampled to 32x32.
-``--dataset mnist --data-dir DIR`` trains on the original MNIST files in DIR.
+``--dataset mnist --data-dir DIR`` trains on the original MNIST files in DIR. ``--model gpt`` and
+``--model lstm`` train character-level language models on a bundled text (see ``train_text``).
 
 ``--nproc N`` trains data-parallel in N processes (started through ``chainrule run``, i.e. mpiexec):
 ``DistributedDataParallel`` averages the gradients, a ``DistributedSampler`` gives each rank its shard,
@@ -16,8 +17,9 @@ import numpy as np
 
 import chainrule as cr
 from chainrule import distributed as dist
-from chainrule import nn
+from chainrule import nn, train_text
 from chainrule.datasets import MNIST, Digits
+from chainrule.datasets.text import BUNDLED
 from chainrule.distributed.run import launch, launched_by_mpi
 from chainrule.models import MLP, LeNet5
 from chainrule.utils.data import DataLoader, DistributedSampler, TensorDataset
@@ -28,13 +30,19 @@ DEFAULTS = {  # per dataset: epochs, batch size, learning rate (Adam)
 }
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 MNIST_NEEDS_DATA_DIR = "chainrule train: --dataset mnist needs --data-dir DIR with the four MNIST IDX files"
+IMAGE_DATASETS = ("digits", "mnist")
 
 
 def register(subparsers):
-    p = subparsers.add_parser("train", help="train LeNet-5 or an MLP on digits or MNIST",
+    p = subparsers.add_parser("train", help="train LeNet-5 or an MLP on digits or MNIST, or a character GPT/LSTM",
                               description=__doc__.splitlines()[0])
-    p.add_argument("--model", choices=("lenet5", "mlp"), default="lenet5")
-    p.add_argument("--dataset", choices=("digits", "mnist"), default="digits")
+    p.add_argument("--model", choices=("lenet5", "mlp") + train_text.MODELS, default="lenet5")
+    p.add_argument("--dataset", choices=IMAGE_DATASETS + tuple(BUNDLED), default=None,
+                   help="digits (default) or mnist for image models; a bundled text (declaration) for gpt/lstm")
+    p.add_argument("--text-file", default=None, help="train --model gpt/lstm on this UTF-8 text file instead")
+    p.add_argument("--steps", type=int, default=None, help="training steps of --model gpt/lstm")
+    p.add_argument("--compile", action="store_true",
+                   help="--model gpt/lstm: trace the training step once into a static-graph program (cr.compile)")
     p.add_argument("--data-dir", default=None, help="directory with the MNIST IDX files (for --dataset mnist)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
@@ -135,6 +143,20 @@ def _summed(*values):
 
 
 def run(args):
+    text_model = args.model in train_text.MODELS
+    default = "declaration" if text_model else "digits"
+    args.dataset = default if args.dataset is None else args.dataset
+    if text_model:
+        if args.dataset not in BUNDLED:
+            raise SystemExit(f"chainrule train: --model {args.model} trains on a text (--dataset "
+                             f"{' or '.join(BUNDLED)}, or --text-file FILE), not on --dataset {args.dataset}")
+        if args.nproc not in (None, 1):
+            raise SystemExit(f"chainrule train: --nproc trains the image models data-parallel; --model {args.model} "
+                             "runs in one process")
+        return train_text.run(args, build_optimizer)
+    if args.dataset not in IMAGE_DATASETS or args.text_file or args.steps is not None or args.compile:
+        raise SystemExit(f"chainrule train: --model {args.model} trains on images (--dataset digits or mnist) for "
+                         "--epochs N; --text-file, --steps and --compile are for --model gpt/lstm")
     epochs, batch_size, lr = DEFAULTS[args.dataset]
     args.epochs = epochs if args.epochs is None else args.epochs
     args.batch_size = batch_size if args.batch_size is None else args.batch_size

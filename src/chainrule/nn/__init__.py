@@ -3,6 +3,7 @@
 from . import functional, init, parallel  # noqa: F401
 from .activation import (
                          ELU,
+                         GELU,
                          Hardtanh,
                          LeakyReLU,
                          LogSigmoid,
@@ -19,7 +20,7 @@ from .activation import (
 )
 from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import ModuleDict, ModuleList, ParameterList, Sequential
-from .conv import Conv2d
+from .conv import Conv1d, Conv2d, ConvTranspose2d
 from .dropout import Dropout, Dropout2d
 from .flatten import Flatten, Unflatten
 from .linear import Embedding, Identity, Linear
@@ -35,8 +36,12 @@ from .loss import (
                          SmoothL1Loss,
 )
 from .module import Module
+from .normalization import LayerNorm
 from .parameter import Buffer, Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
+from .transformer import MultiheadAttention, TransformerEncoder, TransformerEncoderLayer
+from .upsampling import Upsample
 
 __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Buffer",
@@ -45,4 +50,6 @@ __all__ = [
     "Module", "ModuleDict", "ModuleList", "NLLLoss", "PReLU", "Parameter", "ParameterList", "ReLU", "ReLU6",
     "Sequential", "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Softmin", "Softplus", "Tanh", "Unflatten",
     "functional", "init", "parallel",
+    "Conv1d", "ConvTranspose2d", "GELU", "GRU", "GRUCell", "LSTM", "LSTMCell", "LayerNorm", "MultiheadAttention", "RNN",
+    "RNNBase", "RNNCell", "RNNCellBase", "TransformerEncoder", "TransformerEncoderLayer", "Upsample",
 ]

@@ -1,4 +1,5 @@
-"""``Conv2d``: im2col + one matmul (see :mod:`chainrule.ops.conv`)."""
+"""``Conv1d``, ``Conv2d`` (im2col + one matmul, see :mod:`chainrule.ops.conv`) and ``ConvTranspose2d``
+(a matmul + col2im, conv2d's own backward)."""
 
 
 from .. import ops as _ops
@@ -83,3 +84,68 @@ class Conv2d(Module):
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode}"
         return s
+
+
+class Conv1d(Conv2d):
+    """1-D convolution over (N, C, L): a Conv2d on height-1 images, with a (O, C/groups, k) weight."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 padding_mode="zeros", device=None, dtype=None):
+        one = (lambda v: v) if isinstance(padding, str) else (lambda v: (0, F._single(v)))
+        super().__init__(in_channels, out_channels, (1, F._single(kernel_size)), (1, F._single(stride)), one(padding),
+                         (1, F._single(dilation)), groups, bias, padding_mode, device, dtype)
+        self.kernel_size, self.stride, self.dilation = self.kernel_size[1:], self.stride[1:], self.dilation[1:]
+        self.padding = self.padding if isinstance(self.padding, str) else self.padding[1:]
+        self.output_padding = (0,)
+        self.weight = Parameter(_ops.squeeze(self.weight.detach(), 2))
+        self._reversed_padding_repeated_twice = self._reversed_padding_repeated_twice[:2]
+
+    def forward(self, input):
+        if self.padding_mode != "zeros":
+            padded = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            return F.conv1d(padded, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return F.conv1d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class ConvTranspose2d(Module):
+    """The transpose (adjoint) of Conv2d: weight (in_channels, out_channels/groups, kh, kw), PyTorch's init."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+        super().__init__()
+        if padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for ConvTranspose2d, got {padding_mode!r}')
+        if in_channels % groups or out_channels % groups:
+            raise ValueError("in_channels and out_channels must be divisible by groups")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride = _conv._pair(kernel_size), _conv._pair(stride)
+        self.padding, self.dilation = _conv._pair(padding), _conv._pair(dilation)
+        self.output_padding = _conv._pair(output_padding)
+        self.transposed, self.padding_mode = True, padding_mode
+        kw = {} if dtype is None else {"dtype": dtype}
+        self.weight = Parameter(_ops.empty((in_channels, out_channels // groups) + self.kernel_size, **kw))
+        self.register_parameter("bias", Parameter(_ops.empty(out_channels, **kw)) if bias else None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.default_layer_init_(self.weight, self.bias)
+
+    def forward(self, input, output_size=None):
+        output_padding = self.output_padding
+        if output_size is not None:  # the output_padding that gives this size
+            h, w = input.shape[-2:]
+            base = [(i - 1) * s - 2 * p + d * (k - 1) + 1 for i, s, p, d, k in
+                    zip((h, w), self.stride, self.padding, self.dilation, self.kernel_size)]
+            output_padding = tuple(int(o) - b for o, b in zip(tuple(output_size)[-2:], base))
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
+                                  self.groups, self.dilation)
+
+    def extra_repr(self):
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}")
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.output_padding != (0, 0):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s + (", bias=False" if self.bias is None else "")

@@ -23,10 +23,11 @@ from ..tensor import Tensor
 
 __all__ = [
     "adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits",
-    "conv2d", "cross_entropy", "dropout", "dropout2d", "elu", "embedding", "flatten", "fold", "hardtanh", "huber_loss",
-    "l1_loss", "leaky_relu", "linear", "log_softmax", "logsigmoid", "max_pool2d", "max_pool2d_with_indices",
-    "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "prelu", "relu", "relu6", "sigmoid", "silu",
-    "smooth_l1_loss", "softmax", "softmin", "softplus", "tanh", "unfold",
+    "conv1d", "conv2d", "conv_transpose2d", "cross_entropy", "dropout", "dropout2d", "elu", "embedding", "flatten",
+    "fold", "gelu", "hardtanh", "huber_loss", "interpolate", "l1_loss", "layer_norm", "leaky_relu", "linear",
+    "log_softmax", "logsigmoid", "max_pool2d", "max_pool2d_with_indices", "mse_loss", "nll_loss", "normalize",
+    "one_hot", "pad", "prelu", "relu", "relu6", "scaled_dot_product_attention", "sigmoid", "silu", "smooth_l1_loss",
+    "softmax", "softmin", "softplus", "tanh", "unfold", "upsample",
 ]
 
 
@@ -59,9 +60,9 @@ def adaptive_avg_pool2d(input, output_size):
     h, w = input.shape[-2:]
     oh, ow = _conv._pair(output_size) if not isinstance(output_size, (tuple, list)) else (
         h if output_size[0] is None else output_size[0], w if output_size[1] is None else output_size[1])
-    if h % oh or w % ow:
-        raise NotImplementedError(f"adaptive_avg_pool2d: input size {h}x{w} must be a multiple of the output size "
-                                  f"{oh}x{ow} here")
+    if h % oh or w % ow:  # uneven (overlapping) bins: one averaging matrix per spatial dim
+        rows, cols = _adaptive_bins(h, oh).to(input.dtype), _adaptive_bins(w, ow).to(input.dtype)
+        return _ops.matmul(_ops.matmul(rows, input), _ops.transpose(cols, 0, 1))
     return _conv.avg_pool2d(input, (h // oh, w // ow))
 
 
@@ -646,3 +647,185 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     if reduction == "batchmean":
         return _ops.sum(loss) / (input.shape[0] if input.ndim else 1)
     return _reduce(loss, reduction)
+
+
+# --- transformers, sequence models, resampling (compositions of chainrule ops) ------------------------
+def gelu(input, approximate="none"):
+    """x * Phi(x): exact with ``erf`` (``approximate='none'``) or GPT-2's tanh formula (``'tanh'``)."""
+    input = floating(input)
+    if approximate == "none":
+        return input * (_ops.erf(input * _SQRT_HALF) + 1) * 0.5
+    if approximate == "tanh":
+        return input * (_ops.tanh((input + input * input * input * 0.044715) * _SQRT_2_OVER_PI) + 1) * 0.5
+    raise RuntimeError(f"gelu: approximate argument must be either 'none' or 'tanh', got {approximate!r}")
+
+
+_SQRT_HALF = 0.5 ** 0.5
+_SQRT_2_OVER_PI = (2 / np.pi) ** 0.5
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the trailing ``normalized_shape`` dims (biased variance), then scale and shift."""
+    input = floating(input)
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if not _same_sizes(tuple(input.shape[input.ndim - len(shape):]), shape) or input.ndim < len(shape):
+        raise ShapeError(f"layer_norm: Given normalized_shape={list(shape)}, expected input with shape "
+                         f"[*, {', '.join(map(str, shape))}], but got input of size {list(input.shape)}")
+    dims = tuple(range(input.ndim - len(shape), input.ndim))
+    mean = _ops.mean(input, dims, keepdim=True)
+    centered = input - mean
+    out = centered * _ops.rsqrt(_ops.mean(centered * centered, dims, keepdim=True) + eps)
+    if weight is not None:
+        out = out * weight
+    return out if bias is None else out + bias
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                 enable_gqa=False):
+    """softmax(q k^T * scale + mask) v over the last two dims. A bool ``attn_mask`` says which
+    positions may be attended to (True: attend), a float one is added to the scores; ``is_causal``
+    lets position i see positions <= i (on top of ``attn_mask``). A row with nothing to attend to gives zeros."""
+    query, key, value = floating(query), floating(key), floating(value)
+    if enable_gqa:
+        raise NotImplementedError("scaled_dot_product_attention: enable_gqa=True is not supported")
+    scale = 1 / float(query.shape[-1]) ** 0.5 if scale is None else scale
+    scores = _ops.matmul(query, _ops.transpose(key, -2, -1)) * scale
+    if is_causal:  # with an attn_mask too, both apply (as in PyTorch)
+        scores = where(_ops.tril(_ops.ones((query.shape[-2], key.shape[-2]), dtype=_dtype.bool_)), scores, -np.inf)
+    if attn_mask is not None:
+        attn_mask = as_tensor_arg(attn_mask)
+        if attn_mask.dtype == _dtype.bool_:
+            scores = where(attn_mask, scores, -np.inf)
+        else:
+            scores = scores + attn_mask
+    weights = _safe_softmax(scores)
+    if dropout_p > 0.0:
+        weights = dropout(weights, dropout_p)
+    return _ops.matmul(weights, value)
+
+
+def _safe_softmax(scores):
+    """softmax over the last dim, with zeros (not NaN) for a row whose scores are all -inf."""
+    top = _ops.amax(scores, -1, keepdim=True).detach()
+    finite = top > -np.inf
+    shifted = _ops.exp(scores - where(finite, top, 0.0))
+    total = _ops.sum(shifted, -1, keepdim=True)
+    return shifted / where(finite, total, 1.0)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D cross-correlation over (N, C, L) or (C, L): conv2d on a height-1 image."""
+    input, weight = as_tensor_arg(input), as_tensor_arg(weight)
+    if weight.ndim != 3:
+        raise ShapeError(f"conv1d: expected a 3-D weight (out_channels, in_channels/groups, kW), got shape "
+                         f"{list(weight.shape)}")
+    if input.ndim not in (2, 3):
+        raise ShapeError(f"conv1d: expected a 2-D (unbatched) or 3-D (batched) input, got shape {list(input.shape)}")
+    one = (lambda v: v) if isinstance(padding, str) else (lambda v: (0, _single(v)))
+    out = _conv.conv2d(_ops.unsqueeze(input, -2), _ops.unsqueeze(weight, -2), bias, (1, _single(stride)),
+                       one(padding), (1, _single(dilation)), groups)
+    return _ops.squeeze(out, -2)
+
+
+def _single(value):
+    return int(value[0]) if isinstance(value, (tuple, list)) else int(value)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """The adjoint of conv2d (weight (C_in, C_out/groups, kh, kw)): every input pixel times the kernel,
+    added into the output at its window (a matmul, then col2im: conv2d's own backward machinery)."""
+    input, weight = as_tensor_arg(input), as_tensor_arg(weight)
+    if input.ndim == 3:
+        return _ops.squeeze(conv_transpose2d(_ops.unsqueeze(input, 0), weight, bias, stride, padding, output_padding,
+                                             groups, dilation), 0)
+    if input.ndim != 4 or weight.ndim != 4:
+        raise ShapeError(f"conv_transpose2d: expected a 3-D or 4-D input and a 4-D weight, got shapes "
+                         f"{list(input.shape)} and {list(weight.shape)}")
+    cin, cg, kh, kw = (int(s) for s in weight.shape)
+    n, c, h, w = input.shape
+    if c != cin or cin % groups:
+        raise ShapeError(f"conv_transpose2d: Given transposed=1, weight of size {list(weight.shape)}, expected input"
+                         f"{list(input.shape)} to have {cin} channels, but got {c} channels instead")
+    stride, pads, dilation = _conv._pair(stride), _conv._pair(padding), _conv._pair(dilation)
+    extra = _conv._pair(output_padding)
+    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
+        raise ValueError(f"conv_transpose2d: output padding {extra} must be smaller than either stride {stride} "
+                         f"or dilation {dilation}")
+    size = tuple((i - 1) * s - 2 * p + d * (k - 1) + e + 1
+                 for i, s, p, d, k, e in zip((h, w), stride, pads, dilation, (kh, kw), extra))
+    kernel = _ops.permute(weight, (0, 2, 3, 1)).reshape(groups, cin // groups, kh * kw * cg)
+    pixels = _ops.permute(input, (1, 0, 2, 3)).reshape(groups, cin // groups, -1)
+    cols = _ops.matmul(_ops.transpose(kernel, 1, 2), pixels).reshape(groups, kh * kw * cg, n, h, w)
+    geometry = tuple((p, p - e) for p, e in zip(pads, extra))
+    out = _conv.col2im(cols, size, (kh, kw), stride, geometry, dilation, groups)
+    return out if bias is None else out + _ops.reshape(bias, (-1, 1, 1))
+
+
+def _source_index(out_size, in_size, mode, align_corners, scale):
+    """Where each output position reads the input: (lower index, upper index, weight of the upper)."""
+    pos = np.arange(out_size, dtype=np.float64)
+    ratio = in_size / out_size if scale is None else 1 / scale
+    if mode == "nearest":
+        lower = np.minimum(np.floor(pos * ratio).astype(np.int64), in_size - 1)
+        return lower, lower, np.zeros(out_size)
+    if align_corners:
+        src = pos * ((in_size - 1) / (out_size - 1) if out_size > 1 else 0.0)
+    else:
+        src = np.maximum((pos + 0.5) * ratio - 0.5, 0.0)
+    lower = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    return lower, np.minimum(lower + 1, in_size - 1), src - lower
+
+
+_INTERP_MODES = {"nearest": (3, 4, 5), "linear": (3,), "bilinear": (4,)}
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None, recompute_scale_factor=None,
+                antialias=False):
+    """Resize the spatial dims of (N, C, L) or (N, C, H, W): ``nearest``, ``linear``, ``bilinear``.
+    Each spatial dim is an index gather (and for linear modes a weighted pair of them)."""
+    input = floating(input)
+    if mode not in _INTERP_MODES:
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest, linear, bilinear are)")
+    if input.ndim not in _INTERP_MODES[mode]:
+        raise NotImplementedError(f"interpolate: got a {input.ndim}-D input for mode {mode!r}, which needs "
+                                  f"{' or '.join(map(str, _INTERP_MODES[mode]))}-D")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear | "
+                         "bicubic | trilinear")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("only one of size or scale_factor should be defined")
+    spatial = input.ndim - 2
+    sizes = tuple(input.shape[2:])
+    if size is not None:
+        targets = tuple(size) if isinstance(size, (tuple, list)) else (size,) * spatial
+        scales = (None,) * spatial
+    else:
+        scales = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * spatial
+        targets = tuple(int(np.floor(s * f)) for s, f in zip(sizes, scales))
+        if recompute_scale_factor:
+            scales = (None,) * spatial
+    out = input
+    for axis, (n_in, n_out, scale) in enumerate(zip(sizes, targets, scales), start=2):
+        lower, upper, frac = _source_index(n_out, n_in, mode, bool(align_corners), scale)
+        lead = (slice(None),) * axis
+        out_lower = out[lead + (lower,)]
+        if mode != "nearest":
+            shape = (n_out,) + (1,) * (input.ndim - axis - 1)
+            weight = Tensor(frac.reshape(shape)).to(input.dtype)
+            out_lower = out_lower + (out[lead + (upper,)] - out_lower) * weight
+        out = out_lower
+    return out
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def _adaptive_bins(in_size, out_size):
+    """PyTorch's adaptive pooling bins as an averaging matrix (out_size, in_size): bin i covers
+    [floor(i * in / out), ceil((i + 1) * in / out))."""
+    matrix = np.zeros((out_size, in_size))
+    for i in range(out_size):
+        start, end = (i * in_size) // out_size, -((-(i + 1) * in_size) // out_size)
+        matrix[i, start:end] = 1 / (end - start)
+    return Tensor(matrix)

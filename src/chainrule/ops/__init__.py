@@ -134,6 +134,7 @@ from .shape import (
     view,
     view_as,
 )
+from .special import erf, multinomial, topk, tril, triu
 
 negative = neg
 
@@ -144,15 +145,15 @@ def _where_method(self, condition, other):
 
 TENSOR_METHODS = (
     "abs", "add", "all", "allclose", "amax", "amin", "any", "argmax", "argmin", "bmm", "ceil", "chunk",
-    "clamp", "clip", "clone", "cos", "div", "divide", "dot", "eq", "equal", "exp", "expand", "expand_as",
+    "clamp", "clip", "clone", "cos", "div", "divide", "dot", "eq", "erf", "equal", "exp", "expand", "expand_as",
     "expm1", "flatten", "flip", "floor", "floor_divide", "gather", "ge", "gt", "index_select", "isclose",
     "isfinite", "isinf", "isnan", "le", "log", "log1p", "log_softmax", "logical_and", "logical_not",
     "logical_or", "logical_xor", "logsumexp", "lt", "masked_fill", "matmul", "max", "maximum", "mean", "min",
-    "minimum", "mm", "mul", "multiply", "mv", "narrow", "ne", "neg", "negative", "permute", "pow",
+    "minimum", "mm", "mul", "multinomial", "multiply", "mv", "narrow", "ne", "neg", "negative", "permute", "pow",
     "relu", "remainder", "repeat", "reshape", "reshape_as", "round", "rsqrt", "scatter", "scatter_add",
     "select", "sigmoid", "sign", "sin", "softmax", "split", "sqrt", "square", "squeeze", "std", "sub",
-    "subtract", "sum", "swapaxes", "t", "tan", "tanh", "transpose", "true_divide", "trunc", "unbind",
-    "unflatten", "unsqueeze", "var", "view", "view_as",
+    "subtract", "sum", "swapaxes", "t", "tan", "tanh", "topk", "transpose", "tril", "triu", "true_divide", "trunc",
+    "unbind", "unflatten", "unsqueeze", "var", "view", "view_as",
 )
 
 install({**{name: globals()[name] for name in TENSOR_METHODS}, "where": _where_method})
