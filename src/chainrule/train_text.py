@@ -1,7 +1,8 @@
 """``chainrule train --model gpt|lstm``: a character-level language model on a bundled public-domain text.
 
 Trains on random windows of the text's first 90%, reports the loss on the last 10%, and prints a
-sample generated from a prompt. ``--text-file FILE`` trains on any UTF-8 text instead.
+sample generated from a prompt. ``--text-file FILE`` trains on any UTF-8 text instead; ``--compile``
+traces the training step once into a static-graph program (faster for the LSTM's many small ops).
 """
 
 import time

@@ -167,13 +167,15 @@ def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEME
 
 
 def _sigmoid_forward(x, out=None):
-    """exp(-logaddexp(0, -x)): stable for large |x|, keeps the dtype, and can fill ``out`` in place."""
+    """1 / (1 + exp(-x)), keeping the dtype, and can fill ``out`` in place. exp overflows (to inf, giving
+    0) only where the result is below the dtype's smallest normal number; a logaddexp form avoiding
+    that is about 6x slower, which LSTMs (three sigmoids a step) feel."""
     if out is None:
-        return np.exp(-np.logaddexp(0, -x))
+        return 1 / (1 + np.exp(-x))
     np.negative(x, out=out)
-    np.logaddexp(0, out, out=out)
-    np.negative(out, out=out)
-    return np.exp(out, out=out)
+    np.exp(out, out=out)
+    out += 1
+    return np.reciprocal(out, out=out)
 
 
 def _relu_forward(x, out=None):
