@@ -167,15 +167,14 @@ def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEME
 
 
 def _sigmoid_forward(x, out=None):
-    """1 / (1 + exp(-x)), keeping the dtype, and can fill ``out`` in place. exp overflows (to inf, giving
-    0) only where the result is below the dtype's smallest normal number; a logaddexp form avoiding
-    that is about 6x slower, which LSTMs (three sigmoids a step) feel."""
-    if out is None:
-        return 1 / (1 + np.exp(-x))
-    np.negative(x, out=out)
-    np.exp(out, out=out)
-    out += 1
-    return np.reciprocal(out, out=out)
+    """1/(1 + e^-x) from e^-|x| (never overflows, so no warning, and exact down to the tiniest results);
+    several times faster than the logaddexp form, which LSTMs (three sigmoids a step) feel. Fills
+    ``out`` when given."""
+    e = np.exp(-np.abs(x))
+    r = 1 / (1 + e)
+    out = np.multiply(e, r, out=out)  # e^x / (1 + e^x) for x < 0 ...
+    np.copyto(out, r, where=x >= 0)  # ... and 1 / (1 + e^-x) elsewhere
+    return out
 
 
 def _relu_forward(x, out=None):
