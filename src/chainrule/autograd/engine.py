@@ -122,6 +122,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
     ready = [node for node in buffers if dependencies.get(node, 0) == 0]
     results = None if capture is None else [None] * len(inputs)
 
+    check_nan = state.anomaly and state.anomaly_check_nan
     previous_mode = state.grad_enabled
     state.grad_enabled = create_graph
     try:
@@ -154,7 +155,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                 if node.num_outputs != 1:
                     grads = _materialize(node, grads)
                 input_grads = node.apply(grads, wanted)
-                if state.anomaly and state.anomaly_check_nan:
+                if check_nan:
                     _check_finite(node, input_grads)
                 if node._post_hooks is not None:
                     input_grads = _run_post_hooks(node, input_grads, grads)
