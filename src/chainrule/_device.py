@@ -212,6 +212,14 @@ def like(host_array, array):
     return backend.from_host(host_array, backend.device_of(array).index)
 
 
+def index_on(index, array):
+    """An index tuple's arrays on ``array``'s device (PyTorch lets CPU index tensors address GPU tensors)."""
+    if type(array) is np.ndarray:
+        return index
+    where = device_of(array)
+    return tuple(move(k, where) if isinstance(k, np.ndarray) or is_device_array(k) else k for k in index)
+
+
 _default = {"device": CPU}
 
 

@@ -9,6 +9,8 @@ plain numpy array, as CuPy does. :data:`xp` is its array module: numpy's names, 
 ``chainrule._device.simulate_cuda()`` makes it the "cuda" device.
 """
 
+import types
+
 import numpy as np
 
 MIXED = ("simulated cuda: an operation mixes a device array with a host numpy array; move it with "
@@ -68,6 +70,8 @@ class SimArray:
         return _wrap(func(*_raw(args), **_raw_kwargs(kwargs)))
 
     def __getattr__(self, name):
+        if name.startswith("__"):  # numpy's buffer protocols (__array_interface__, ...) would hand out host memory
+            raise AttributeError(name)
         value = getattr(self._a, name)
         if callable(value):
             return lambda *args, **kwargs: _wrap(value(*_raw(args), **_raw_kwargs(kwargs)))
@@ -135,8 +139,13 @@ class _Module:
     accept host data: the explicit transfer to the device.
     """
 
+    def __init__(self, namespace):
+        self._namespace = namespace
+
     def __getattr__(self, name):
-        value = getattr(np, name)
+        value = getattr(self._namespace, name)
+        if isinstance(value, types.ModuleType):  # xp.lib.stride_tricks, xp.linalg: the same rules inside
+            return _Module(value)
         if isinstance(value, (type, np.ufunc)) or not callable(value):
             return value
         if name in ("asarray", "array", "ascontiguousarray"):
@@ -157,4 +166,4 @@ def _raw_host(data):
     return data._a if isinstance(data, SimArray) else data
 
 
-xp = _Module()
+xp = _Module(np)

@@ -73,7 +73,7 @@ def _arg_forward(fn):
     def forward(x, dim, keepdim):
         if dim is None or x.ndim == 0:
             index = fn(x.reshape(-1))
-            return np.asarray(index, dtype=np.int64).reshape((1,) * x.ndim if keepdim else ())
+            return index.astype(np.int64).reshape((1,) * x.ndim if keepdim else ())
         return fn(x, axis=dim[0], keepdims=keepdim).astype(np.int64)
 
     return forward
