@@ -7,12 +7,17 @@ where no GPU is usable). Each op of the op table runs on its samples (tests/op_s
 gradient, double backward and forward mode must match the CPU and stay on the device.
 """
 
+import ast
+import pathlib
+
 import numpy as np
 import pytest
 
 import chainrule as cr
 from chainrule import _device
+from chainrule.__main__ import main as cr_main
 from chainrule.autograd import forward_ad
+from chainrule.models import LeNet5
 from chainrule.ops.op import OPS, bind
 from op_samples import SAMPLES
 from test_op_harness import grad_inputs, samples
@@ -136,3 +141,204 @@ def test_op_forward_mode_on_gpu_matches_cpu(gpu, name):
         for got, want in zip(results[1], results[0]):
             if want is not None:
                 close(got, want, np.float64, f"{name} jvp {params}")
+
+
+# --- moving between devices -----------------------------------------------------------------------------
+def test_moving_is_an_op_whose_gradient_moves_back(gpu):
+    x = cr.tensor([1.0, -2.0, 3.0], dtype=cr.float64, requires_grad=True)
+    y = x.cuda()
+    assert y.device == gpu and not y.is_leaf and y.grad_fn.name() == "ToCopyBackward0"
+    assert x.to(gpu) is not x and y.to("cuda") is y and y.cuda() is y and y.to(gpu, cr.float64) is y
+    z = (y * y).cpu()
+    assert z.device == cr.device("cpu") and z.grad_fn.name() == "ToCopyBackward0"
+    (g,) = cr.autograd.grad(z.sum(), x, create_graph=True)
+    assert g.device == x.device and g.tolist() == [2.0, -4.0, 6.0]
+    (gg,) = cr.autograd.grad(g.sum(), x)  # double backward through both moves
+    assert gg.tolist() == [2.0, 2.0, 2.0]
+    y.retain_grad()
+    (y * 3).sum().backward()
+    assert y.grad.device == gpu and x.grad.device == x.device and x.grad.tolist() == [3.0, 3.0, 3.0]
+    with forward_ad.dual_level():
+        dual = forward_ad.make_dual(cr.tensor([1.0, 2.0]), cr.tensor([0.5, -1.0]))
+        out = forward_ad.unpack_dual(dual.cuda() * 2)
+        assert out.tangent.device == gpu and out.tangent.tolist() == [1.0, -2.0]
+
+
+def test_to_accepts_every_form_on_the_gpu(gpu):
+    x = cr.ones(2, 3)
+    assert x.to(gpu).device == gpu and x.to("cuda:0").device == gpu and x.cuda(0).device == gpu
+    y = x.to("cuda", cr.float64)
+    assert (y.device, y.dtype) == (gpu, cr.float64)
+    z = cr.zeros(1, dtype=cr.int64).to(y)  # to(other): its device and dtype
+    assert (z.device, z.dtype) == (gpu, cr.float64)
+    assert y.to(dtype=cr.float32, device="cpu", non_blocking=True).device == cr.device("cpu")
+    assert y.to("cuda", copy=True) is not y and y.is_cuda and y.get_device() == 0
+    with pytest.raises(RuntimeError, match="invalid device ordinal"):
+        x.to("cuda:7")
+
+
+def test_mixing_devices_names_the_op_and_both_devices(gpu):
+    a, b = cr.ones(2, 2), cr.ones(2, 2, device=gpu)
+    for call, op in ((lambda: a + b, "add"), (lambda: b @ a, "matmul"), (lambda: cr.cat([b, a]), "cat"),
+                     (lambda: cr.nn.functional.linear(b, a), "")):
+        with pytest.raises(RuntimeError, match=f"{op}.*Expected all tensors to be on the same device, but found at "
+                                               "least two devices, (cpu and cuda:0|cuda:0 and cpu)!"):
+            call()
+
+
+def test_device_tensors_refuse_numpy_and_print_their_device(gpu):
+    x = cr.tensor([1.5, 2.0], device=gpu)
+    for call in (x.numpy, lambda: np.asarray(x)):
+        with pytest.raises(TypeError, match="can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu()"):
+            call()
+    assert repr(x) == "tensor([1.5000, 2.0000], device='cuda:0')"
+    assert repr(x.double().requires_grad_()) == "tensor([1.5000, 2.0000], device='cuda:0', dtype=chainrule.float64, " \
+                                                 "requires_grad=True)"
+    assert x.tolist() == [1.5, 2.0] and x[0].item() == 1.5 and float(x.sum()) == 3.5 and bool(x[1] > 1)
+    assert x.cpu().numpy().tolist() == [1.5, 2.0]
+
+
+# --- creation ----------------------------------------------------------------------------------------
+def test_creation_on_the_gpu_and_like_functions_keep_the_device(gpu):
+    made = [cr.zeros(2, device=gpu), cr.ones(2, device="cuda"), cr.full((2,), 3.0, device=gpu),
+            cr.arange(3, device=gpu), cr.eye(2, device=gpu), cr.tensor([1, 2], device=gpu),
+            cr.as_tensor(np.ones(2), device=gpu), cr.linspace(0, 1, 3, device=gpu)]
+    base = cr.randn(3, device=gpu)
+    made += [cr.zeros_like(base), cr.ones_like(base), cr.full_like(base, 2.0), cr.empty_like(base),
+             cr.rand_like(base), cr.randn_like(base), cr.zeros_like(cr.ones(2), device=gpu)]
+    assert {t.device for t in made} == {gpu}
+    assert cr.zeros_like(base, device="cpu").device == cr.device("cpu")
+    cr.manual_seed(5)
+    on_gpu = cr.randn(4, device=gpu)
+    cr.manual_seed(5)
+    assert on_gpu.tolist() == cr.randn(4).tolist()  # one generator: the same draws on every device
+
+
+def test_default_device_cuda(gpu):
+    try:
+        cr.set_default_device("cuda")
+        assert cr.get_default_device() == cr.device("cuda")
+        assert cr.zeros(2).device == gpu and cr.nn.Linear(2, 3).weight.device == gpu
+        assert cr.tensor([1.0]).device == gpu and cr.zeros(2, device="cpu").device == cr.device("cpu")
+    finally:
+        cr.set_default_device(None)
+    assert cr.zeros(2).device == cr.device("cpu")
+
+
+# --- training --------------------------------------------------------------------------------------------
+def _batches(n=3, batch=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((batch, 1, 28, 28)).astype(np.float32), rng.integers(0, 10, batch))
+            for _ in range(n)]
+
+
+def _train_lenet(where, optimizer):
+    cr.manual_seed(0)
+    model = LeNet5(input_size=28)
+    params = list(model.parameters())
+    opt = optimizer(model.parameters())  # built before .to: it must keep working
+    model.to(where)
+    assert [p is q for p, q in zip(model.parameters(), params)] == [True] * len(params)
+    losses = []
+    for images, labels in _batches():
+        opt.zero_grad()
+        loss = cr.nn.functional.cross_entropy(model(cr.tensor(images).to(where)), cr.tensor(labels).to(where))
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return model, opt, losses
+
+
+OPTIMIZERS = {"sgd-momentum": lambda p: cr.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True),
+              "adam": lambda p: cr.optim.Adam(p, lr=1e-3), "adamw-amsgrad": lambda p: cr.optim.AdamW(p, amsgrad=True)}
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_lenet_training_steps_on_the_gpu_equal_the_cpu(gpu, optimizer):
+    model, opt, losses = _train_lenet(gpu, OPTIMIZERS[optimizer])
+    ref_model, _, ref_losses = _train_lenet("cpu", OPTIMIZERS[optimizer])
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-4)
+    for p, q in zip(model.parameters(), ref_model.parameters()):
+        assert p.device == gpu and p.grad.device == gpu
+        np.testing.assert_allclose(host(p), host(q), rtol=1e-4, atol=1e-5)
+    states = [v for st in opt.state.values() for v in st.values() if isinstance(v, cr.Tensor) and v.ndim > 0]
+    assert states and {v.device for v in states} == {gpu}  # optimizer state lives on its parameter's device
+
+
+def test_checkpoints_of_gpu_tensors_load_back_where_asked(gpu, tmp_path):
+    model, opt, _ = _train_lenet(gpu, OPTIMIZERS["adam"])
+    path = tmp_path / "ckpt.safetensors"
+    cr.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, path)
+    back = cr.load(path)
+    assert {t.device for t in back["model"].values()} == {gpu}  # where they were saved from
+    on_cpu = cr.load(path, map_location="cpu")
+    assert {t.device for t in on_cpu["model"].values()} == {cr.device("cpu")}
+    assert {t.device for t in cr.load(path, map_location={"cuda:0": "cpu"})["model"].values()} == {cr.device("cpu")}
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(on_cpu["model"][key].numpy(), host(value))
+    fresh = LeNet5(input_size=28).to(gpu)
+    fresh_opt = cr.optim.Adam(fresh.parameters(), lr=1e-3)
+    fresh.load_state_dict(on_cpu["model"])
+    fresh_opt.load_state_dict(on_cpu["optimizer"])  # CPU state onto GPU parameters: moved there, as in PyTorch
+    assert {p.device for p in fresh.parameters()} == {gpu}
+    assert {v.device for st in fresh_opt.state.values() for k, v in st.items() if k != "step"} == {gpu}
+
+
+def test_data_loader_batches_move_to_the_gpu(gpu):
+    data = cr.utils.data.TensorDataset(cr.arange(12.0).reshape(6, 2), cr.arange(6))
+    loader = cr.utils.data.DataLoader(data, batch_size=4, pin_memory=True)
+    batches = [(x.pin_memory().to(gpu, non_blocking=True), y.to(gpu)) for x, y in loader]
+    assert [b[0].device for b in batches] == [gpu, gpu] and batches[1][1].tolist() == [4, 5]
+
+
+def test_train_cli_on_the_gpu(gpu, capsys):
+    pytest.importorskip("sklearn")
+    code = cr_main(["train", "--device", "cuda", "--model", "mlp", "--epochs", "1", "--batch-size", "256",
+                    "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and ", on cuda:0" in out and "final test accuracy" in out
+
+
+def test_train_cli_cuda_without_a_gpu_says_what_is_missing():
+    if HAVE_CUDA:
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SystemExit, match="--device cuda: .*CUDA is not available"):
+        cr_main(["train", "--device", "cuda", "--epochs", "0"])
+
+
+# --- every array-module name the ops use exists in CuPy ---------------------------------------------------
+def _array_module_names():
+    """Dotted names read off ``np``/``xp`` in the op library: what forwards call on device data."""
+    names = set()
+    for path in pathlib.Path(cr.ops.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            chain = []
+            while isinstance(node, ast.Attribute):
+                chain.append(node.attr)
+                node = node.value
+            if chain and isinstance(node, ast.Name) and node.id in ("np", "xp"):
+                names.add(".".join(reversed(chain)))
+    return names
+
+
+def test_every_array_module_name_the_ops_use_exists_in_cupy():
+    cupy = pytest.importorskip("cupy", reason="needs CuPy installed (pip install 'chainrule[cuda]'; no GPU needed)")
+    names = _array_module_names()
+    assert len(names) > 50 and "add.at" in names and "lib.stride_tricks.as_strided" in names
+
+    def exists(dotted):
+        namespace = cupy
+        for part in dotted.split("."):
+            namespace = getattr(namespace, part, None)
+        return namespace is not None
+
+    assert sorted(n for n in names if not exists(n)) == []
+
+
+def test_import_works_and_cuda_is_unavailable_without_a_usable_gpu():
+    if HAVE_CUDA:
+        pytest.skip("this machine has a GPU")
+    assert cr.cuda.device_count() == 0 and cr.accelerator.current_accelerator() is None
+    with pytest.raises(AssertionError, match="CUDA is not available: CuPy (is not installed|is installed but no "
+                                             "usable NVIDIA GPU)"):
+        cr.zeros(1, device="cuda")

@@ -153,10 +153,10 @@ class _Module:
         return lambda *args, **kwargs: _wrap(value(*_raw(args), **_raw_kwargs(kwargs)))
 
 
-def _transfer(data, copy, *args, **kwargs):
-    """``data`` on the device: host data is copied over; a SimArray is copied only when asked."""
+def _transfer(data, copies, *args, copy=None, **kwargs):
+    """``data`` on the device: host data is copied over; a SimArray is copied by ``array`` or when asked."""
     if isinstance(data, SimArray):
-        return SimArray(np.array(data._a, *args, copy=copy or None, **kwargs))
+        return SimArray(np.array(data._a, *args, copy=copies or copy or None, **kwargs))
     return SimArray(np.array(_raw_host(data), *args, copy=True, **kwargs))
 
 

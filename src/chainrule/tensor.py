@@ -261,6 +261,13 @@ class Tensor:
     def contiguous(self):
         return self
 
+    def pin_memory(self, device=None):
+        """Host memory is already what a copy to the GPU reads: the tensor itself (PyTorch compatibility)."""
+        return self
+
+    def is_pinned(self, device=None):
+        return False
+
     def uniform_(self, a=0.0, b=1.0, generator=None):
         return self._fill_random(_random.rng(generator).uniform(a, b, self._data.shape))
 

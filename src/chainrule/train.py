@@ -42,6 +42,8 @@ def register(subparsers):
     p.add_argument("--tensorboard", metavar="DIR", default=None,
                    help="log loss, accuracy, learning rate and the model graph for TensorBoard")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where to train: auto picks the GPU when one is usable (CuPy and a driver)")
     p.set_defaults(func=run)
 
 
@@ -102,14 +104,24 @@ def cosine_schedule(optimizer, lr, epochs, start_epoch=0):
     return scheduler
 
 
-def evaluate(model, x, y, batch_size=1000):
+def pick_device(name):
+    """``--device``: auto is the GPU when one is usable, else the CPU; cuda without a GPU says what is missing."""
+    if name == "auto":
+        name = "cuda" if cr.cuda.is_available() else "cpu"
+    try:
+        return cr.zeros(0, device=name).device  # with its index: cuda:0
+    except AssertionError as exc:
+        raise SystemExit(f"chainrule train: --device {name}: {exc}") from None
+
+
+def evaluate(model, x, y, batch_size=1000, device="cpu"):
     """Accuracy of ``model`` on arrays ``x``, ``y``, in eval mode and without recording the tape."""
     model.eval()
     correct = 0
     with cr.no_grad():
         for start in range(0, len(x), batch_size):
-            logits = model(cr.from_numpy(x[start:start + batch_size]))
-            correct += int((logits.argmax(1).numpy() == y[start:start + batch_size]).sum())
+            logits = model(cr.from_numpy(x[start:start + batch_size]).to(device))
+            correct += int((logits.argmax(1).cpu().numpy() == y[start:start + batch_size]).sum())
     model.train()
     return correct / len(x)
 
@@ -129,15 +141,16 @@ def run(args):
     checkpoint = Path(args.checkpoint_dir) / "last.safetensors" if args.checkpoint_dir else None
     if args.resume and not checkpoint.exists():
         raise SystemExit(f"chainrule train: --resume needs an existing checkpoint, {checkpoint} not found")
+    device = pick_device(args.device)
     cr.manual_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_data(args.dataset, args.data_dir)
-    model = build_model(args.model, x_train.shape[1:])
+    model = build_model(args.model, x_train.shape[1:]).to(device)
     optimizer = build_optimizer(args, model.parameters())
     loss_fn = nn.CrossEntropyLoss()
     start_epoch = 0
     if args.resume:
         try:  # a damaged file, or one from another --model: say so, without a traceback
-            state = cr.load(checkpoint)
+            state = cr.load(checkpoint, map_location=device)
             saved = state.get("config", {})
             for option in ("model", "optimizer"):  # Adam's state would load into SGD and fail mid-epoch
                 if option in saved and saved[option] != getattr(args, option):
@@ -155,12 +168,13 @@ def run(args):
 
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{args.model} ({n_params:,} parameters) on {args.dataset}: {len(x_train):,} train / {len(x_test):,} "
-          f"test images, {args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {args.lr:g}")
+          f"test images, {args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {args.lr:g}"
+          + ("" if device.type == "cpu" else f", on {device}"))
     train_set = TensorDataset(cr.from_numpy(x_train), cr.from_numpy(y_train))
     generator = cr.Generator()
     loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, generator=generator,
                         num_workers=args.workers, drop_last=False)
-    writer = _tensorboard(args.tensorboard, model, x_train[:1])
+    writer = _tensorboard(args.tensorboard, model, cr.from_numpy(x_train[:1]).to(device))
     accuracy, samples, seconds = 0.0, 0, 0.0
     step = start_epoch * len(loader)
     for epoch in range(start_epoch, args.epochs):
@@ -169,6 +183,7 @@ def run(args):
         seen, running = 0, 0.0
         bar = _progress(loader, f"epoch {epoch + 1}/{args.epochs}", args.no_progress)
         for images, labels in bar:
+            images, labels = images.to(device), labels.to(device)
             optimizer.zero_grad()
             loss = loss_fn(model(images), labels)
             loss.backward()
@@ -184,7 +199,7 @@ def run(args):
         scheduler.step()
         elapsed = time.perf_counter() - began
         samples, seconds = samples + seen, seconds + elapsed
-        accuracy = evaluate(model, x_test, y_test)
+        accuracy = evaluate(model, x_test, y_test, device=device)
         print(f"epoch {epoch + 1}: train loss {running / seen:.4f}, test accuracy {accuracy:.2%}, "
               f"{seen / elapsed:.0f} samples/s", flush=True)
         if writer is not None:
@@ -196,7 +211,7 @@ def run(args):
                      "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
                      "config": {"model": args.model, "optimizer": args.optimizer}}, checkpoint)
     if samples == 0:
-        accuracy = evaluate(model, x_test, y_test)
+        accuracy = evaluate(model, x_test, y_test, device=device)
     if writer is not None:
         writer.close()
     rate = samples / seconds if seconds else 0.0
@@ -210,7 +225,7 @@ def _tensorboard(log_dir, model, example):
     from chainrule.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(log_dir)
-    writer.add_graph(model, cr.from_numpy(example))
+    writer.add_graph(model, example)
     return writer
 
 
