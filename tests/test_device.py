@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
+import helpers
 from chainrule import _device
 from chainrule.__main__ import main as cr_main
 from chainrule.autograd import forward_ad
@@ -342,3 +343,120 @@ def test_import_works_and_cuda_is_unavailable_without_a_usable_gpu():
     with pytest.raises(AssertionError, match="CUDA is not available: CuPy (is not installed|is installed but no "
                                              "usable NVIDIA GPU)"):
         cr.zeros(1, device="cuda")
+
+
+# --- the public functions of the core op table and of nn.functional, on the GPU ------------------------------
+class OnGpu:
+    """chainrule whose ``tensor()`` makes GPU tensors: the op table's functions then get GPU inputs and
+    GPU constants (indices, masks) alike."""
+
+    def __getattr__(self, name):
+        return getattr(cr, name)
+
+    @staticmethod
+    def tensor(data, **kwargs):
+        return cr.tensor(data, **kwargs, device=CUDA)
+
+
+@pytest.mark.parametrize("spec", helpers.op_params(helpers.OPS))
+def test_core_functions_on_gpu_match_cpu(gpu, spec):
+    arrays = spec.arrays("float64")
+    results = []
+    for lib in (cr, OnGpu()):
+        inputs = [helpers.make_tensor(lib, a, requires_grad=spec.grad) for a in arrays]
+        out = spec.fn(lib, *inputs)
+        if spec.grad:
+            seed = np.random.default_rng(1).standard_normal(tuple(out.shape))
+            out.backward(lib.tensor(seed, dtype=out.dtype))
+        results.append([out] + ([x.grad for x in inputs] if spec.grad else []))
+    for got, want in zip(results[1], results[0]):
+        if want is not None:
+            close(got, want, np.float64, spec.name)
+
+
+F = cr.nn.functional
+FUNCTIONAL = {  # name: (function of GPU-or-CPU tensors, input arrays)
+    "cross_entropy": (lambda x, t: F.cross_entropy(x, t.long(), label_smoothing=0.1), [(5, 4), "labels"]),
+    "cross_entropy_weighted_ignore": (lambda x, t, w: F.cross_entropy(x, t.long(), weight=w.abs(), ignore_index=1),
+                                      [(5, 4), "labels", (4,)]),
+    "nll_loss": (lambda x, t: F.nll_loss(F.log_softmax(x, dim=1), t.long()), [(5, 4), "labels"]),
+    "bce": (lambda x, y: F.binary_cross_entropy(x.sigmoid(), y.sigmoid()), [(3, 4), (3, 4)]),
+    "bce_logits": (lambda x, y: F.binary_cross_entropy_with_logits(x, y.sigmoid(), pos_weight=y.abs()),
+                   [(3, 4), (3, 4)]),
+    "mse_l1_huber": (lambda x, y: F.mse_loss(x, y) + F.l1_loss(x, y) + F.huber_loss(x, y) + F.smooth_l1_loss(x, y),
+                     [(3, 4), (3, 4)]),
+    "kl_div": (lambda x, y: F.kl_div(F.log_softmax(x, 1), F.softmax(y, 1), reduction="batchmean"), [(3, 4), (3, 4)]),
+    "activations": (lambda x, a: F.elu(x) + F.silu(x) + F.softplus(x) + F.leaky_relu(x, 0.1) + F.relu6(x)
+                    + F.hardtanh(x) + F.prelu(x, a) + F.softmin(x, 1) + F.normalize(x) + F.logsigmoid(x),
+                    [(3, 4), (1,)]),
+    "batch_norm_train": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), [(4, 3, 2, 2), (3,), (3,)]),
+    "conv2d_grouped_strided": (lambda x, w: F.conv2d(x, w, stride=2, padding=1, groups=2),
+                               [(2, 4, 5, 5), (6, 2, 3, 3)]),
+    "max_pool_indices": (lambda x: F.max_pool2d(x, 2, return_indices=True)[0] * 1, [(2, 3, 4, 4)]),
+    "avg_pool_no_pad_count": (lambda x: F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False),
+                              [(2, 3, 5, 5)]),
+    "adaptive_avg_pool": (lambda x: F.adaptive_avg_pool2d(x, (2, 3)), [(2, 3, 4, 6)]),
+    "unfold_fold": (lambda x: F.fold(F.unfold(x, 2, stride=2), (4, 4), 2, stride=2), [(2, 3, 4, 4)]),
+    "embedding": (lambda w, i: F.embedding(i.long(), w), [(6, 3), "indices"]),
+    "one_hot_pad": (lambda x, i: F.pad(x, (1, 2)).sum() + F.pad(x[None], (2, 1), mode="reflect").sum()
+                    + F.pad(x[None], (1, 1), mode="replicate").sum() + (F.one_hot(i.long(), 6) * 2).sum(),
+                    [(2, 3), "indices"]),
+    "linear_dropout_eval": (lambda x, w, b: F.dropout(F.linear(x, w, b), 0.5, training=False), [(3, 4), (2, 4), (2,)]),
+}
+
+
+def _functional_inputs(specs, where):
+    rng = np.random.default_rng(7)
+    made = []
+    for spec in specs:
+        if spec in ("labels", "indices"):
+            made.append(cr.tensor(rng.integers(0, 4 if spec == "labels" else 6, 5), device=where))
+        else:
+            made.append(cr.tensor(rng.standard_normal(spec), requires_grad=True, device=where))
+    return made
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONAL))
+def test_functional_on_gpu_matches_cpu(gpu, name):
+    fn, specs = FUNCTIONAL[name]
+    results = []
+    for where in ("cpu", CUDA):
+        inputs = _functional_inputs(specs, where)
+        out = fn(*inputs)
+        leaves = [x for x in inputs if x.requires_grad]
+        results.append([out, *cr.autograd.grad(out.sum(), leaves)])
+    for got, want in zip(results[1], results[0]):
+        close(got, want, np.float64, name)
+
+
+def _bn_dropout_net(where):
+    cr.manual_seed(0)
+    model = cr.nn.Sequential(cr.nn.Conv2d(1, 4, 3), cr.nn.BatchNorm2d(4), cr.nn.ReLU(), cr.nn.Dropout(0.3),
+                             cr.nn.Flatten(), cr.nn.Linear(64, 3)).to(where)
+    opt = cr.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    rng = np.random.default_rng(2)
+    x, y = cr.tensor(rng.standard_normal((5, 1, 6, 6)), dtype=cr.float32), cr.tensor(rng.integers(0, 3, 5))
+    for _ in range(2):
+        opt.zero_grad()
+        cr.manual_seed(1)  # the same dropout masks on both devices
+        loss = cr.nn.functional.cross_entropy(model(x.to(where)), y.to(where))
+        loss.backward()
+        opt.step()
+    model.eval()
+    return [loss, model(x.to(where)), *model.state_dict().values()]
+
+
+def test_batch_norm_running_stats_and_dropout_train_on_the_gpu(gpu):
+    got, want = _bn_dropout_net(gpu), _bn_dropout_net("cpu")
+    for g, w in zip(got, want):
+        if w.dtype == cr.int64:
+            assert g.device == gpu and g.tolist() == w.tolist()
+        else:
+            close(g, w, np.float32, "batchnorm/dropout net")
+
+
+def test_compiled_programs_refuse_gpu_tensors_clearly(gpu):
+    step = cr.compile(lambda x: (x * 2).sum())
+    with pytest.raises(NotImplementedError, match="compile: compiled programs run on the CPU only for now"):
+        step(cr.ones(3, device=gpu))
+    assert step(cr.ones(3)).item() == 6.0
