@@ -290,6 +290,10 @@ def test_data_loader_batches_move_to_the_gpu(gpu):
     loader = cr.utils.data.DataLoader(data, batch_size=4, pin_memory=True)
     batches = [(x.pin_memory().to(gpu, non_blocking=True), y.to(gpu)) for x, y in loader]
     assert [b[0].device for b in batches] == [gpu, gpu] and batches[1][1].tolist() == [4, 5]
+    on_gpu = cr.utils.data.TensorDataset(cr.arange(12.0, device=gpu).reshape(6, 2), cr.arange(6, device=gpu))
+    batches = list(cr.utils.data.DataLoader(on_gpu, batch_size=4, shuffle=True))  # collated on the GPU
+    assert {t.device for batch in batches for t in batch} == {gpu}
+    assert sorted(sum((b[1].tolist() for b in batches), [])) == list(range(6))
 
 
 def test_train_cli_on_the_gpu(gpu, capsys):

@@ -16,7 +16,7 @@ import contextlib
 
 import numpy as np
 
-from . import _simulated
+from . import _cuda_kernels, _simulated
 
 TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve", "fpga", "maia", "xla",
          "lazy", "vulkan", "mps", "meta", "hpu", "mtia", "privateuseone")
@@ -162,6 +162,13 @@ def backend_of(array):
 def array_module(array):
     """numpy for host arrays, CuPy for CuPy arrays, the simulated module for simulated ones."""
     return np if type(array) is np.ndarray else _by_array_type.get(type(array), HOST).xp
+
+
+def kernels(array):
+    """The hand-written CUDA kernels (:mod:`chainrule._cuda_kernels`) when ``array`` is a CuPy array, else None:
+    the op then composes array-module calls."""
+    backend = _cuda["backend"]
+    return _cuda_kernels if backend is not None and type(array) is backend.array_type else None
 
 
 def is_device_array(array):

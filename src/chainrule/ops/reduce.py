@@ -259,7 +259,7 @@ def _extremum(input, dim, keepdim, other, full, arg, name):
         return full(input)
     if input.ndim == 0:  # dim 0 or -1 of a scalar: the scalar itself, at index 0
         infer.normalize_dims(name, dim, 0)  # accepts 0 and -1, as PyTorch does for a scalar
-        return values_indices(input.clone(), Tensor(np.array(0)))
+        return values_indices(input.clone(), Tensor(np.array(0)).to(input.device))
     indices = arg(input, dim, keepdim=True)
     values = input.gather(dim, indices)
     if not keepdim:
