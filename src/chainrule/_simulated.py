@@ -60,6 +60,9 @@ class SimArray:
         raise TypeError("simulated cuda: implicit conversion to a NumPy array is not allowed; use .get()")
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method != "__call__":  # as pessimistic as CuPy may be: ufunc methods are the array module's
+            raise TypeError(f"simulated cuda: numpy's {ufunc.__name__}.{method} does not reach device arrays; "
+                            f"call xp.{ufunc.__name__}.{method} of the array module")
         out = kwargs.get("out")
         result = getattr(ufunc, method)(*_raw(inputs), **_raw_kwargs(kwargs))
         if out is not None:
@@ -146,11 +149,30 @@ class _Module:
         value = getattr(self._namespace, name)
         if isinstance(value, types.ModuleType):  # xp.lib.stride_tricks, xp.linalg: the same rules inside
             return _Module(value)
-        if isinstance(value, (type, np.ufunc)) or not callable(value):
+        if isinstance(value, np.ufunc):
+            return _Ufunc(value)
+        if isinstance(value, type) or not callable(value):
             return value
         if name in ("asarray", "array", "ascontiguousarray"):
             return lambda data, *args, **kwargs: _transfer(data, name == "array", *args, **kwargs)
         return lambda *args, **kwargs: _wrap(value(*_raw(args), **_raw_kwargs(kwargs)))
+
+
+class _Ufunc:
+    """A ufunc of the simulated module: called, it dispatches like numpy's; its methods (``at``, ``reduce``)
+    run on the raw arrays."""
+
+    def __init__(self, ufunc):
+        self._ufunc = ufunc
+
+    def __call__(self, *args, **kwargs):
+        return self._ufunc(*args, **kwargs)
+
+    def __getattr__(self, name):
+        method = getattr(self._ufunc, name)
+        if not callable(method):
+            return method
+        return lambda *args, **kwargs: _wrap(method(*_raw(args), **_raw_kwargs(kwargs)))
 
 
 def _transfer(data, copies, *args, copy=None, **kwargs):

@@ -7,7 +7,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from .. import _dtype
+from .. import _device, _dtype
 from ..tensor import Tensor
 from . import infer
 from .elementwise import as_tensor_arg, eq, exp, floating, gt, logical_or, maximum, minimum, ne, where
@@ -31,9 +31,10 @@ def _grad_to_input_shape(g, x, dim, keepdim):
 
 
 def _sum_forward(x, dim, keepdim):
-    if x.dtype.kind == "f":  # np.add.reduce: np.sum's own kernel without its Python dispatch
-        return np.add.reduce(x, axis=dim, keepdims=keepdim)
-    return np.add.reduce(x, axis=dim, keepdims=keepdim, dtype=np.int64)  # PyTorch sums bools and ints as int64
+    dtype = None if x.dtype.kind == "f" else np.int64  # PyTorch sums bools and ints as int64
+    if type(x) is np.ndarray:  # np.add.reduce: np.sum's own kernel without its Python dispatch
+        return np.add.reduce(x, axis=dim, keepdims=keepdim, dtype=dtype)
+    return _device.array_module(x).sum(x, axis=dim, keepdims=keepdim, dtype=dtype)  # GPU: its module's sum
 
 
 sum_op = defop(
