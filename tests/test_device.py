@@ -165,6 +165,15 @@ def test_moving_is_an_op_whose_gradient_moves_back(gpu):
         assert out.tangent.device == gpu and out.tangent.tolist() == [1.0, -2.0]
 
 
+def test_a_gradient_on_another_device_is_refused_like_torch(gpu):
+    y = (cr.ones(3, device=gpu, requires_grad=True) * 2)
+    with pytest.raises(RuntimeError, match="invalid gradient at index 0 - expected device cuda:0 but got cpu"):
+        y.backward(cr.ones(3))
+    y.backward(cr.ones(3, device=gpu))
+    assert cr.cuda.memory_allocated() >= 0 and cr.cuda.empty_cache() is None and cr.cuda.current_device() == 0
+    cr.cuda.synchronize()
+
+
 def test_to_accepts_every_form_on_the_gpu(gpu):
     x = cr.ones(2, 3)
     assert x.to(gpu).device == gpu and x.to("cuda:0").device == gpu and x.cuda(0).device == gpu

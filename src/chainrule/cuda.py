@@ -35,6 +35,19 @@ def synchronize(device=None):
         backend.xp.cuda.Device(_device.device(device or "cuda").index or 0).synchronize()
 
 
+def memory_allocated(device=None):
+    """Bytes of GPU memory held by tensors (CuPy's memory pool); 0 on the simulated GPU."""
+    backend = _device.backend_for("cuda" if device is None else device)
+    return 0 if backend is _device.SIMULATED else backend.xp.get_default_memory_pool().used_bytes()
+
+
+def empty_cache():
+    """Give the GPU memory cached by CuPy's pool and no longer used back to the driver."""
+    backend = _device.cuda_backend()
+    if backend is not None and backend is not _device.SIMULATED:
+        backend.xp.get_default_memory_pool().free_all_blocks()
+
+
 def manual_seed(seed):
     """Accepted for PyTorch programs: device tensors draw from chainrule's one generator (``chainrule.manual_seed``),
     so random values are the same on every device and this call has nothing to seed."""

@@ -34,7 +34,7 @@ def _make_grads(outputs, grads):
     if len(grads) != len(outputs):
         raise ValueError(f"got {len(grads)} gradients for {len(outputs)} outputs")
     result = []
-    for out, g in zip(outputs, grads):
+    for k, (out, g) in enumerate(zip(outputs, grads)):
         if g is None:
             if out._data.size != 1:
                 raise GraphError(
@@ -47,6 +47,8 @@ def _make_grads(outputs, grads):
             if g._data.shape != out._data.shape:
                 raise ShapeError(f"Mismatch in shape: grad_output has a shape of {list(g.shape)} and output "
                                  f"has a shape of {list(out.shape)}")
+            if type(g._data) is not type(out._data) and g.device != out.device:
+                raise RuntimeError(f"invalid gradient at index {k} - expected device {out.device} but got {g.device}")
             result.append(g)
     return result
 
