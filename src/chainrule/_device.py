@@ -144,13 +144,13 @@ def _require_cuda():
 @contextlib.contextmanager
 def simulate_cuda():
     """Within this block "cuda" is the strict simulated GPU (for tests on machines without one)."""
-    saved = _cuda["simulated"], _default["device"]
+    saved = _cuda["simulated"], DEFAULT[0]
     _cuda["simulated"] = True
     _by_array_type[_simulated.SimArray] = SIMULATED
     try:
         yield
     finally:
-        _cuda["simulated"], _default["device"] = saved
+        _cuda["simulated"], DEFAULT[0] = saved
         del _by_array_type[_simulated.SimArray]
 
 
@@ -227,22 +227,21 @@ def index_on(index, array):
     return tuple(move(k, where) if isinstance(k, np.ndarray) or is_device_array(k) else k for k in index)
 
 
-_default = {"device": CPU}
+DEFAULT = [CPU]  # the default device; exactly CPU (this object) while it is the CPU, a cheap check
 
 
 def set_default_device(where):
     """Where creation functions put tensors when not told (``None``: the CPU)."""
-    _default["device"] = CPU if where is None else device(where)
+    where = CPU if where is None else device(where)
+    DEFAULT[0] = CPU if where == CPU else where
 
 
 def get_default_device():
-    return _default["device"]
+    return DEFAULT[0]
 
 
 def placed(array, where):
     """A freshly made host array on the asked device (``None``: the default device)."""
     if where is None:
-        where = _default["device"]
-        if where._type == "cpu":
-            return array
+        where = DEFAULT[0]
     return move(array, where)

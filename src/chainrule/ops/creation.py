@@ -11,7 +11,9 @@ from .op import bind, defop
 
 def _make(array, requires_grad=False, device=None):
     """A new leaf around a freshly made host array, placed on ``device`` (None: the default device)."""
-    return _make_here(_device.placed(array, device), requires_grad)
+    if device is not None or _device.DEFAULT[0] is not _device.CPU:
+        array = _device.placed(array, device)
+    return _make_here(array, requires_grad)
 
 
 def _make_here(array, requires_grad):
@@ -157,28 +159,28 @@ def _like_dtype(input, dtype):
     return _dtype.to_numpy_dtype(dtype) if dtype is not None else input._data.dtype
 
 
-def _like(input, fill_value, dtype, device, requires_grad):
-    """A tensor of ``input``'s shape filled with ``fill_value``: on ``input``'s device unless told otherwise."""
-    if device is not None:
-        return _make(np.full(input._data.shape, fill_value, _like_dtype(input, dtype)), requires_grad, device)
-    xp = _device.array_module(input._data)
-    return _make_here(xp.full(input._data.shape, fill_value, _like_dtype(input, dtype)), requires_grad)
+def _like(input, make, dtype, device, requires_grad, *fill):
+    """``xp.<make>(input's shape, *fill, dtype)`` on ``input``'s device (or ``device``), with its dtype unless told."""
+    shape, dtype = input._data.shape, _like_dtype(input, dtype)
+    if device is None:
+        return _make_here(getattr(_device.array_module(input._data), make)(shape, *fill, dtype), requires_grad)
+    return _make(getattr(np, make)(shape, *fill, dtype), requires_grad, device)
 
 
 def zeros_like(input, dtype=None, device=None, requires_grad=False):
-    return _like(input, 0, dtype, device, requires_grad)
+    return _like(input, "zeros", dtype, device, requires_grad)
 
 
 def ones_like(input, dtype=None, device=None, requires_grad=False):
-    return _like(input, 1, dtype, device, requires_grad)
+    return _like(input, "ones", dtype, device, requires_grad)
 
 
 def empty_like(input, dtype=None, device=None, requires_grad=False):
-    return _like(input, 0, dtype, device, requires_grad)
+    return _like(input, "empty", dtype, device, requires_grad)
 
 
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
-    return _like(input, fill_value, dtype, device, requires_grad)
+    return _like(input, "full", dtype, device, requires_grad, fill_value)
 
 
 def rand_like(input, dtype=None, generator=None, device=None, requires_grad=False):

@@ -70,7 +70,7 @@ def _index_add_zeros_forward(g, shape, index):
 
 getitem_op = defop(
     "getitem",
-    lambda x, index: x[_device.index_on(index, x)],
+    lambda x, index: x[index] if type(x) is np.ndarray else x[_device.index_on(index, x)],
     _index_infer,
     vjp=(lambda g, out, x, index: index_add_zeros(g, x.shape, index),),
     jvp=LINEAR,

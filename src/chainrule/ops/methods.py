@@ -63,6 +63,8 @@ def parse_to(args, dtype=None, device=None):
 def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
     """PyTorch's conversions: ``to(dtype)``, ``to(device[, dtype])``, ``to(other)`` and the keywords. A move
     between devices is an op (its gradient moves back); with nothing to change, the tensor itself."""
+    if len(args) == 1 and isinstance(args[0], _dtype.DType) and dtype is None and device is None and not copy:
+        return cast(self, args[0].numpy)  # to(dtype), the common call: no parsing
     device, dtype = parse_to(args, dtype, device)
     result = self if device is None else to_device(self, device)
     if dtype is not None:
