@@ -225,6 +225,9 @@ def test_creation_on_the_gpu_and_like_functions_keep_the_device(gpu):
 
 
 def test_default_device_cuda(gpu):
+    with cr.device("cuda"):
+        assert cr.zeros(1).device == gpu
+    assert cr.zeros(1).device == cr.device("cpu")
     try:
         cr.set_default_device("cuda")
         assert cr.get_default_device() == cr.device("cuda")

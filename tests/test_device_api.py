@@ -140,6 +140,16 @@ def test_default_device(lib):
 
 
 @pytest.mark.parametrize("lib", LIBS)
+def test_a_device_as_context_sets_the_default_device(lib):
+    with lib.device("cpu") as where:
+        assert lib.get_default_device() == where and lib.ones(1).device == lib.device("cpu")
+    assert lib.get_default_device() == lib.device("cpu")
+    lib.backends.cudnn.benchmark = True  # tutorials switch these; chainrule accepts and ignores them
+    lib.backends.cuda.matmul.allow_tf32 = False
+    lib.backends.cudnn.benchmark = False
+
+
+@pytest.mark.parametrize("lib", LIBS)
 def test_module_to_keeps_parameter_identity(lib):
     lib.manual_seed(0)
     model = lib.nn.Sequential(lib.nn.Linear(3, 4), lib.nn.BatchNorm1d(4), lib.nn.Linear(4, 1))

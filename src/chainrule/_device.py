@@ -71,6 +71,14 @@ class device:
     def __reduce__(self):
         return (device, (self._type, self._index))
 
+    def __enter__(self):  # ``with cr.device("cuda"):`` makes it the default device inside the block
+        _entered.append(DEFAULT[0])
+        set_default_device(self)
+        return self
+
+    def __exit__(self, *exc):
+        DEFAULT[0] = _entered.pop()
+
 
 CPU = device("cpu")
 
@@ -228,6 +236,7 @@ def index_on(index, array):
 
 
 DEFAULT = [CPU]  # the default device; exactly CPU (this object) while it is the CPU, a cheap check
+_entered = []  # the defaults that ``with device(...)`` blocks replaced
 
 
 def set_default_device(where):

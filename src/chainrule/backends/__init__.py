@@ -10,3 +10,4 @@ def _false():
 
 mps = SimpleNamespace(is_available=_false, is_built=_false)
 cudnn = SimpleNamespace(is_available=_false, enabled=True, benchmark=False, deterministic=False, allow_tf32=True)
+cuda = SimpleNamespace(matmul=SimpleNamespace(allow_tf32=False))  # CuPy's float32 matmuls do not use TF32
