@@ -325,9 +325,12 @@ def test_train_cli_cuda_without_a_gpu_says_what_is_missing():
 
 # --- every array-module name the ops use exists in CuPy ---------------------------------------------------
 def _array_module_names():
-    """Dotted names read off ``np``/``xp`` in the op library: what forwards call on device data."""
+    """Dotted names read off ``np``/``xp`` where tensor data is computed on (the op library, nn, optim, autograd,
+    tensor.py): on device data these calls reach CuPy (dispatched by numpy, or through the array module)."""
+    package = pathlib.Path(cr.__file__).parent
     names = set()
-    for path in pathlib.Path(cr.ops.__file__).parent.glob("*.py"):
+    for path in [package / "tensor.py"] + [p for part in ("ops", "nn", "optim", "autograd")
+                                           for p in (package / part).glob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             chain = []
             while isinstance(node, ast.Attribute):
