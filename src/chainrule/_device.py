@@ -89,7 +89,7 @@ class Backend:
     def __init__(self, xp, array_type, to_host, from_host, device_of):
         self.xp = xp
         self.array_type = array_type
-        self.to_host = to_host  # array -> numpy array (a copy)
+        self.to_host = to_host  # array -> numpy array (a copy, except for host arrays themselves)
         self.from_host = from_host  # (numpy array, device index) -> array on this backend
         self.device_of = device_of  # array -> device
 
