@@ -3,7 +3,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test install-test lint bench
+.PHONY: demo test install-test lint bench test-gpu bench-gpu
 
 demo:  ## train LeNet-5 on the bundled digits (no download)
 	$(PIP) -e ".[train]"
@@ -18,3 +18,9 @@ test: install-test
 
 bench:
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTHON) -m bench
+
+test-gpu:  ## the tests marked cuda (every op, LeNet-5 steps, ... on a real GPU); needs CuPy and a CUDA GPU
+	$(PYTHON) -m pytest -p no:cacheprovider -m cuda -rs tests/test_device.py
+
+bench-gpu:  ## the GPU workloads against CUDA PyTorch (and hand-written CuPy floors)
+	$(PYTHON) -m bench gpu

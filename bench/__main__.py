@@ -4,22 +4,26 @@ import os
 import sys
 import time
 
+from .gpu_workloads import GPU_WORKLOADS
 from .harness import report, run, summary
 from .workloads import NUMPY_FLOORS, WORKLOADS
 
+EVERY = {**WORKLOADS, **GPU_WORKLOADS}
+
 
 def main(argv):
-    names = argv or list(WORKLOADS)
-    unknown = [n for n in names if n not in WORKLOADS]
+    """All CPU workloads by default; ``gpu`` runs the GPU workloads (a CUDA GPU, CuPy and CUDA PyTorch)."""
+    names = list(GPU_WORKLOADS) if argv == ["gpu"] else argv or list(WORKLOADS)
+    unknown = [n for n in names if n not in EVERY]
     if unknown:
-        print(f"unknown workload(s) {unknown}; choose from {list(WORKLOADS)}", file=sys.stderr)
+        print(f"unknown workload(s) {unknown}; choose from {list(EVERY)} or 'gpu'", file=sys.stderr)
         return 2
     threads = {v: os.environ.get(v) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     print("threads: " + " ".join(f"{k}={v}" for k, v in threads.items()) + f"  load average: {_load()}", flush=True)
     start = time.perf_counter()
     results = []
     for name in names:
-        workload = WORKLOADS[name]
+        workload = EVERY[name]
         timings = run(workload, floor=NUMPY_FLOORS.get(name))
         results.append((workload, timings))
         print(report(workload, timings), flush=True)

@@ -49,6 +49,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "beyond_torch: asserts a chainrule requirement that PyTorch itself does not meet"
     )
+    config.addinivalue_line("markers", "cuda: needs a CUDA GPU with CuPy (make test-gpu); skipped without one")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chainrule import device as cr_device
 from chainrule.ops.conv import max_pool_op
 
 F32, F64, I64, BOOL = (np.dtype(t) for t in ("float32", "float64", "int64", "bool"))
@@ -103,6 +104,8 @@ for _name in ("isnan", "isinf", "isfinite", "logical_not"):
     sample(_name, unary(), ALL, torch=fn(_name))
 sample("clone", unary(), ALL, torch=fn("clone"))
 sample("alias", unary(), ALL)
+sample("to_copy", lambda rng, dt: ((data(rng, (2, 3), dt),), {"device": cr_device("cpu"), "source": cr_device("cpu")}),
+       ALL, torch=lambda lib, x: x.to("cpu", copy=True))  # across devices: tests/test_device.py
 sample("cast", lambda rng, dt: ((data(rng, (2, 3), dt),), {"dtype": F64}), ALL,
        torch=lambda lib, x: x.to(lib.float64))
 sample("copy", lambda rng, dt: ((data(rng, (2, 3), dt), data(rng, (3,), dt)), {}), ALL,

@@ -12,7 +12,7 @@ import weakref
 
 import numpy as np
 
-from . import _dtype
+from . import _device, _dtype
 from . import random as _random
 from ._hooks import RemovableHandle
 from ._mode import state
@@ -131,11 +131,16 @@ class Tensor:
 
     @property
     def device(self):
-        return "cpu"
+        return _device.device_of(self._data)
 
     @property
     def is_cuda(self):
-        return False
+        return self.device.type == "cuda"
+
+    def get_device(self):
+        """The GPU index, -1 on the CPU (PyTorch's answer)."""
+        where = self.device
+        return -1 if where.type == "cpu" else where.index
 
     def size(self, dim=None):
         if dim is None:
@@ -158,6 +163,7 @@ class Tensor:
         """The numpy array behind this tensor (shared memory); refused while it requires grad."""
         if self._requires_grad:
             raise GraphError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        _refuse_device_to_numpy(self)
         return self._data
 
     def item(self):
@@ -197,6 +203,7 @@ class Tensor:
         return int(self._data)
 
     def __array__(self, dtype=None, copy=None):
+        _refuse_device_to_numpy(self)
         array = self._data
         if dtype is not None and array.dtype != dtype:
             return array.astype(dtype)
@@ -251,11 +258,15 @@ class Tensor:
             return f"chainrule.{self.dtype.name}"
         return self.to(dtype)
 
-    def cpu(self):
-        return self
-
     def contiguous(self):
         return self
+
+    def pin_memory(self, device=None):
+        """Host memory is already what a copy to the GPU reads: the tensor itself (PyTorch compatibility)."""
+        return self
+
+    def is_pinned(self, device=None):
+        return False
 
     def uniform_(self, a=0.0, b=1.0, generator=None):
         return self._fill_random(_random.rng(generator).uniform(a, b, self._data.shape))
@@ -270,7 +281,7 @@ class Tensor:
         if state.grad_enabled and self._requires_grad and self.grad_fn is None:
             raise GraphError("a leaf Variable that requires grad is being used in an in-place operation; "
                              "initialize it under chainrule.no_grad()")
-        self._data[...] = values
+        self._data[...] = _device.like(values, self._data)
         self._version[0] += 1
         return self
 
@@ -332,7 +343,8 @@ def _wrap(array):
         rebuild = getattr(array, "__chainrule_tensor__", None)
         if rebuild is not None:
             return rebuild()
-        array = np.asarray(array)
+        if not _device.is_device_array(array):
+            array = np.asarray(array)
     t = _new(Tensor)
     t._data = array
     t._requires_grad = False
@@ -364,7 +376,7 @@ def as_array(data, dtype=None):
     """Convert user data to a numpy array with PyTorch's dtype defaults (Python floats -> float32)."""
     if isinstance(data, Tensor):
         array = data._data
-    elif isinstance(data, np.ndarray):
+    elif isinstance(data, np.ndarray) or _device.is_device_array(data):
         array = data
     else:
         if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in _flatten_first(data)):
@@ -416,9 +428,11 @@ def _normalize_dim(dim, ndim, op):
     return dim % max(ndim, 1)
 
 
-def _check_device(device):
-    if str(device).split(":")[0] != "cpu":
-        raise ValueError(f"chainrule runs on the CPU only; device {device!r} is not available")
+def _refuse_device_to_numpy(t):
+    where = _device.device_of(t._data)
+    if where.type != "cpu":
+        raise TypeError(f"can't convert {where} device type tensor to numpy. Use Tensor.cpu() to copy the tensor "
+                        "to host memory first.")
 
 
 def _write_result(self, fn, result):
@@ -451,7 +465,7 @@ def _inplace_error(self, fn, other, exc):
 
 
 def _format(t):
-    array = t._data
+    array = _device.to_host(t._data)
     options = {"separator": ", ", "prefix": "tensor(", "threshold": 1000, "edgeitems": 3}
     if array.dtype.kind == "f" and array.size:
         finite = array[np.isfinite(array)]
@@ -462,7 +476,7 @@ def _format(t):
         elif not integral:  # PyTorch prints non-integral floats with four decimals
             options["formatter"] = {"float_kind": lambda v: f"{v:.4f}"}
     body = np.array2string(array, **options)
-    extras = []
+    extras = [f"device='{t.device}'"] if _device.is_device_array(t._data) else []
     if array.dtype not in (_dtype.default_float.numpy, np.dtype(np.int64), np.dtype(np.bool_)):
         extras.append(f"dtype={_dtype.from_numpy_dtype(array.dtype)!r}")
     if t.grad_fn is not None:

@@ -58,6 +58,8 @@ def register(subparsers):
     p.add_argument("--tensorboard", metavar="DIR", default=None,
                    help="log loss, accuracy, learning rate and the model graph for TensorBoard")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where to train: auto picks the GPU when one is usable (CuPy and a driver)")
     p.set_defaults(func=run)
 
 
@@ -118,7 +120,17 @@ def cosine_schedule(optimizer, lr, epochs, start_epoch=0):
     return scheduler
 
 
-def evaluate(model, x, y, batch_size=1000):
+def pick_device(name):
+    """``--device``: auto is the GPU when one is usable, else the CPU; cuda without a GPU says what is missing."""
+    if name == "auto":
+        name = "cuda" if cr.cuda.is_available() else "cpu"
+    try:
+        return cr.zeros(0, device=name).device  # with its index: cuda:0
+    except AssertionError as exc:
+        raise SystemExit(f"chainrule train: --device {name}: {exc}") from None
+
+
+def evaluate(model, x, y, batch_size=1000, device="cpu"):
     """Accuracy of ``model`` on arrays ``x``, ``y``, in eval mode and without recording the tape.
 
     In a process group each rank scores its share of the images and the counts are summed."""
@@ -127,8 +139,8 @@ def evaluate(model, x, y, batch_size=1000):
     correct = 0
     with cr.no_grad():
         for start in range(rank * batch_size, len(x), world * batch_size):
-            logits = model(cr.from_numpy(x[start:start + batch_size]))
-            correct += int((logits.argmax(1).numpy() == y[start:start + batch_size]).sum())
+            logits = model(cr.from_numpy(x[start:start + batch_size]).to(device))
+            correct += int((logits.argmax(1).cpu().numpy() == y[start:start + batch_size]).sum())
     model.train()
     return _summed(correct) / len(x)
 
@@ -193,15 +205,16 @@ def train(args, checkpoint):
     """The training run of ``chainrule train``; in a process group, one rank of a data-parallel run."""
     world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_initialized() else (1, 0)
     say = print if rank == 0 else _silent
+    device = pick_device(args.device)
     cr.manual_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_data(args.dataset, args.data_dir)
-    model = build_model(args.model, x_train.shape[1:])
+    model = build_model(args.model, x_train.shape[1:]).to(device)
     optimizer = build_optimizer(args, model.parameters())
     loss_fn = nn.CrossEntropyLoss()
     start_epoch = 0
     if args.resume:
         try:  # a damaged file, or one from another --model: say so, without a traceback
-            state = cr.load(checkpoint)
+            state = cr.load(checkpoint, map_location=device)
             saved = state.get("config", {})
             for option in ("model", "optimizer"):  # Adam's state would load into SGD and fail mid-epoch
                 if option in saved and saved[option] != getattr(args, option):
@@ -220,14 +233,15 @@ def train(args, checkpoint):
     n_params = sum(p.numel() for p in model.parameters())
     batch = f"batch {args.batch_size}" + (f" x {world} processes" if world > 1 else "")
     say(f"{args.model} ({n_params:,} parameters) on {args.dataset}: {len(x_train):,} train / {len(x_test):,} "
-        f"test images, {args.epochs} epochs, {batch}, {args.optimizer} lr {args.lr:g}")
+        f"test images, {args.epochs} epochs, {batch}, {args.optimizer} lr {args.lr:g}"
+        + ("" if device.type == "cpu" else f", on {device}"))
     train_set = TensorDataset(cr.from_numpy(x_train), cr.from_numpy(y_train))
     generator = cr.Generator()
     sampler = DistributedSampler(train_set, seed=args.seed) if world > 1 else None
     loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
                         generator=generator, num_workers=args.workers, drop_last=False)
     forward = nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    writer = _tensorboard(args.tensorboard, model, x_train[:1]) if rank == 0 else None
+    writer = _tensorboard(args.tensorboard, model, cr.from_numpy(x_train[:1]).to(device)) if rank == 0 else None
     accuracy, samples, seconds = 0.0, 0, 0.0
     step = start_epoch * len(loader)
     for epoch in range(start_epoch, args.epochs):
@@ -238,6 +252,7 @@ def train(args, checkpoint):
         seen, running = 0, 0.0
         bar = _progress(loader, f"epoch {epoch + 1}/{args.epochs}", args.no_progress or rank != 0)
         for images, labels in bar:
+            images, labels = images.to(device), labels.to(device)
             optimizer.zero_grad()
             loss = loss_fn(forward(images), labels)
             loss.backward()
@@ -254,7 +269,7 @@ def train(args, checkpoint):
         elapsed = time.perf_counter() - began
         running, seen = _summed(running, seen)
         samples, seconds = samples + seen, seconds + elapsed
-        accuracy = evaluate(model, x_test, y_test)
+        accuracy = evaluate(model, x_test, y_test, device=device)
         say(f"epoch {epoch + 1}: train loss {running / seen:.4f}, test accuracy {accuracy:.2%}, "
             f"{seen / elapsed:.0f} samples/s", flush=True)
         if writer is not None:
@@ -266,7 +281,7 @@ def train(args, checkpoint):
                      "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
                      "config": {"model": args.model, "optimizer": args.optimizer}}, checkpoint)
     if samples == 0:
-        accuracy = evaluate(model, x_test, y_test)
+        accuracy = evaluate(model, x_test, y_test, device=device)
     if writer is not None:
         writer.close()
     rate = samples / seconds if seconds else 0.0
@@ -284,7 +299,7 @@ def _tensorboard(log_dir, model, example):
     from chainrule.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(log_dir)
-    writer.add_graph(model, cr.from_numpy(example))
+    writer.add_graph(model, example)
     return writer
 
 

@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 
+from .. import _device
 from .._mode import state
 from ..errors import GraphError, ShapeError
 from ..ops.op import bind, grad_edge
@@ -33,7 +34,7 @@ def _make_grads(outputs, grads):
     if len(grads) != len(outputs):
         raise ValueError(f"got {len(grads)} gradients for {len(outputs)} outputs")
     result = []
-    for out, g in zip(outputs, grads):
+    for k, (out, g) in enumerate(zip(outputs, grads)):
         if g is None:
             if out._data.size != 1:
                 raise GraphError(
@@ -41,12 +42,15 @@ def _make_grads(outputs, grads):
                     "pass gradient=... (a tensor of the output's shape), or reduce the output first, e.g. .sum()"
                 )
             data = out._data  # a 0-d array of ones is cheaper to build from a scalar (the usual loss)
-            result.append(_wrap(np.array(1, data.dtype) if data.ndim == 0 else np.ones(data.shape, data.dtype)))
+            xp = _device.array_module(data)
+            result.append(_wrap(xp.array(1, data.dtype) if data.ndim == 0 else xp.ones(data.shape, data.dtype)))
         else:
-            g = g if isinstance(g, Tensor) else _wrap(np.asarray(g, out._data.dtype))
+            g = g if isinstance(g, Tensor) else _wrap(_device.like(np.asarray(g, out._data.dtype), out._data))
             if g._data.shape != out._data.shape:
                 raise ShapeError(f"Mismatch in shape: grad_output has a shape of {list(g.shape)} and output "
                                  f"has a shape of {list(out.shape)}")
+            if type(g._data) is not type(out._data) and g.device != out.device:
+                raise RuntimeError(f"invalid gradient at index {k} - expected device {out.device} but got {g.device}")
             result.append(g)
     return result
 
@@ -78,7 +82,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     for k, g in enumerate(results):
         if g is None:
             if materialize_grads:
-                results[k] = _wrap(np.zeros(inputs[k]._data.shape, inputs[k]._data.dtype))
+                results[k] = _wrap(_device.array_module(inputs[k]._data).zeros(inputs[k]._data.shape,
+                                                                               inputs[k]._data.dtype))
             elif not allow_unused:
                 raise GraphError(
                     f"One of the differentiated Tensors (input {k}) appears to not have been used in the graph. "
@@ -230,13 +235,10 @@ def _add_to_buffer(buffers, edge, g):
 
 
 def _materialize(node, grads):
-    """Multi-output nodes receive zeros for outputs that got no gradient, as in PyTorch."""
-    return [g if g is not None else _zeros(node.output_metadata(nr)) for nr, g in enumerate(grads)]
-
-
-def _zeros(meta):
-    shape, dtype = meta
-    return _wrap(np.zeros(shape, dtype))
+    """Multi-output nodes receive zeros for outputs that got no gradient, as in PyTorch (on the device of
+    the gradients that came)."""
+    xp = _device.array_module(next(g for g in grads if g is not None)._data)
+    return [g if g is not None else _wrap(xp.zeros(*node.output_metadata(nr))) for nr, g in enumerate(grads)]
 
 
 def _conform(node, i, g):

@@ -26,6 +26,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import _device
 from ..errors import ChainruleError
 from ..ops.creation import from_numpy
 from ..tensor import Tensor
@@ -107,6 +108,9 @@ class _Encoder:
         if obj is None or isinstance(obj, (bool, str)):
             return obj
         if isinstance(obj, Tensor):
+            where = obj.device
+            if where.type != "cpu":  # a host copy, and where it came from (load puts it back there)
+                return {"device_tensor": [self._add(obj.detach().cpu().numpy(), path), str(where)]}
             return {"tensor": self._add(obj.detach().numpy(), path)}
         if isinstance(obj, np.ndarray):
             return {"ndarray": self._add(obj, path)}
@@ -215,11 +219,11 @@ def load(f, map_location=None, weights_only=True):
     Returns the saved object with its tensors as chainrule tensors (same dtype and shape,
     ``requires_grad=False``). A plain safetensors file written by another tool loads as a dict
     of tensors by name. A file that is not a valid safetensors file is refused with
-    ``CheckpointError``; nothing in the file is ever executed. ``map_location`` (CPU only) and
-    ``weights_only`` are accepted for PyTorch compatibility: loading is always weights-only.
+    ``CheckpointError``; nothing in the file is ever executed. Tensors saved from a GPU load back onto it;
+    ``map_location`` (a device, or a dict from saved to wanted device, as in PyTorch) puts them elsewhere.
+    ``weights_only`` is accepted for PyTorch compatibility: loading is always weights-only.
     """
-    if map_location is not None and str(map_location).split(":")[0] != "cpu":
-        raise ValueError(f"load: chainrule runs on the CPU only; map_location={map_location!r} is not available")
+    place = _placer(map_location)
     if isinstance(f, (str, os.PathLike)):
         name = os.fspath(f)
         try:
@@ -244,7 +248,7 @@ def load(f, map_location=None, weights_only=True):
         raise CheckpointError(
             f"cannot load checkpoint {name!r}: it is not a valid safetensors file ({e})"
         ) from None
-    return _rebuild(header.get("__metadata__") or {}, arrays, name)
+    return _rebuild(header.get("__metadata__") or {}, arrays, name, place)
 
 
 def _read_header(data, name):
@@ -300,7 +304,30 @@ def _describe_foreign(data):
     return "it is not a safetensors file (it does not start with a safetensors header)"
 
 
-def _rebuild(metadata, arrays, name):
+def _placer(map_location):
+    """``place(array, saved device) -> tensor`` for ``load``'s ``map_location``."""
+    if isinstance(map_location, dict):
+        remap = {str(_device.device(k)): _device.device(v) for k, v in map_location.items()}
+        return lambda array, saved: _on(array, remap.get(saved, saved))
+    if map_location is None:
+        return _on
+    if not isinstance(map_location, (str, _device.device)):
+        raise TypeError(f"load: map_location must be a device, a device string or a dict of them, "
+                        f"got {type(map_location).__name__}")
+    where = _device.device(map_location)
+    return lambda array, saved: _on(array, where)
+
+
+def _on(array, where):
+    where = _device.device(where)
+    if where.type == "cuda" and _device.cuda_backend() is None:
+        raise RuntimeError("Attempting to deserialize object on a CUDA device but chainrule.cuda.is_available() is "
+                           "False. If you are running on a CPU-only machine, please use chainrule.load with "
+                           "map_location=chainrule.device('cpu') to map your storages to the CPU.")
+    return from_numpy(array).to(where)
+
+
+def _rebuild(metadata, arrays, name, place=_on):
     if _VERSION_KEY not in metadata:  # a plain safetensors file from another tool
         return {key: from_numpy(array) for key, array in arrays.items()}
     version = metadata[_VERSION_KEY]
@@ -310,7 +337,7 @@ def _rebuild(metadata, arrays, name):
             f"chainrule reads format {_FORMAT_VERSION}; upgrade chainrule to load it"
         )
     try:
-        return _Decoder(arrays).decode(json.loads(metadata[_STRUCTURE_KEY]))
+        return _Decoder(arrays, place).decode(json.loads(metadata[_STRUCTURE_KEY]))
     except (KeyError, ValueError, TypeError, RecursionError) as e:
         raise CheckpointError(
             f"cannot load checkpoint {name!r}: its chainrule metadata is corrupt ({type(e).__name__}: {e}); "
@@ -322,8 +349,9 @@ class _Decoder:
     """The inverse of ``_Encoder``. The structure comes from an untrusted file, so anything
     unexpected raises ValueError/TypeError/KeyError, which ``load`` reports as corruption."""
 
-    def __init__(self, arrays):
+    def __init__(self, arrays, place):
         self.arrays = arrays
+        self.place = place  # (array, saved device) -> tensor on the device map_location asks for
 
     def decode(self, node):
         if node is None or isinstance(node, (bool, int, float, str)):
@@ -338,7 +366,10 @@ class _Decoder:
                 pairs = ((key, self.decode(v)) for key, v in _expect_list(value))
                 return OrderedDict(pairs) if tag == "odict" else dict(pairs)
             if tag == "tensor":
-                return from_numpy(self._array(value))
+                return self.place(self._array(value), "cpu")
+            if tag == "device_tensor":
+                name, saved = _expect_list(value)
+                return self.place(self._array(name), str(_device.device(saved)))
             if tag == "ndarray":
                 return self._array(value)
             if tag == "npscalar":

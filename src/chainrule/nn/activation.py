@@ -50,7 +50,7 @@ class PReLU(Module):
         super().__init__()
         self.num_parameters = num_parameters
         self.init = init
-        self.weight = Parameter(_ops.full((num_parameters,), float(init), dtype=dtype))
+        self.weight = Parameter(_ops.full((num_parameters,), float(init), dtype=dtype, device=device))
 
     def reset_parameters(self):
         self.weight._data[...] = self.init

@@ -15,7 +15,7 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
                  dtype=None, *, bias=True):
         super().__init__()
-        kw = {} if dtype is None else {"dtype": dtype}
+        kw = {"dtype": dtype, "device": device}
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
@@ -33,7 +33,7 @@ class _BatchNorm(Module):
         if track_running_stats:
             self.register_buffer("running_mean", _ops.zeros(num_features, **kw))
             self.register_buffer("running_var", _ops.ones(num_features, **kw))
-            self.register_buffer("num_batches_tracked", _ops.tensor(0, dtype=_dtype.int64))
+            self.register_buffer("num_batches_tracked", _ops.tensor(0, dtype=_dtype.int64, device=device))
         else:
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)

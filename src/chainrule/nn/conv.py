@@ -51,7 +51,7 @@ class Conv2d(Module):
         self.padding_mode = padding_mode
         pads = _conv._conv_padding(padding, kernel_size, stride, dilation)
         self._reversed_padding_repeated_twice = [pads[1][0], pads[1][1], pads[0][0], pads[0][1]]
-        kw = {} if dtype is None else {"dtype": dtype}
+        kw = {"dtype": dtype, "device": device}
         self.weight = Parameter(_ops.empty((out_channels, in_channels // groups) + kernel_size, **kw))
         if bias:
             self.bias = Parameter(_ops.empty(out_channels, **kw))

@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from .. import _dtype
+from .. import _device, _dtype
 from .. import ops as _ops
 from ..autograd.grad_mode import no_grad
 from ..errors import DTypeError, ShapeError
@@ -343,7 +343,7 @@ def one_hot(tensor, num_classes=-1):
             raise ValueError("one_hot: Can not infer total number of classes from empty tensor.")
     elif data.size and data.max() >= num_classes:
         raise ValueError("one_hot: Class values must be smaller than num_classes.")
-    return Tensor((data[..., None] == np.arange(num_classes)).astype(np.int64))
+    return Tensor((data[..., None] == _device.array_module(data).arange(num_classes)).astype(np.int64))
 
 
 def _pad_index(size, lo, hi, mode):

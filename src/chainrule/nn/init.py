@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 
+from .. import _device
 from .. import random as _random
 from ..autograd.grad_mode import no_grad
 
@@ -60,7 +61,7 @@ def _calculate_correct_fan(tensor, mode):
 
 def _fill(tensor, values):
     with no_grad():
-        tensor._data[...] = values
+        tensor._data[...] = _device.like(values, tensor._data)
         tensor._version[0] += 1
     return tensor
 

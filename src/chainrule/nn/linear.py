@@ -8,10 +8,6 @@ from .module import Module
 from .parameter import Parameter
 
 
-def _dtype_kw(dtype):
-    return {} if dtype is None else {"dtype": dtype}
-
-
 class Identity(Module):
     """Returns its input unchanged (the arguments are accepted and ignored)."""
 
@@ -30,9 +26,9 @@ class Linear(Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(_ops.empty((out_features, in_features), **_dtype_kw(dtype)))
+        self.weight = Parameter(_ops.empty((out_features, in_features), dtype=dtype, device=device))
         if bias:
-            self.bias = Parameter(_ops.empty(out_features, **_dtype_kw(dtype)))
+            self.bias = Parameter(_ops.empty(out_features, dtype=dtype, device=device))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
@@ -62,7 +58,7 @@ class Embedding(Module):
         self.padding_idx = padding_idx
         self.max_norm = max_norm
         if _weight is None:
-            self.weight = Parameter(_ops.empty((num_embeddings, embedding_dim), **_dtype_kw(dtype)),
+            self.weight = Parameter(_ops.empty((num_embeddings, embedding_dim), dtype=dtype, device=device),
                                     requires_grad=not _freeze)
             self.reset_parameters()
         else:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from .. import _dtype
 from ..autograd.function import Function
 from ..autograd.grad_mode import no_grad, state
+from ..ops.methods import parse_to
 from ..tensor import Tensor
 from .parameter import Buffer, Parameter
 
@@ -581,24 +582,12 @@ class Module:
         return self
 
     def to(self, *args, **kwargs):
-        """Cast floating point parameters and buffers (``to(dtype)``, ``to(tensor)``); devices other
-        than 'cpu' are refused."""
-        dtype = kwargs.get("dtype")
-        for a in args:
-            if isinstance(a, Tensor):
-                dtype = a.dtype
-            elif isinstance(a, str) and a not in _dtype._NAMES:
-                _check_device(a)
-            elif a is not None and not isinstance(a, bool):
-                dtype = a
-        if kwargs.get("device") is not None:
-            _check_device(kwargs["device"])
-        if dtype is None:
-            return self
-        numpy_dtype = _dtype.to_numpy_dtype(dtype)
-        if numpy_dtype.kind != "f":
+        """Move and/or cast parameters and buffers in place (``to(device)``, ``to(dtype)``, ``to(device, dtype)``,
+        ``to(tensor)``): each parameter stays the same object, so an optimizer built before still works."""
+        device, dtype = parse_to(args, kwargs.get("dtype"), kwargs.get("device"))
+        if dtype is not None and _dtype.to_numpy_dtype(dtype).kind != "f":
             raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
-        return self._apply(lambda t: t.to(dtype) if t.is_floating_point() else t)
+        return self._apply(lambda t: t.to(device, dtype if t.is_floating_point() else None))
 
     def float(self):
         return self.to(_dtype.float32)
@@ -613,10 +602,10 @@ class Module:
         return self.to(dst_type)
 
     def cpu(self):
-        return self
+        return self.to("cpu")
 
     def cuda(self, device=None):
-        _check_device("cuda")
+        return self.to("cuda" if device is None else device)
 
     def share_memory(self):
         return self
@@ -720,7 +709,3 @@ class Module:
                 main += "\n  " + "\n  ".join(lines) + "\n"
         return main + ")"
 
-
-def _check_device(device):
-    if str(device).split(":")[0] != "cpu":
-        raise ValueError(f"chainrule runs on the CPU only; device {device!r} is not available")

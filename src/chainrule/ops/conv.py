@@ -30,9 +30,8 @@ rows fall outside every window).
 """
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
-from .. import _dtype
+from .. import _device, _dtype
 from ..errors import DTypeError, ShapeError
 from . import infer
 from .elementwise import as_tensor_arg
@@ -87,11 +86,11 @@ def _order(a):
     return tuple(sorted(range(a.ndim), key=lambda d: -a.strides[d]))
 
 
-def _alloc(shape, dtype, order, fill=None):
-    """An array of ``shape`` laid out in memory like the array whose axis ``order`` is given."""
+def _alloc(xp, shape, dtype, order, fill=None):
+    """An array of ``shape`` (array module ``xp``) laid out in memory like the array whose axis ``order`` is given."""
     mem_shape = tuple(shape[d] for d in order)
-    buf = np.zeros(mem_shape, dtype) if fill == 0 else np.empty(mem_shape, dtype)
-    out = buf.transpose(np.argsort(order))
+    buf = xp.zeros(mem_shape, dtype) if fill == 0 else xp.empty(mem_shape, dtype)
+    out = buf.transpose(tuple(int(d) for d in np.argsort(order)))
     if fill is not None and fill != 0:
         out.fill(fill)
     return out
@@ -104,7 +103,7 @@ def _padded(x, padding, fill):
     if not (pt or pb or pl or pr):
         return x
     n, c, h, w = x.shape
-    out = _alloc((n, c, pt + h + pb, pl + w + pr), x.dtype, _order(x))
+    out = _alloc(_device.array_module(x), (n, c, pt + h + pb, pl + w + pr), x.dtype, _order(x))
     out[:, :, :pt] = fill
     out[:, :, pt + h:] = fill
     out[:, :, pt:pt + h, :pl] = fill
@@ -113,9 +112,9 @@ def _padded(x, padding, fill):
     return out
 
 
-def _padded_zeros(n, c, h, w, padding, dtype, order):
+def _padded_zeros(xp, n, c, h, w, padding, dtype, order):
     (pt, pb), (pl, pr) = padding
-    return _alloc((n, c, pt + h + max(pb, 0), pl + w + max(pr, 0)), dtype, order, fill=0)
+    return _alloc(xp, (n, c, pt + h + max(pb, 0), pl + w + max(pr, 0)), dtype, order, fill=0)
 
 
 def _crop(buf, padding, h, w):
@@ -152,21 +151,25 @@ def _im2col_forward(x, kernel, stride, padding, dilation, groups):
     if ho < 1 or wo < 1:
         raise ValueError("kernel larger than the padded input")
     cg = c // groups
+    xp = _device.array_module(x)
     xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W): free when x is channel-major in memory
     if pt or pb > 0 or pl or pr > 0 or not (xt.strides[3] == x.itemsize and xt.strides[2] == w * x.itemsize):
-        src = np.zeros((c, n, pt + h + max(pb, 0), pl + w + max(pr, 0)), x.dtype)
+        src = xp.zeros((c, n, pt + h + max(pb, 0), pl + w + max(pr, 0)), x.dtype)
         src[:, :, pt:pt + h, pl:pl + w] = xt
     else:
         src = xt
     s_c, s_n, s_h, s_w = src.strides
-    view = as_strided(src, (groups, kh, kw, cg, n, ho, wo),
-                      (s_c * cg, s_h * dh, s_w * dw, s_c, s_n, s_h * sh, s_w * sw), writeable=False)
-    cols = np.empty((groups, kh, kw, cg, n, ho, wo), x.dtype)
+    view = xp.lib.stride_tricks.as_strided(src, (groups, kh, kw, cg, n, ho, wo),  # read only
+                                           (s_c * cg, s_h * dh, s_w * dw, s_c, s_n, s_h * sh, s_w * sw))
+    cols = xp.empty((groups, kh, kw, cg, n, ho, wo), x.dtype)
     cols[...] = view  # whole rows of Wo pixels per copy
     return cols.reshape(groups, kh * kw * cg, n, ho, wo)
 
 
 def _col2im_forward(cols, size, kernel, stride, padding, dilation, groups):
+    cuda = _device.kernels(cols)
+    if cuda is not None:  # on a GPU: one gathering kernel instead of a slice-add per tap
+        return cuda.col2im(cols, size, kernel, stride, padding, dilation, groups)
     g, kkcg, n, ho, wo = cols.shape
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     h, w = size
@@ -180,7 +183,7 @@ def _col2im_forward(cols, size, kernel, stride, padding, dilation, groups):
         # Columns stored pixel-major (the gradient of a channels-last GEMM): accumulate channels-last,
         # a batch of images at a time so the padded buffer stays in cache across the kh * kw passes.
         src = cols.transpose(2, 3, 4, 0, 1).reshape(n, ho, wo, g, kh, kw, cg)
-        buf = np.zeros((n, hp, wp, g, cg), cols.dtype)
+        buf = _device.array_module(cols).zeros((n, hp, wp, g, cg), cols.dtype)
         chunk = max(1, min(n, _CHUNK_BYTES // max(1, hp * wp * c * cols.itemsize)))
         for start in range(0, n, chunk):
             b, p = buf[start:start + chunk], src[start:start + chunk]
@@ -190,7 +193,7 @@ def _col2im_forward(cols, size, kernel, stride, padding, dilation, groups):
         return buf.reshape(n, hp, wp, c)[:, pt:pt + h, pl:pl + w].transpose(0, 3, 1, 2)
     # Columns stored channel-major: every kernel offset adds whole (N, Ho, Wo) planes, channel by channel
     planes = cols.reshape(g, kh, kw, cg, n, ho, wo)
-    buf = np.zeros((g, cg, n, hp, wp), cols.dtype)
+    buf = _device.array_module(cols).zeros((g, cg, n, hp, wp), cols.dtype)
     chunk = max(1, min(cg, _CHUNK_BYTES // max(1, n * hp * wp * cols.itemsize)))
     for start in range(0, cg, chunk):
         b, p = buf[:, start:start + chunk], planes[:, :, :, start:start + chunk]
@@ -335,10 +338,10 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 def _max_pool_forward(x, kernel, stride, padding, dilation):
     n, c, h, w = x.shape
     ho, wo = _out_hw(h, w, kernel, stride, padding, dilation)
-    xp = _padded(x, padding, -np.inf)
+    padded = _padded(x, padding, -np.inf)
     out = None
     for i, j in _offsets(kernel):
-        win = xp[_window(i, j, kernel, stride, dilation, (ho, wo))]
+        win = padded[_window(i, j, kernel, stride, dilation, (ho, wo))]
         if out is None:
             out = win.copy(order="K")
         else:
@@ -354,7 +357,7 @@ def _argmax_forward(x, out, kernel, stride, padding, dilation, flat):
     """
     n, c, h, w = x.shape
     ho, wo = out.shape[2:]
-    xp = _padded(x, padding, -np.inf)
+    padded = _padded(x, padding, -np.inf)
     offsets = _offsets(kernel)
     dtype = np.int8 if len(offsets) < 127 else np.int32
     nan = np.isnan(out)
@@ -362,7 +365,7 @@ def _argmax_forward(x, out, kernel, stride, padding, dilation, flat):
     idx = None
     missed = None
     for i, j in offsets[:-1]:
-        win = xp[_window(i, j, kernel, stride, dilation, (ho, wo))]
+        win = padded[_window(i, j, kernel, stride, dilation, (ho, wo))]
         miss = win != out
         if has_nan:  # a NaN in the window is its maximum (np.maximum propagates it): route to it
             miss &= ~(np.isnan(win) & nan)
@@ -373,27 +376,28 @@ def _argmax_forward(x, out, kernel, stride, padding, dilation, flat):
             missed &= miss
             idx += missed
     if idx is None:
-        idx = np.zeros(out.shape, dtype)
+        idx = _device.array_module(out).zeros(out.shape, dtype)
     if not flat:
         return idx
     (pt, _), (pl, _) = padding
     ki, kj = np.divmod(idx.astype(np.int64), kernel[1])
-    rows = np.arange(ho).reshape(ho, 1) * stride[0] - pt + ki * dilation[0]
-    cols = np.arange(wo) * stride[1] - pl + kj * dilation[1]
+    xp = _device.array_module(out)
+    rows = xp.arange(ho).reshape(ho, 1) * stride[0] - pt + ki * dilation[0]
+    cols = xp.arange(wo) * stride[1] - pl + kj * dilation[1]
     return rows * w + cols
 
 
 def _select(hit, values, finite):
     """``values`` where ``hit`` else 0: a multiplication (numpy's masked select is ~15x slower), or
     np.where when non-finite values must not leak NaN (inf * 0) into unselected places."""
-    return values * hit if finite else np.where(hit, values, np.zeros((), values.dtype))
+    return values * hit if finite else np.where(hit, values, values.dtype.type(0))
 
 
 def _pool_scatter_forward(g, idx, size, kernel, stride, padding, dilation):
     n, c, ho, wo = g.shape
     h, w = size
     # laid out like the pooled input (idx has its layout): the gradient's next consumers read it so
-    buf = _padded_zeros(n, c, h, w, padding, g.dtype, _order(idx))
+    buf = _padded_zeros(_device.array_module(g), n, c, h, w, padding, g.dtype, _order(idx))
     assign = _disjoint(kernel, stride, dilation)
     finite = bool(np.isfinite(g).all())
     for k, (i, j) in enumerate(_offsets(kernel)):
@@ -410,11 +414,11 @@ def _pool_scatter_forward(g, idx, size, kernel, stride, padding, dilation):
 
 def _pool_gather_forward(x, idx, kernel, stride, padding, dilation):
     ho, wo = idx.shape[2:]
-    xp = _padded(x, padding, 0)
+    padded = _padded(x, padding, 0)
     finite = bool(np.isfinite(x).all())
     out = None
     for k, (i, j) in enumerate(_offsets(kernel)):
-        picked = _select(idx == k, xp[_window(i, j, kernel, stride, dilation, (ho, wo))], finite)
+        picked = _select(idx == k, padded[_window(i, j, kernel, stride, dilation, (ho, wo))], finite)
         out = picked if out is None else np.add(out, picked, out=out)
     return out
 
@@ -422,10 +426,10 @@ def _pool_gather_forward(x, idx, kernel, stride, padding, dilation):
 def _pool_sum_forward(x, kernel, stride, padding, dilation):
     n, c, h, w = x.shape
     ho, wo = _out_hw(h, w, kernel, stride, padding, dilation)
-    xp = _padded(x, padding, 0)
+    padded = _padded(x, padding, 0)
     out = None
     for i, j in _offsets(kernel):
-        win = xp[_window(i, j, kernel, stride, dilation, (ho, wo))]
+        win = padded[_window(i, j, kernel, stride, dilation, (ho, wo))]
         if out is None:
             out = win.copy(order="K")
         else:
@@ -436,7 +440,7 @@ def _pool_sum_forward(x, kernel, stride, padding, dilation):
 def _pool_sum_t_forward(g, size, kernel, stride, padding, dilation):
     n, c, ho, wo = g.shape
     h, w = size
-    buf = _padded_zeros(n, c, h, w, padding, g.dtype, _order(g))
+    buf = _padded_zeros(_device.array_module(g), n, c, h, w, padding, g.dtype, _order(g))
     assign = _disjoint(kernel, stride, dilation)
     for i, j in _offsets(kernel):
         dst = buf[_window(i, j, kernel, stride, dilation, (ho, wo))]
@@ -650,5 +654,6 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
     divisor = np.outer(counts[0], counts[1])
     if np.all(divisor == kernel[0] * kernel[1]):
         return _unbatched(total / (kernel[0] * kernel[1]), squeeze)
-    return _unbatched(total / as_tensor_arg(divisor.astype(_dtype.to_numpy_dtype(total.dtype))), squeeze)
+    divisor = as_tensor_arg(divisor.astype(_dtype.to_numpy_dtype(total.dtype))).to(total.device)
+    return _unbatched(total / divisor, squeeze)
 

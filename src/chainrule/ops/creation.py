@@ -2,14 +2,21 @@
 
 import numpy as np
 
-from .. import _dtype
+from .. import _device, _dtype
 from .. import random as _random
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor, _wrap, as_array
 from .op import bind, defop
 
 
-def _make(array, requires_grad=False):
+def _make(array, requires_grad=False, device=None):
+    """A new leaf around a freshly made host array, placed on ``device`` (None: the default device)."""
+    if device is not None or _device.DEFAULT[0] is not _device.CPU:
+        array = _device.placed(array, device)
+    return _make_here(array, requires_grad)
+
+
+def _make_here(array, requires_grad):
     t = _wrap(array)
     if requires_grad:
         t.requires_grad = True
@@ -38,14 +45,14 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     array = as_array(data, dtype)
     if isinstance(data, (np.ndarray, Tensor)) and (array is data or (isinstance(data, Tensor) and array is data._data)):
         array = array.copy()
-    return _make(array, requires_grad)
+    return _make(array, requires_grad, device)
 
 
 def as_tensor(data, dtype=None, device=None):
     """Like ``tensor`` but shares memory with a numpy array or tensor of the right dtype."""
     if isinstance(data, Tensor) and (dtype is None or data._data.dtype == _dtype.to_numpy_dtype(dtype)):
-        return data
-    return _make(as_array(data, dtype))
+        return data if device is None else data.to(device)
+    return _make(as_array(data, dtype), device=device)
 
 
 def from_numpy(array):
@@ -57,27 +64,27 @@ def from_numpy(array):
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
-    return _make(np.zeros(_size(size, "zeros"), _float_dtype(dtype)), requires_grad)
+    return _make(np.zeros(_size(size, "zeros"), _float_dtype(dtype)), requires_grad, device)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False):
-    return _make(np.ones(_size(size, "ones"), _float_dtype(dtype)), requires_grad)
+    return _make(np.ones(_size(size, "ones"), _float_dtype(dtype)), requires_grad, device)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
-    return _make(np.empty(_size(size, "empty"), _float_dtype(dtype)), requires_grad)
+    return _make(np.empty(_size(size, "empty"), _float_dtype(dtype)), requires_grad, device)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     if dtype is None:
         dtype = as_array(fill_value).dtype
-    return _make(np.full(_size((size,), "full"), fill_value, _dtype.to_numpy_dtype(dtype)), requires_grad)
+    return _make(np.full(_size((size,), "full"), fill_value, _dtype.to_numpy_dtype(dtype)), requires_grad, device)
 
 
 fill_op = defop(
     "fill",
-    lambda shape, value, dtype: np.full(shape, value, dtype),
-    lambda shape, value, dtype: (tuple(shape), np.dtype(dtype)),
+    lambda shape, value, dtype, device=None: _device.placed(np.full(shape, value, dtype), device or _device.CPU),
+    lambda shape, value, dtype, device=None: (tuple(shape), np.dtype(dtype)),
     doc="np.full(shape, value, dtype) as an op, so the shape may be symbolic: gradient seeds and zero "
         "tangents in static graphs, where no array exists to copy a shape from.",
     lower=lambda args, params, dtype: f"np.full({params['shape']}, {params['value']}, {dtype})",
@@ -85,13 +92,14 @@ fill_op = defop(
 
 
 def filled_like(input, value):
-    """A tensor of ``input``'s shape and dtype filled with ``value``, in every mode (a static graph too)."""
-    return bind(fill_op, shape=tuple(input._data.shape), value=value, dtype=input._data.dtype)
+    """A tensor of ``input``'s shape, dtype and device filled with ``value``, in every mode (a static graph too)."""
+    where = {"device": input.device} if _device.is_device_array(input._data) else {}  # CPU: the static graph's op
+    return bind(fill_op, shape=tuple(input._data.shape), value=value, dtype=input._data.dtype, **where)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     _size((n,) if m is None else (n, m), "eye")
-    return _make(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
+    return _make(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad, device)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
@@ -106,23 +114,23 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if dtype is None:
         integral = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
         dtype = np.int64 if integral else _dtype.default_float.numpy
-    return _make(np.arange(start, end, step, dtype=_dtype.to_numpy_dtype(dtype)), requires_grad)
+    return _make(np.arange(start, end, step, dtype=_dtype.to_numpy_dtype(dtype)), requires_grad, device)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     if steps < 0:
         raise ShapeError(f"linspace: number of steps must be non-negative, got {steps}")
-    return _make(np.linspace(start, end, steps, dtype=_float_dtype(dtype)), requires_grad)
+    return _make(np.linspace(start, end, steps, dtype=_float_dtype(dtype)), requires_grad, device)
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
     values = _random.rng(generator).random(_size(size, "rand"), dtype=np.float64)
-    return _make(values.astype(_float_dtype(dtype)), requires_grad)
+    return _make(values.astype(_float_dtype(dtype)), requires_grad, device)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
     values = _random.rng(generator).standard_normal(_size(size, "randn"))
-    return _make(values.astype(_float_dtype(dtype)), requires_grad)
+    return _make(values.astype(_float_dtype(dtype)), requires_grad, device)
 
 
 def randint(low=0, high=None, size=None, generator=None, dtype=None, device=None):
@@ -133,43 +141,53 @@ def randint(low=0, high=None, size=None, generator=None, dtype=None, device=None
     if low >= high:
         raise ShapeError(f"randint: expects 'from' ({low}) to be less than 'to' ({high})")
     values = _random.rng(generator).integers(low, high, _size((size,), "randint"))
-    return _make(values.astype(_dtype.to_numpy_dtype(dtype) if dtype else np.int64))
+    return _make(values.astype(_dtype.to_numpy_dtype(dtype) if dtype else np.int64), device=device)
 
 
 def randperm(n, generator=None, dtype=None, device=None):
     values = _random.rng(generator).permutation(n)
-    return _make(values.astype(_dtype.to_numpy_dtype(dtype) if dtype else np.int64))
+    return _make(values.astype(_dtype.to_numpy_dtype(dtype) if dtype else np.int64), device=device)
 
 
-def normal(mean, std, size=None, generator=None):
+def normal(mean, std, size=None, generator=None, device=None):
     shape = _size((size,), "normal") if size is not None else np.broadcast_shapes(np.shape(mean), np.shape(std))
     values = _random.rng(generator).normal(np.asarray(mean), np.asarray(std), shape)
-    return _make(values.astype(_dtype.default_float.numpy))
+    return _make(values.astype(_dtype.default_float.numpy), device=device)
 
 
 def _like_dtype(input, dtype):
     return _dtype.to_numpy_dtype(dtype) if dtype is not None else input._data.dtype
 
 
+def _like(input, make, dtype, device, requires_grad, *fill):
+    """``xp.<make>(input's shape, *fill, dtype)`` on ``input``'s device (or ``device``), with its dtype unless told."""
+    shape, dtype = input._data.shape, _like_dtype(input, dtype)
+    if device is None:
+        return _make_here(getattr(_device.array_module(input._data), make)(shape, *fill, dtype), requires_grad)
+    return _make(getattr(np, make)(shape, *fill, dtype), requires_grad, device)
+
+
 def zeros_like(input, dtype=None, device=None, requires_grad=False):
-    return _make(np.zeros(input._data.shape, _like_dtype(input, dtype)), requires_grad)
+    return _like(input, "zeros", dtype, device, requires_grad)
 
 
 def ones_like(input, dtype=None, device=None, requires_grad=False):
-    return _make(np.ones(input._data.shape, _like_dtype(input, dtype)), requires_grad)
+    return _like(input, "ones", dtype, device, requires_grad)
 
 
 def empty_like(input, dtype=None, device=None, requires_grad=False):
-    return _make(np.empty(input._data.shape, _like_dtype(input, dtype)), requires_grad)
+    return _like(input, "empty", dtype, device, requires_grad)
 
 
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
-    return _make(np.full(input._data.shape, fill_value, _like_dtype(input, dtype)), requires_grad)
+    return _like(input, "full", dtype, device, requires_grad, fill_value)
 
 
 def rand_like(input, dtype=None, generator=None, device=None, requires_grad=False):
-    return rand(input._data.shape, generator=generator, dtype=dtype or input.dtype, requires_grad=requires_grad)
+    return rand(input._data.shape, generator=generator, dtype=dtype or input.dtype, requires_grad=requires_grad,
+                device=input.device if device is None else device)
 
 
 def randn_like(input, dtype=None, generator=None, device=None, requires_grad=False):
-    return randn(input._data.shape, generator=generator, dtype=dtype or input.dtype, requires_grad=requires_grad)
+    return randn(input._data.shape, generator=generator, dtype=dtype or input.dtype, requires_grad=requires_grad,
+                 device=input.device if device is None else device)

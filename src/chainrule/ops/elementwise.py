@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .. import _dtype
+from .. import _device, _dtype
 from ..errors import DTypeError
 from ..tensor import Tensor
 from . import infer
@@ -98,7 +98,11 @@ def cast(x, dtype):
 
 
 def _copy_forward(x, src):
-    return np.array(np.broadcast_to(src, x.shape), dtype=x.dtype)
+    """``src`` broadcast to ``x``'s shape, dtype and device (``copy_`` may cross devices, as in PyTorch)."""
+    xp = _device.array_module(x)
+    if hasattr(src, "shape"):
+        src = _device.move(src, _device.device_of(x))
+    return xp.broadcast_to(xp.asarray(src), x.shape).astype(x.dtype)
 
 
 copy_from_op = defop(

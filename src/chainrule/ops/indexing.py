@@ -7,6 +7,7 @@ differentiable to any order. ``gather`` and ``scatter_add`` are each other's adj
 
 import numpy as np
 
+from .. import _device
 from ..errors import ShapeError
 from ..tensor import Tensor
 from . import infer
@@ -29,14 +30,18 @@ def normalize_index(index):
             k = np.asarray(k)
             if k.dtype.kind == "f":
                 raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
-        if isinstance(k, np.ndarray) and k.dtype.kind not in "biu":
+        if _is_array(k) and k.dtype.kind not in "biu":
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         out.append(k)
     return tuple(out)
 
 
+def _is_array(k):
+    return isinstance(k, np.ndarray) or _device.is_device_array(k)
+
+
 def _has_integer_array(index):
-    return any(isinstance(k, np.ndarray) and k.dtype.kind in "iu" for k in index)
+    return any(_is_array(k) and k.dtype.kind in "iu" for k in index)
 
 
 def _index_infer(x, index):
@@ -53,9 +58,11 @@ def _index_infer(x, index):
 
 
 def _index_add_zeros_forward(g, shape, index):
-    out = np.zeros(shape, g.dtype)
+    xp = _device.array_module(g)
+    out = xp.zeros(shape, g.dtype)
+    index = _device.index_on(index, g)
     if _has_integer_array(index):
-        np.add.at(out, index, g)  # repeated indices must add up
+        xp.add.at(out, index, g)  # repeated indices must add up
     else:
         out[index] = g
     return out
@@ -63,7 +70,7 @@ def _index_add_zeros_forward(g, shape, index):
 
 getitem_op = defop(
     "getitem",
-    lambda x, index: x[index],
+    lambda x, index: x[index] if type(x) is np.ndarray else x[_device.index_on(index, x)],
     _index_infer,
     vjp=(lambda g, out, x, index: index_add_zeros(g, x.shape, index),),
     jvp=LINEAR,
@@ -93,7 +100,7 @@ def index_add_zeros(g, shape, index):
 
 def _index_put_forward(x, value, index):
     out = x.copy()
-    out[index] = value
+    out[_device.index_on(index, x)] = value
     return out
 
 
@@ -113,7 +120,7 @@ def index_put(input, index, value):
     if not isinstance(value, Tensor):
         value = value.item() if isinstance(value, np.generic) else value
         if not isinstance(value, (int, float, bool)):
-            value = Tensor(value, dtype=input.dtype)
+            value = Tensor(value, dtype=input.dtype).to(input.device)
     if isinstance(value, Tensor) and value._data.dtype != input._data.dtype:
         value = value.to(input.dtype)
     return bind(index_put_op, input, value, index=normalize_index(index))
@@ -141,7 +148,9 @@ def write_into_view(chain, root, value):
 # --- gather / scatter -----------------------------------------------------------------------------
 def _scatter_index(index, dim):
     """Full coordinates for numpy fancy indexing from a PyTorch-style ``index`` along ``dim``."""
-    coords = list(np.indices(index.shape, sparse=True))
+    xp = _device.array_module(index)
+    ndim = index.ndim
+    coords = [xp.arange(n).reshape((1,) * d + (n,) + (1,) * (ndim - d - 1)) for d, n in enumerate(index.shape)]
     coords[dim] = index
     return tuple(coords)
 
@@ -192,8 +201,9 @@ gather_op = defop(
 
 
 def _gather_backward_forward(g, index, dim, shape):
-    out = np.zeros(shape, g.dtype)
-    np.add.at(out, _scatter_index(index, dim), g)  # repeated indices must add up
+    xp = _device.array_module(g)
+    out = xp.zeros(shape, g.dtype)
+    xp.add.at(out, _scatter_index(index, dim), g)  # repeated indices must add up
     return out
 
 
@@ -215,7 +225,7 @@ def gather_backward(g, index, dim, shape):
 
 def _scatter_add_forward(x, index, src, dim):
     out = x.copy()
-    np.add.at(out, _scatter_index(index, dim), _leading(src, index.shape))
+    _device.array_module(x).add.at(out, _scatter_index(index, dim), _leading(src, index.shape))
     return out
 
 

@@ -26,7 +26,7 @@ def dtype_of(value):
         return np.dtype(np.int64)
     if isinstance(value, float):
         return np.dtype(np.float32)
-    return np.asarray(value).dtype
+    return value.dtype if hasattr(value, "dtype") else np.asarray(value).dtype  # device arrays too
 
 
 def first_dtype(values):

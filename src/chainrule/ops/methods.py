@@ -12,15 +12,16 @@ records the update instead.
 
 import numpy as np
 
-from .. import _dtype
+from .. import _device, _dtype
 from .._mode import no_grad, state
 from ..errors import GraphError
-from ..tensor import Tensor, _check_device, _inplace_error, _snapshot, _write_result
+from ..tensor import Tensor, _inplace_error, _snapshot, _write_result
 from .elementwise import (
     abs,
     add,
     cast,
     clamp,
+    clone,
     copy_from,
     div,
     eq,
@@ -43,24 +44,40 @@ from .elementwise import (
 from .indexing import getitem, index_put, masked_fill, replay_view, write_into_view
 from .linalg import matmul
 from .shape import permute, transpose
+from .transfer import to_device
 
 
-def to(self, *args, dtype=None, **kwargs):
-    """Cast to a dtype (``to(cr.float64)``); devices other than 'cpu' are refused."""
+def parse_to(args, dtype=None, device=None):
+    """The ``(device, dtype)`` a ``to(...)`` call asks for (None: unchanged), read as PyTorch reads them."""
     for a in args:
         if isinstance(a, Tensor):
-            dtype = a.dtype
-        elif isinstance(a, str) and a not in _dtype._NAMES:
-            _check_device(a)
-        elif a is not None:
+            dtype, device = a.dtype, a.device
+        elif isinstance(a, _device.device) or (isinstance(a, str) and a not in _dtype._NAMES) or (
+                isinstance(a, int) and not isinstance(a, bool)):
+            device = a
+        elif a is not None and not isinstance(a, bool):  # a bool is the old positional non_blocking
             dtype = a
-    if kwargs.get("device") is not None:
-        _check_device(kwargs["device"])
-    if dtype is None:
-        return self
-    return cast(self, _dtype.to_numpy_dtype(dtype))
+    return device, dtype
 
 
+def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False, memory_format=None):
+    """PyTorch's conversions: ``to(dtype)``, ``to(device[, dtype])``, ``to(other)`` and the keywords. A move
+    between devices is an op (its gradient moves back); with nothing to change, the tensor itself."""
+    if len(args) == 1 and isinstance(args[0], _dtype.DType) and dtype is None and device is None and not copy:
+        return cast(self, args[0].numpy)  # to(dtype), the common call: no parsing
+    device, dtype = parse_to(args, dtype, device)
+    result = self if device is None else to_device(self, device)
+    if dtype is not None:
+        result = cast(result, _dtype.to_numpy_dtype(dtype))
+    return clone(result) if copy and result is self else result
+
+
+def cpu(self, memory_format=None):
+    return to_device(self, "cpu")
+
+
+def cuda(self, device=None, non_blocking=False, memory_format=None):
+    return to_device(self, "cuda" if device is None else device)
 
 
 def _inplace(self, fn, *args, ufunc=None):
@@ -194,8 +211,8 @@ ARITHMETIC = {"add": add, "sub": sub, "mul": mul, "truediv": div, "floordiv": fl
 LOGIC = {"and": logical_and, "or": logical_or, "xor": logical_xor}
 COMPARISONS = {"eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge}
 IN_PLACE = {"iadd": add_, "isub": sub_, "imul": mul_, "itruediv": div_}
-METHODS = (to, _inplace, _inplace_on_view, add_, sub_, mul_, div_, pow_, clamp_, copy_, masked_fill_, zero_, fill_,
-           __setitem__)
+METHODS = (to, cpu, cuda, _inplace, _inplace_on_view, add_, sub_, mul_, div_, pow_, clamp_, copy_, masked_fill_,
+           zero_, fill_, __setitem__)
 
 
 def install(functions):

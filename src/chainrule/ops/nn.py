@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from .. import _device
 from .. import random as _random
 from . import infer
 from .elementwise import sigmoid
@@ -27,7 +28,7 @@ log_sigmoid_op = defop(
 def _dropout_mask_forward(x, p, per_channel):
     shape = x.shape[:-2] + (1, 1) if per_channel else x.shape
     keep = _random.rng(None).random(shape, dtype=np.float32) >= p
-    return keep.astype(x.dtype) / np.asarray(1.0 - p, x.dtype)
+    return _device.like(keep.astype(x.dtype) / x.dtype.type(1.0 - p), x)
 
 
 dropout_mask_op = defop(

@@ -109,6 +109,10 @@ class OpDef:
         """
         if isinstance(cause, ChainruleError):
             return cause
+        devices = list(dict.fromkeys(a.device for a in args if isinstance(a, Tensor)))
+        if len(devices) > 1:  # checked only once the forward failed: free on the hot path
+            return RuntimeError(f"{self.name}: Expected all tensors to be on the same device, but found at least "
+                                f"two devices, {devices[0]} and {devices[1]}!")
         metas = [_meta_of(a) for a in args]
         shapes = ", ".join(str(tuple(m.shape)) if isinstance(m, Meta) else repr(m) for m in metas)
         try:

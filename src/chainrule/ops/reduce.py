@@ -7,7 +7,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from .. import _dtype
+from .. import _device, _dtype
 from ..tensor import Tensor
 from . import infer
 from .elementwise import as_tensor_arg, eq, exp, floating, gt, logical_or, maximum, minimum, ne, where
@@ -31,9 +31,10 @@ def _grad_to_input_shape(g, x, dim, keepdim):
 
 
 def _sum_forward(x, dim, keepdim):
-    if x.dtype.kind == "f":  # np.add.reduce: np.sum's own kernel without its Python dispatch
-        return np.add.reduce(x, axis=dim, keepdims=keepdim)
-    return np.add.reduce(x, axis=dim, keepdims=keepdim, dtype=np.int64)  # PyTorch sums bools and ints as int64
+    dtype = None if x.dtype.kind == "f" else np.int64  # PyTorch sums bools and ints as int64
+    if type(x) is np.ndarray:  # np.add.reduce: np.sum's own kernel without its Python dispatch
+        return np.add.reduce(x, axis=dim, keepdims=keepdim, dtype=dtype)
+    return _device.array_module(x).sum(x, axis=dim, keepdims=keepdim, dtype=dtype)  # GPU: its module's sum
 
 
 sum_op = defop(
@@ -73,7 +74,7 @@ def _arg_forward(fn):
     def forward(x, dim, keepdim):
         if dim is None or x.ndim == 0:
             index = fn(x.reshape(-1))
-            return np.asarray(index, dtype=np.int64).reshape((1,) * x.ndim if keepdim else ())
+            return index.astype(np.int64).reshape((1,) * x.ndim if keepdim else ())
         return fn(x, axis=dim[0], keepdims=keepdim).astype(np.int64)
 
     return forward
@@ -259,7 +260,7 @@ def _extremum(input, dim, keepdim, other, full, arg, name):
         return full(input)
     if input.ndim == 0:  # dim 0 or -1 of a scalar: the scalar itself, at index 0
         infer.normalize_dims(name, dim, 0)  # accepts 0 and -1, as PyTorch does for a scalar
-        return values_indices(input.clone(), Tensor(np.array(0)))
+        return values_indices(input.clone(), Tensor(np.array(0)).to(input.device))
     indices = arg(input, dim, keepdim=True)
     values = input.gather(dim, indices)
     if not keepdim:

@@ -207,7 +207,7 @@ def _expand_forward(x, shape):
     """``np.broadcast_to``'s read-only view, built directly when ``x`` is contiguous: a zero stride
     for every broadcast dim. Several times cheaper for small arrays (it is the backward of every sum)."""
     lead = len(shape) - x.ndim
-    if lead < 0 or not x.flags.c_contiguous:
+    if lead < 0 or type(x) is not np.ndarray or not x.flags.c_contiguous:  # (device arrays: their own module)
         return np.broadcast_to(x, shape)
     strides = [0] * lead
     for size, stride, target in zip(x.shape, x.strides, shape[lead:]):

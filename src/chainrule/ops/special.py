@@ -10,6 +10,7 @@ import math
 import numpy as np
 from numpy.polynomial import chebyshev
 
+from .. import _device
 from .. import random as _random
 from ..errors import ShapeError
 from . import infer
@@ -34,15 +35,17 @@ _ERF_WIDTH, _ERF_TOP, _ERF_COEF = _erf_table()
 
 def _erf_forward(x):
     """erf to about 4e-15 (absolute): the piece of |x|, then Clenshaw's recurrence on it."""
-    a = np.minimum(np.abs(x, dtype=np.float64), _ERF_TOP - 1e-9)
+    xp = _device.array_module(x)
+    coef = _device.like(_ERF_COEF, x)  # the table on x's device
+    a = xp.minimum(xp.abs(x).astype(np.float64), _ERF_TOP - 1e-9)
     piece = (a * (1 / _ERF_WIDTH)).astype(np.intp)
     t = (a - piece * _ERF_WIDTH) * (2 / _ERF_WIDTH) - 1
     t2 = 2 * t
-    b1, b2 = _ERF_COEF[-1].take(piece), np.zeros_like(t)
-    for row in _ERF_COEF[-2:0:-1]:
+    b1, b2 = coef[-1].take(piece), xp.zeros_like(t)
+    for row in coef[-2:0:-1]:
         b1, b2 = t2 * b1 - b2 + row.take(piece), b1
-    y = t * b1 - b2 + _ERF_COEF[0].take(piece)
-    return np.copysign(y, x).astype(x.dtype, copy=False)
+    y = t * b1 - b2 + coef[0].take(piece)
+    return xp.copysign(y, x).astype(x.dtype, copy=False)
 
 
 _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
@@ -96,9 +99,10 @@ def triu(input, diagonal=0):
 
 # --- top-k ---------------------------------------------------------------------------------------
 def _topk_forward(x, k, dim, largest):
+    xp = _device.array_module(x)
     keys = -x if largest else x
-    order = np.argsort(keys, axis=dim, kind="stable")  # ties: the first position first
-    return np.take(order, np.arange(k), axis=dim).astype(np.int64)
+    order = xp.argsort(keys, axis=dim, kind="stable")  # ties: the first position first
+    return xp.take(order, xp.arange(k), axis=dim).astype(np.int64)
 
 
 def _topk_infer(x, k, dim, largest):
@@ -131,6 +135,8 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
 
 # --- sampling ------------------------------------------------------------------------------------
 def _multinomial_forward(probs, num_samples, replacement, generator):
+    """Drawn on the host from the generator's stream (so every device draws the same samples)."""
+    device_probs, probs = probs, _device.to_host(probs)
     rng = _random.rng(generator)
     rows = probs.reshape(-1, probs.shape[-1]).astype(np.float64)
     out = np.empty((len(rows), num_samples), np.int64)
@@ -140,7 +146,7 @@ def _multinomial_forward(probs, num_samples, replacement, generator):
             out[r] = np.searchsorted(np.cumsum(p), rng.random(num_samples) * (1 - 1e-12), side="right")
         else:
             out[r] = rng.choice(len(p), num_samples, replace=False, p=p)
-    return out.reshape(probs.shape[:-1] + (num_samples,))
+    return _device.like(out.reshape(probs.shape[:-1] + (num_samples,)), device_probs)
 
 
 def _multinomial_infer(probs, num_samples, replacement, generator):

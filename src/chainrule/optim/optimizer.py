@@ -26,6 +26,7 @@ from itertools import chain
 
 import numpy as np
 
+from .. import _device
 from ..autograd.grad_mode import enable_grad, no_grad, state
 from ..tensor import Tensor, _wrap
 
@@ -376,7 +377,8 @@ class Optimizer:
                         "a different model"
                     )
                 dtype = param._data.dtype if param._data.dtype.kind == "f" else array.dtype
-                return _wrap(np.array(array, dtype=dtype, copy=True))
+                array = _device.move(array, param.device)  # state lives on its parameter's device
+                return _wrap(_device.array_module(array).array(array, dtype=dtype, copy=True))
             if isinstance(v, dict):
                 return {k: cast(x, k) for k, x in v.items()}
             if isinstance(v, (list, tuple)):

@@ -26,7 +26,7 @@ import functools
 
 import numpy as np
 
-from .. import _dtype
+from .. import _device, _dtype
 from ..autograd.grad_mode import state
 from ..optim.optimizer import recording_grad_resets
 from ..tensor import Tensor, _wrap
@@ -89,6 +89,10 @@ class CompiledFunction:
 
         def to_symbolic(value, path):
             if isinstance(value, Tensor) and not isinstance(value, SymbolicTensor):
+                if _device.is_device_array(value._data):
+                    raise NotImplementedError(f"compile: compiled programs run on the CPU only for now; argument "
+                                              f"{path} is on {value.device}. Call the function uncompiled (eager "
+                                              "mode runs on the GPU) or move the tensors with .cpu().")
                 name = f"arg{counter[0]}"
                 counter[0] += 1
                 ph = graph.placeholder(tuple(value._data.shape), _dtype_of(value), name=name,

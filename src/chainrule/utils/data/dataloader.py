@@ -38,7 +38,8 @@ class DataLoader:
     dataset, ``collate_fn`` and ``worker_init_fn`` must be picklable when the start method is
     'spawn' (the default is 'fork' on Linux). ``generator`` drives shuffling and the workers'
     seeds, so a seeded generator reproduces an epoch whatever ``num_workers`` is.
-    ``pin_memory`` is accepted for compatibility and does nothing: chainrule runs on the CPU.
+    ``pin_memory`` is accepted for compatibility and does nothing: batches are host arrays, moved to a GPU by
+    ``batch.to(device)`` (``Tensor.pin_memory()`` returns the tensor itself).
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, sampler=None, batch_sampler=None, num_workers=0,

@@ -48,8 +48,8 @@ class TensorDataset(Dataset):
 
     def __getitems__(self, indices):
         """A batch's samples from one fancy-index read per tensor instead of one read per sample."""
-        if any(getattr(t, "requires_grad", False) for t in self.tensors):  # keep each sample's graph
-            return [self[i] for i in indices]
+        if any(getattr(t, "requires_grad", False) or getattr(t, "is_cuda", False) for t in self.tensors):
+            return [self[i] for i in indices]  # keep each sample's graph, or its device
         columns = [np.asarray(t)[list(indices)] for t in self.tensors]
         return [tuple(cr.from_numpy(np.asarray(c[k])) for c in columns) for k in range(len(indices))]
 
