@@ -175,9 +175,11 @@ def _sigmoid_forward(x, out=None):
     several times faster than the logaddexp form, which LSTMs (three sigmoids a step) feel. Fills
     ``out`` when given."""
     e = np.exp(-np.abs(x))
-    r = 1 / (1 + e)
-    out = np.multiply(e, r, out=out)  # e^x / (1 + e^x) for x < 0 ...
-    np.copyto(out, r, where=x >= 0)  # ... and 1 / (1 + e^-x) elsewhere
+    r = 1 / (1 + e)  # 1 / (1 + e^-x) for x >= 0, and e^x / (1 + e^x) below:
+    if out is None:
+        return np.where(x >= 0, r, e * r)
+    np.multiply(e, r, out=out)
+    np.copyto(out, r, where=x >= 0)
     return out
 
 
