@@ -90,6 +90,17 @@ CONFIGS = [
     ("AdamW", dict(lr=0.01)),
     ("AdamW", dict(lr=0.01, weight_decay=0.5, amsgrad=True)),
     ("AdamW", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-3, maximize=True)),
+    ("RMSprop", dict()),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.1)),
+    ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True)),
+    ("RMSprop", dict(lr=0.01, alpha=0.3, centered=True, maximize=True)),  # lerp weight 0.7: torch's second formula
+    ("RMSprop", dict(lr=0.005, momentum=0.5, weight_decay=0.01, maximize=True)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.5, eps=1e-4, weight_decay=0.1)),
+    ("Adadelta", dict(lr=2.0, maximize=True)),
+    ("Adagrad", dict()),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05, initial_accumulator_value=0.5)),
+    ("Adagrad", dict(lr=0.1, weight_decay=0.1, eps=1e-6, maximize=True)),
 ]
 CONFIG_IDS = [f"{c}-" + ",".join(f"{k}={v}" for k, v in kw.items()) for c, kw in CONFIGS]
 
@@ -143,6 +154,9 @@ MLP_CONFIGS = [  # no maximize here: gradient ascent on this loss diverges, ampl
     ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
     ("AdamW", dict(lr=0.01)),
     ("AdamW", dict(lr=0.01, weight_decay=0.5, amsgrad=True)),
+    ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01)),
+    ("Adadelta", dict(lr=1.0)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01)),
 ]
 
 
@@ -295,7 +309,8 @@ def test_custom_optimizer_subclass(lib):
 # state dicts
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("cls,kwargs", [("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.01, amsgrad=True)),
-                                        ("AdamW", dict(lr=0.01))])
+                                        ("AdamW", dict(lr=0.01)), ("RMSprop", dict(momentum=0.5, centered=True)),
+                                        ("Adadelta", dict()), ("Adagrad", dict(lr_decay=0.1))])
 def test_state_dict_layout_matches_torch(cls, kwargs):
     (tp, topt), (cp, copt) = (_run_fixed_grads(lib, cls, kwargs, steps=3) for lib in LIBS)
     tsd, csd = topt.state_dict(), copt.state_dict()
@@ -333,7 +348,9 @@ def _as_lib_tensor(p, g):
 
 
 @pytest.mark.parametrize("cls,kwargs", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
-                                        ("Adam", dict(lr=0.01, amsgrad=True)), ("AdamW", dict(lr=0.01))])
+                                        ("Adam", dict(lr=0.01, amsgrad=True)), ("AdamW", dict(lr=0.01)),
+                                        ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True)),
+                                        ("Adadelta", dict(lr=0.5)), ("Adagrad", dict(lr=0.1, lr_decay=0.1))])
 def test_resuming_from_a_state_dict_equals_an_uninterrupted_run(cls, kwargs):
     grads = _grad_sequence(12)
     ps = [cr.tensor(a, requires_grad=True) for a in _start_params()]
@@ -427,6 +444,14 @@ BAD_HYPERPARAMETERS = [
     ("AdamW", dict(lr=-0.5), "Invalid learning rate: -0.5"),
     ("AdamW", dict(betas=(0.9, -0.999)), "Invalid beta parameter at index 1: -0.999"),
     ("AdamW", dict(weight_decay=-0.01), "Invalid weight_decay value: -0.01"),
+    ("RMSprop", dict(lr=-0.1), "Invalid learning rate: -0.1"),
+    ("RMSprop", dict(alpha=-0.5), "Invalid alpha value: -0.5"),
+    ("RMSprop", dict(momentum=-0.5), "Invalid momentum value: -0.5"),
+    ("RMSprop", dict(eps=-1.0), "Invalid epsilon value: -1.0"),
+    ("Adadelta", dict(rho=1.5), "Invalid rho value: 1.5"),
+    ("Adadelta", dict(weight_decay=-1), "Invalid weight_decay value: -1"),
+    ("Adagrad", dict(lr_decay=-0.1), "Invalid lr_decay value: -0.1"),
+    ("Adagrad", dict(initial_accumulator_value=-1.0), "Invalid initial_accumulator_value value: -1.0"),
 ]
 
 
