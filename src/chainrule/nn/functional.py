@@ -12,12 +12,13 @@ import numpy as np
 
 from .. import _dtype
 from .. import ops as _ops
+from ..autograd.composite import composite
 from ..autograd.grad_mode import no_grad
 from ..errors import DTypeError, ShapeError
 from ..ops import conv as _conv
 from ..ops import infer as _infer
 from ..ops.elementwise import as_tensor_arg, floating, where
-from ..ops.nn import dropout_mask_op, log_sigmoid_op
+from ..ops.nn import binary_cross_entropy_op, dropout_mask_op, log_sigmoid_op
 from ..ops.op import bind
 from ..tensor import Tensor
 
@@ -43,9 +44,10 @@ def _values(t):
 
 
 # --- layers ---------------------------------------------------------------------------------------
-conv2d = _conv.conv2d
-max_pool2d = _conv.max_pool2d
-avg_pool2d = _conv.avg_pool2d
+# Compositions of primitives that PyTorch shows as one backward node show as that node here too.
+conv2d = composite("Convolution", inputs=lambda input, weight, bias=None, *a, **k: (input, weight, bias))(_conv.conv2d)
+max_pool2d = composite("MaxPool2DWithIndices", inputs=lambda input, *a, **k: (input,))(_conv.max_pool2d)
+avg_pool2d = composite("AvgPool2D", inputs=lambda input, *a, **k: (input,))(_conv.avg_pool2d)
 
 
 def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -67,8 +69,15 @@ def adaptive_avg_pool2d(input, output_size):
 
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias`` (weight: (out_features, in_features))."""
+    if bias is not None and weight.ndim == 2 and getattr(input, "ndim", 0) == 2:
+        return _addmm(input, weight, bias)
     out = _ops.linear(input, weight) if weight.ndim == 2 else _ops.matmul(input, weight)
     return out if bias is None else out + bias
+
+
+@composite("Addmm", inputs=lambda input, weight, bias: (bias, input, weight))  # PyTorch's order of the edges
+def _addmm(input, weight, bias):
+    return _ops.linear(input, weight) + bias
 
 
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
@@ -131,6 +140,7 @@ def relu_(input):
     return relu(input, inplace=True)
 
 
+@composite("LeakyRelu", inputs=lambda x, negative_slope: (x,))
 def _leaky(x, negative_slope):
     return where(x > 0, x, x * negative_slope)
 
@@ -159,6 +169,7 @@ def prelu(input, weight):
     return where(input > 0, input, input * weight)
 
 
+@composite("Hardtanh", inputs=lambda x, min_val, max_val: (x,))
 def _hardtanh(x, min_val, max_val):
     return where(x <= min_val, min_val, where(x >= max_val, max_val, x))  # no gradient at the bounds
 
@@ -173,15 +184,18 @@ def relu6(input, inplace=False):
     return hardtanh(input, 0.0, 6.0, inplace)
 
 
+@composite("Elu", inputs=lambda input, *a, **k: (input,))
 def elu(input, alpha=1.0, inplace=False):
     input = floating(input)
     return where(input > 0, input, (_ops.exp(_ops.minimum(input, 0.0)) - 1) * alpha)
 
 
+@composite("Silu", inputs=lambda input, *a, **k: (input,))
 def silu(input, inplace=False):
     return input * _ops.sigmoid(input)
 
 
+@composite("Softplus", inputs=lambda input, *a, **k: (input,))
 def softplus(input, beta=1.0, threshold=20.0):
     input = floating(input)
     scaled = input * beta
@@ -212,7 +226,11 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None):
     input = as_tensor_arg(input)
     if dim is None:
         dim = _softmax_dim("softmax", input.ndim)
-    return _ops.softmax(input, dim, dtype=dtype)
+    return _softmax(input, dim, dtype=dtype)
+
+
+_softmax = composite("Softmax", inputs=lambda input, *a, **k: (input,))(_ops.softmax)
+_log_softmax = composite("LogSoftmax", inputs=lambda input, *a, **k: (input,))(_ops.log_softmax)
 
 
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
@@ -226,7 +244,7 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     input = as_tensor_arg(input)
     if dim is None:
         dim = _softmax_dim("log_softmax", input.ndim)
-    return _ops.log_softmax(input, dim, dtype=dtype)
+    return _log_softmax(input, dim, dtype=dtype)
 
 
 def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
@@ -273,6 +291,8 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
 
 
 # --- normalisation ------------------------------------------------------------------------------
+@composite("NativeBatchNorm", inputs=lambda input, running_mean, running_var, weight=None, bias=None, *a, **k: (
+    input, weight, bias))
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """Normalise over every dim but the channel dim (1). In training, batch statistics are used and the
     running ones updated in place: mean with momentum, variance with the unbiased batch variance."""
@@ -427,6 +447,11 @@ def _same_size(name, input, target):
                       "the same size.", stacklevel=3)
 
 
+def _loss_inputs(input, target, *args, **kwargs):
+    return input, target
+
+
+@composite("MseLoss", inputs=_loss_inputs)
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
@@ -450,6 +475,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     return _reduce(loss, reduction)
 
 
+@composite("HuberLoss", inputs=_loss_inputs)
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     _check_reduction(reduction)
     input, target = as_tensor_arg(input), as_tensor_arg(target)
@@ -460,6 +486,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     return _reduce(loss, reduction)
 
 
+@composite("SmoothL1Loss", inputs=_loss_inputs)
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
@@ -535,9 +562,12 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         raise ShapeError(f"nll_loss: weight tensor should be defined either for all {n_classes} classes or no "
                          f"classes but got weight tensor of shape: {list(weight.shape)}")
     _check_class_range("nll_loss", target, n_classes, ignore_index)
-    class_dim = 1 if input.ndim >= 2 else 0
-    loss, w = _nll(input, target, weight, ignore_index, n_classes, class_dim)
-    return _nll_reduce(loss, w, reduction)
+    return _nll_loss(input, target, weight, ignore_index, reduction, n_classes, 1 if input.ndim >= 2 else 0)
+
+
+@composite("NllLoss", inputs=lambda logp, target, weight, *a: (logp, weight))
+def _nll_loss(logp, target, weight, ignore_index, reduction, n_classes, class_dim):
+    return _nll_reduce(*_nll(logp, target, weight, ignore_index, n_classes, class_dim), reduction)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
@@ -561,7 +591,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if weight is not None and tuple(weight.shape) != (n_classes,):
         raise ShapeError(f"cross_entropy: weight tensor should be defined either for all {n_classes} classes or no "
                          f"classes but got weight tensor of shape: {list(weight.shape)}")
-    logp = _ops.log_softmax(input, class_dim)
+    logp = _log_softmax(input, class_dim)
     wshape = (1,) * class_dim + (n_classes,) + (1,) * (input.ndim - class_dim - 1)
     if target.dtype.is_floating_point:
         if not _same_sizes(target.shape, input.shape):
@@ -577,10 +607,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         return _reduce(loss, reduction)  # mean: over the samples (every dim but the class dim)
     _class_targets("cross_entropy", input, target)
     _check_class_range("cross_entropy", target, n_classes, ignore_index)
+    if label_smoothing <= 0:
+        return _nll_loss(logp, target, weight, ignore_index, reduction, n_classes, class_dim)
     loss, w = _nll(logp, target, weight, ignore_index, n_classes, class_dim)
     nll = _nll_reduce(loss, w, reduction)
-    if label_smoothing <= 0:
-        return nll
     terms = logp if weight is None else logp * _ops.reshape(weight.to(logp.dtype), wshape)
     smooth = -_ops.sum(terms, class_dim)
     valid = target != ignore_index
@@ -593,8 +623,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     return nll * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)
 
 
+@composite("BinaryCrossEntropy", inputs=lambda input, target, weight=None, *a, **k: (input, target, weight))
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
-    """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as in PyTorch."""
+    """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as in PyTorch (and with its finite
+    gradient where x is exactly 0 or 1, as a saturated float32 sigmoid gives)."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     input, target = as_tensor_arg(input), as_tensor_arg(target)
@@ -604,15 +636,14 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     data = _values(input)
     if data is not None and data.size and not ((data >= 0) & (data <= 1)).all():
         raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1")
-    target = target.to(input.dtype)
-    log_x = _ops.clamp(_ops.log(input), min=-100.0)
-    log_1mx = _ops.clamp(_ops.log(1 - input), min=-100.0)
-    loss = -(target * log_x + (1 - target) * log_1mx)
+    _infer.check_dtype("binary_cross_entropy", input._data.dtype, "biu")
+    loss = bind(binary_cross_entropy_op, input, target.to(input.dtype))
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
 
 
+@composite("BinaryCrossEntropyWithLogits", inputs=lambda input, target, weight=None, *a, **k: (input, target, weight))
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
                                      pos_weight=None):
     """sigmoid + binary cross-entropy in one stable formula: (1 - t) x - w_pos(t) log_sigmoid(x).

@@ -1,0 +1,152 @@
+"""Composite functions: a user-level function built from primitives that shows as one backward node.
+
+PyTorch users read and walk ``grad_fn`` (``loss.grad_fn`` is ``MseLossBackward0``, its
+``next_functions`` lead to the layer's ``AddmmBackward0``). A chainrule function such as
+``F.mse_loss`` is a composition of primitives, each recording its own node; ``@composite("MseLoss")``
+groups them: the function runs on aliases of its tensor inputs (new leaves sharing their data,
+version counters and tangents), so its nodes form a closed subgraph, and the result gets one
+:class:`CompositeNode` whose edges are the real inputs'. Its backward runs the engine over that
+subgraph, so every primitive keeps its one definition, ``create_graph`` records as usual (double
+backward: a :class:`Boundary` links the inner nodes to the real inputs), and forward mode sees the
+primitives themselves. Static graphs record the primitives without grouping (their tensors are
+graph values, not nodes a user walks).
+"""
+
+import functools
+
+import numpy as np
+
+from .._mode import state
+from ..errors import GraphError
+from ..ops.op import grad_edge
+from ..tape import Node
+from ..tensor import Tensor, _wrap
+from .engine import run_backward
+
+__all__ = ["composite", "CompositeNode", "Boundary"]
+
+
+class CompositeNode(Node):
+    """The backward of a composite function: the engine run over its inner subgraph, from ``root`` down
+    to the ``boundaries`` (one per input; None where no gradient is needed)."""
+
+    __slots__ = ("label", "root", "boundaries", "metadata")
+    num_outputs = 1
+
+    def __init__(self, label, root, boundaries, metadata):
+        self._init_node(tuple(b.edges[0] if b is not None else None for b in boundaries))
+        self.label = label
+        self.root = root  # a data-less tensor carrying the inner output's grad_fn
+        self.boundaries = boundaries
+        self.metadata = metadata
+
+    def name(self):
+        return self.label
+
+    def input_metadata(self, i):
+        return self.metadata[i]
+
+    def apply(self, grads, needed):
+        if self.root is None:
+            raise GraphError(
+                f"Trying to backward through the graph a second time (through {self.label}), or to read saved "
+                "tensors after they were freed. Pass retain_graph=True to the first backward (or autograd.grad) call."
+            )
+        wanted = [b for b, need in zip(self.boundaries, needed) if need]
+        for b in wanted:  # the engine stops at the boundaries: the graph beyond is the outer pass's
+            b.edges = ()
+        try:
+            results = run_backward([self.root], [grads[0]], True, state.grad_enabled, [_at(b) for b in wanted])
+        finally:
+            for b in wanted:
+                b.edges = (b.outer,)
+        results = iter(results)
+        return [next(results) if need else None for need in needed]
+
+    def release(self):
+        self.root = self.boundaries = None
+
+
+class Boundary(Node):
+    """Where a composite's inner subgraph meets its real input: passes the gradient on to ``outer``.
+
+    Its edge is cut while the composite's own backward runs (so that run stays inside); it is in place
+    for any other pass, such as a double backward through a gradient the inner nodes recorded."""
+
+    __slots__ = ("outer", "metadata")
+
+    def __init__(self, t):
+        self.outer = grad_edge(t)
+        self._init_node((self.outer,))
+        self.metadata = (t._data.shape, t._data.dtype)
+
+    def name(self):
+        return "CompositeInput"
+
+    def input_metadata(self, i):
+        return self.metadata
+
+    def apply(self, grads, needed):
+        return grads
+
+    def release(self):  # it saves nothing
+        pass
+
+
+_NO_DATA = np.empty(0)
+
+
+def _at(node):
+    """A data-less tensor whose place in the graph is output 0 of ``node``."""
+    t = _wrap(_NO_DATA)
+    t.grad_fn, t._requires_grad = node, True
+    return t
+
+
+def _alias(t):
+    """``t`` behind a :class:`Boundary`: its data, version counter and tangent, its own place in the graph."""
+    a = _wrap(t._data)
+    a.grad_fn, a._requires_grad = Boundary(t), True
+    a._version = t._version
+    a._fw = t._fw
+    return a
+
+
+def composite(label, inputs=None):
+    """Decorate a function of tensors so that its result shows one backward node named ``label``.
+
+    ``inputs(*args, **kwargs)`` picks the tensors whose gradients the node sends, in the order of its
+    ``next_functions`` (default: the tensor arguments), as PyTorch orders them; integer tensors get no edge.
+    """
+    grad_name = label + "Backward0"
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            if not state.grad_enabled or state.tracer is not None:  # a static graph records the primitives
+                return fn(*args, **kwargs)
+            chosen = inputs(*args, **kwargs) if inputs is not None else args + tuple(kwargs.values())
+            chosen = [t for t in chosen if isinstance(t, Tensor) and t._data.dtype.kind == "f"]  # integers: no edge
+            aliases = {id(t): _alias(t) for t in chosen if t._requires_grad}
+            if not aliases:
+                return fn(*args, **kwargs)
+            swap = lambda v: aliases.get(id(v), v) if isinstance(v, Tensor) else v  # noqa: E731
+            out = fn(*map(swap, args), **{k: swap(v) for k, v in kwargs.items()})
+            if not isinstance(out, Tensor) or out._base is not None or isinstance(out.grad_fn, Boundary):
+                # a view (whose in-place writes must reach the inner graph), a tuple, or an input: no grouping
+                return next((t for t in chosen if aliases.get(id(t)) is out), out)
+            if out.grad_fn is None:
+                return out
+            boundaries, seen = [], set()
+            for t in chosen:  # an input passed twice gets its gradient once, at its first place
+                boundaries.append(aliases[id(t)].grad_fn if t._requires_grad and id(t) not in seen else None)
+                seen.add(id(t))
+            node = CompositeNode(grad_name, _at(out.grad_fn), boundaries, [(t._data.shape, t._data.dtype)
+                                                                             for t in chosen])
+            node.root._out_nr = out._out_nr
+            out.grad_fn, out._out_nr = node, 0
+            return out
+
+        return run
+
+    return decorate
