@@ -15,6 +15,7 @@ import numpy as np
 from . import _dtype
 from . import random as _random
 from ._hooks import RemovableHandle
+from ._printing import format_tensor
 from ._mode import state
 from .errors import DTypeError, GraphError, ShapeError
 
@@ -224,6 +225,12 @@ class Tensor:
 
     def __repr__(self):
         return _format(self)
+
+    def __format__(self, format_spec):
+        """As in PyTorch: a 0-d tensor formats as its value (``f"{loss:.4f}"``), any other as its repr."""
+        if self._data.ndim == 0:
+            return self.item().__format__(format_spec)
+        return object.__format__(self, format_spec)
 
     def float(self):
         return self.to(_dtype.float32)
@@ -449,22 +456,5 @@ def _inplace_error(self, fn, other, exc):
 
 
 def _format(t):
-    array = t._data
-    options = {"separator": ", ", "prefix": "tensor(", "threshold": 1000, "edgeitems": 3}
-    if array.dtype.kind == "f" and array.size:
-        finite = array[np.isfinite(array)]
-        integral = finite.size == 0 or bool(np.all(finite == np.round(finite)))
-        big = finite.size and (np.abs(finite).max() >= 1e8 or 0 < np.abs(finite[finite != 0]).min(initial=1) < 1e-4)
-        if big:
-            options["formatter"] = {"float_kind": lambda v: f"{v:.4e}"}
-        elif not integral:  # PyTorch prints non-integral floats with four decimals
-            options["formatter"] = {"float_kind": lambda v: f"{v:.4f}"}
-    body = np.array2string(array, **options)
-    extras = []
-    if array.dtype not in (_dtype.default_float.numpy, np.dtype(np.int64), np.dtype(np.bool_)):
-        extras.append(f"dtype={_dtype.from_numpy_dtype(array.dtype)!r}")
-    if t.grad_fn is not None:
-        extras.append(f"grad_fn=<{t.grad_fn.name()}>")
-    elif t._requires_grad:
-        extras.append("requires_grad=True")
-    return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+    dtype = repr(_dtype.from_numpy_dtype(t._data.dtype))
+    return format_tensor(t._data, dtype, t.grad_fn.name() if t.grad_fn is not None else None, t._requires_grad)

@@ -52,16 +52,16 @@ class CompositeNode(Node):
                 f"Trying to backward through the graph a second time (through {self.label}), or to read saved "
                 "tensors after they were freed. Pass retain_graph=True to the first backward (or autograd.grad) call."
             )
-        wanted = [b for b, need in zip(self.boundaries, needed) if need]
-        for b in wanted:  # the engine stops at the boundaries: the graph beyond is the outer pass's
-            b.edges = ()
+        cut = [b for b in self.boundaries if b is not None]
+        for b, need in zip(self.boundaries, needed):  # the engine stops at the boundaries, which keep what arrives
+            if b is not None:
+                b.edges, b.needs, b.captured = (None,), [need], None
         try:
-            results = run_backward([self.root], [grads[0]], True, state.grad_enabled, [_at(b) for b in wanted])
+            run_backward([self.root], [grads[0]], True, state.grad_enabled)
+            return [b.captured if need else None for b, need in zip(self.boundaries, needed)]
         finally:
-            for b in wanted:
-                b.edges = (b.outer,)
-        results = iter(results)
-        return [next(results) if need else None for need in needed]
+            for b in cut:
+                b.edges, b.needs, b.captured = (b.outer,), [True], None
 
     def release(self):
         self.root = self.boundaries = None
@@ -70,15 +70,17 @@ class CompositeNode(Node):
 class Boundary(Node):
     """Where a composite's inner subgraph meets its real input: passes the gradient on to ``outer``.
 
-    Its edge is cut while the composite's own backward runs (so that run stays inside); it is in place
-    for any other pass, such as a double backward through a gradient the inner nodes recorded."""
+    While the composite's own backward runs, its edge is cut (that run stays inside) and it keeps the
+    gradient that arrives (``captured``); for any other pass, such as a double backward through a
+    gradient the inner nodes recorded, the edge is in place."""
 
-    __slots__ = ("outer", "metadata")
+    __slots__ = ("outer", "metadata", "captured")
 
     def __init__(self, t):
         self.outer = grad_edge(t)
         self._init_node((self.outer,))
         self.metadata = (t._data.shape, t._data.dtype)
+        self.captured = None
 
     def name(self):
         return "CompositeInput"
@@ -87,6 +89,7 @@ class Boundary(Node):
         return self.metadata
 
     def apply(self, grads, needed):
+        self.captured = grads[0]
         return grads
 
     def release(self):  # it saves nothing

@@ -45,9 +45,9 @@ def _values(t):
 
 # --- layers ---------------------------------------------------------------------------------------
 # Compositions of primitives that PyTorch shows as one backward node show as that node here too.
-conv2d = composite("Convolution", inputs=lambda input, weight, bias=None, *a, **k: (input, weight, bias))(_conv.conv2d)
-max_pool2d = composite("MaxPool2DWithIndices", inputs=lambda input, *a, **k: (input,))(_conv.max_pool2d)
-avg_pool2d = composite("AvgPool2D", inputs=lambda input, *a, **k: (input,))(_conv.avg_pool2d)
+conv2d = composite("Convolution")(_conv.conv2d)
+max_pool2d = composite("MaxPool2DWithIndices")(_conv.max_pool2d)
+avg_pool2d = composite("AvgPool2D")(_conv.avg_pool2d)
 
 
 def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -140,7 +140,7 @@ def relu_(input):
     return relu(input, inplace=True)
 
 
-@composite("LeakyRelu", inputs=lambda x, negative_slope: (x,))
+@composite("LeakyRelu")
 def _leaky(x, negative_slope):
     return where(x > 0, x, x * negative_slope)
 
@@ -169,7 +169,7 @@ def prelu(input, weight):
     return where(input > 0, input, input * weight)
 
 
-@composite("Hardtanh", inputs=lambda x, min_val, max_val: (x,))
+@composite("Hardtanh")
 def _hardtanh(x, min_val, max_val):
     return where(x <= min_val, min_val, where(x >= max_val, max_val, x))  # no gradient at the bounds
 
@@ -184,18 +184,18 @@ def relu6(input, inplace=False):
     return hardtanh(input, 0.0, 6.0, inplace)
 
 
-@composite("Elu", inputs=lambda input, *a, **k: (input,))
+@composite("Elu")
 def elu(input, alpha=1.0, inplace=False):
     input = floating(input)
     return where(input > 0, input, (_ops.exp(_ops.minimum(input, 0.0)) - 1) * alpha)
 
 
-@composite("Silu", inputs=lambda input, *a, **k: (input,))
+@composite("Silu")
 def silu(input, inplace=False):
     return input * _ops.sigmoid(input)
 
 
-@composite("Softplus", inputs=lambda input, *a, **k: (input,))
+@composite("Softplus")
 def softplus(input, beta=1.0, threshold=20.0):
     input = floating(input)
     scaled = input * beta
@@ -229,8 +229,8 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None):
     return _softmax(input, dim, dtype=dtype)
 
 
-_softmax = composite("Softmax", inputs=lambda input, *a, **k: (input,))(_ops.softmax)
-_log_softmax = composite("LogSoftmax", inputs=lambda input, *a, **k: (input,))(_ops.log_softmax)
+_softmax = composite("Softmax")(_ops.softmax)
+_log_softmax = composite("LogSoftmax")(_ops.log_softmax)
 
 
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
@@ -447,11 +447,7 @@ def _same_size(name, input, target):
                       "the same size.", stacklevel=3)
 
 
-def _loss_inputs(input, target, *args, **kwargs):
-    return input, target
-
-
-@composite("MseLoss", inputs=_loss_inputs)
+@composite("MseLoss")
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
@@ -475,7 +471,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     return _reduce(loss, reduction)
 
 
-@composite("HuberLoss", inputs=_loss_inputs)
+@composite("HuberLoss")
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     _check_reduction(reduction)
     input, target = as_tensor_arg(input), as_tensor_arg(target)
@@ -486,7 +482,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     return _reduce(loss, reduction)
 
 
-@composite("SmoothL1Loss", inputs=_loss_inputs)
+@composite("SmoothL1Loss")
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
@@ -565,7 +561,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     return _nll_loss(input, target, weight, ignore_index, reduction, n_classes, 1 if input.ndim >= 2 else 0)
 
 
-@composite("NllLoss", inputs=lambda logp, target, weight, *a: (logp, weight))
+@composite("NllLoss")
 def _nll_loss(logp, target, weight, ignore_index, reduction, n_classes, class_dim):
     return _nll_reduce(*_nll(logp, target, weight, ignore_index, n_classes, class_dim), reduction)
 
@@ -623,7 +619,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     return nll * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)
 
 
-@composite("BinaryCrossEntropy", inputs=lambda input, target, weight=None, *a, **k: (input, target, weight))
+@composite("BinaryCrossEntropy")
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as in PyTorch (and with its finite
     gradient where x is exactly 0 or 1, as a saturated float32 sigmoid gives)."""
@@ -643,7 +639,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _reduce(loss, reduction)
 
 
-@composite("BinaryCrossEntropyWithLogits", inputs=lambda input, target, weight=None, *a, **k: (input, target, weight))
+@composite("BinaryCrossEntropyWithLogits")
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
                                      pos_weight=None):
     """sigmoid + binary cross-entropy in one stable formula: (1 - t) x - w_pos(t) log_sigmoid(x).
