@@ -17,10 +17,13 @@ from ._dtype import bool_ as bool  # noqa: A001
 from ._dtype import float16, float32, float64, int8, int16, int32, int64, uint8
 from .errors import ChainruleError, DTypeError, GraphError, IndexOutOfRangeError, ShapeError
 from .tensor import Size, Tensor
+from ._printing import set_printoptions
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .ops import *  # noqa: F403 - the public op functions (chainrule.exp, chainrule.cat, ...)
 from .ops import TENSOR_METHODS as _TENSOR_METHODS  # noqa: F401
 from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
+from ._legacy import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor,
+                      LongTensor, ShortTensor)
 from . import autograd
 from .io import load, save
 from . import expr, nn, optim, static, utils

@@ -15,8 +15,8 @@ import numpy as np
 from . import _dtype
 from . import random as _random
 from ._hooks import RemovableHandle
-from ._printing import format_tensor
 from ._mode import state
+from ._printing import format_tensor
 from .errors import DTypeError, GraphError, ShapeError
 
 _new = object.__new__
@@ -253,10 +253,14 @@ class Tensor:
     def type_as(self, other):
         return self.to(other.dtype)
 
-    def type(self, dtype=None):
+    def type(self, dtype=None, non_blocking=False, **kwargs):
+        """With no argument, the legacy type name ('chainrule.FloatTensor'); else a cast to ``dtype``: a
+        dtype, a legacy type (``chainrule.LongTensor``) or its name (PyTorch's 'torch.LongTensor' too)."""
         if dtype is None:
-            return f"chainrule.{self.dtype.name}"
-        return self.to(dtype)
+            return "chainrule." + _dtype.TYPE_NAMES[self.dtype]
+        if isinstance(dtype, str) and "Tensor" in dtype:
+            dtype = _dtype.from_type_name(dtype)
+        return self.to(getattr(dtype, "legacy_dtype", dtype))
 
     def cpu(self):
         return self
