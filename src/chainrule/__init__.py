@@ -25,17 +25,25 @@ from .random import Generator, default_generator, get_rng_state, initial_seed, m
 from ._legacy import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor,
                       LongTensor, ShortTensor)
 from . import autograd
+from . import linalg  # noqa: F811 - the public module replaces the op library's module of that name
+from .linalg import norm
 from .io import load, save
 from . import expr, nn, optim, static, utils
 from .static import trace_compile as compile  # noqa: A001 - cr.compile, PyTorch's name
 from . import onnx, viz  # the onnx and graphviz packages themselves load only when used
 from .utils.summary import summary
+from ._out import OUT_FUNCTIONS as _OUT_FUNCTIONS
+from ._out import with_out as _with_out
 
 # PyTorch returns nan/inf quietly (log(0), 0/0); numpy would warn on every such op.
 _np.seterr(divide="ignore", invalid="ignore", over="ignore")
 _malloc.tune()
 
 half, float, double, long, int = float16, float32, float64, int64, int32  # noqa: A001
+Tensor.norm = norm
+
+for _name in _OUT_FUNCTIONS:  # PyTorch's out= keyword on the functions (the Tensor methods have none)
+    globals()[_name] = _with_out(globals()[_name])
 
 
 def is_tensor(obj):
