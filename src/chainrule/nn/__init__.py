@@ -1,6 +1,6 @@
 """Neural-network building blocks with PyTorch's API: ``Module``, layers, losses, ``functional``, ``init``."""
 
-from . import functional, init  # noqa: F401
+from . import functional, init, utils  # noqa: F401
 from .activation import (
                          ELU,
                          Hardtanh,
@@ -44,5 +44,5 @@ __all__ = [
     "Identity", "KLDivLoss", "L1Loss", "LeakyReLU", "Linear", "LogSigmoid", "LogSoftmax", "MSELoss", "MaxPool2d",
     "Module", "ModuleDict", "ModuleList", "NLLLoss", "PReLU", "Parameter", "ParameterList", "ReLU", "ReLU6",
     "Sequential", "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Softmin", "Softplus", "Tanh", "Unflatten",
-    "functional", "init",
+    "functional", "init", "utils",
 ]
