@@ -525,6 +525,12 @@ SCHEDULERS = {
     "ConstantLR": lambda S, o: S.ConstantLR(o, factor=0.5, total_iters=4),
     "PolynomialLR": lambda S, o: S.PolynomialLR(o, total_iters=20, power=2.0),
     "SequentialLR-warmup-cosine": _warmup_then_cosine,
+    "OneCycleLR": lambda S, o: S.OneCycleLR(o, max_lr=0.5, total_steps=50),
+    "OneCycleLR-linear-3phase": lambda S, o: S.OneCycleLR(o, max_lr=[0.5, 0.2], epochs=5, steps_per_epoch=10,
+                                                          anneal_strategy="linear", three_phase=True, pct_start=0.25),
+    "CosineAnnealingWarmRestarts": lambda S, o: S.CosineAnnealingWarmRestarts(o, T_0=7, eta_min=1e-3),
+    "CosineAnnealingWarmRestarts-T_mult": lambda S, o: S.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2),
+    "ChainedScheduler": lambda S, o: S.ChainedScheduler([S.ExponentialLR(o, gamma=0.9), S.StepLR(o, step_size=5)]),
 }
 
 
@@ -638,3 +644,36 @@ def test_scheduler_sets_initial_lr_and_base_lrs(lib):
     opt.step()
     sched.step()
     assert sched.last_epoch == 1 and opt.param_groups[0]["lr"] == 0.1
+
+
+@pytest.mark.parametrize("adam", [False, True], ids=["sgd-momentum", "adam-beta1"])
+def test_one_cycle_cycles_momentum_like_torch(adam):
+    def run(lib):
+        w = lib.tensor([1.0], requires_grad=True)
+        opt = lib.optim.Adam([w], lr=0.01) if adam else lib.optim.SGD([w], lr=0.1, momentum=0.9)
+        sched = lib.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=20)
+        seen = []
+        for _ in range(20):
+            w.grad = lib.tensor([0.5])
+            opt.step()
+            sched.step()
+            group = opt.param_groups[0]
+            seen.append((group["lr"], group["betas"] if adam else group["momentum"]))
+        return seen
+
+    assert run(cr) == run(torch)
+
+
+def test_warm_restarts_with_fractional_epochs_like_torch():
+    def run(lib):
+        opt = lib.optim.SGD([lib.tensor([1.0], requires_grad=True)], lr=0.1)
+        sched = lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=2)
+        seen = []
+        for epoch in range(12):
+            for i in range(4):
+                opt.step()
+                sched.step(epoch + i / 4)
+                seen.append(sched.get_last_lr()[0])
+        return seen
+
+    assert run(cr) == run(torch)
