@@ -4,11 +4,19 @@
 from ._worker import WorkerInfo, get_worker_info
 from .collate import default_collate, default_convert
 from .dataloader import DataLoader
-from .dataset import Dataset, IterableDataset, Subset, TensorDataset, random_split
-from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
+from .dataset import ChainDataset, ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split
+from .sampler import (
+    BatchSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+)
 
 __all__ = [
-    "BatchSampler", "DataLoader", "Dataset", "IterableDataset", "RandomSampler", "Sampler", "SequentialSampler",
+    "BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "SubsetRandomSampler", "WeightedRandomSampler",
+    "Dataset", "IterableDataset", "RandomSampler", "Sampler", "SequentialSampler",
     "Subset", "TensorDataset", "WorkerInfo", "default_collate", "default_convert", "get_worker_info",
     "random_split",
 ]

@@ -2,6 +2,7 @@
 
 import math
 import warnings
+from bisect import bisect_right
 from itertools import accumulate
 
 import numpy as np
@@ -107,3 +108,51 @@ def random_split(dataset, lengths, generator=None):
                          f"dataset ({len(dataset)}); give counts that add up to it, or fractions that add up to 1")
     indices = cr.randperm(sum(lengths), generator=generator).tolist()
     return [Subset(dataset, indices[end - length:end]) for end, length in zip(accumulate(lengths), lengths)]
+
+
+class ConcatDataset(Dataset):
+    """The samples of several map-style datasets one after another (``a + b`` of two datasets)."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise AssertionError("datasets should not be an empty iterable")
+        for d in self.datasets:
+            if isinstance(d, IterableDataset):
+                raise AssertionError("ConcatDataset does not support IterableDataset")
+        self.cumulative_sizes = list(accumulate(len(d) for d in self.datasets))
+
+    def __len__(self):
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, index):
+        if index < 0:
+            if -index > len(self):
+                raise ValueError("absolute value of index should not exceed dataset length")
+            index += len(self)
+        which = bisect_right(self.cumulative_sizes, index)
+        start = self.cumulative_sizes[which - 1] if which else 0
+        return self.datasets[which][index - start]
+
+
+class ChainDataset(IterableDataset):
+    """Several iterable datasets read one after another."""
+
+    def __init__(self, datasets):
+        self.datasets = datasets
+
+    def __iter__(self):
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise AssertionError("ChainDataset only supports IterableDataset")
+            yield from d
+
+    def __len__(self):
+        return sum(len(d) for d in self.datasets)
+
+
+def _concat(self, other):
+    return ConcatDataset([self, other])
+
+
+Dataset.__add__ = _concat  # PyTorch's `train + extra`
