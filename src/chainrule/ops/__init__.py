@@ -89,6 +89,38 @@ from .elementwise import (
     trunc,
     where,
 )
+from .extras import TENSOR_METHODS as _EXTRA_METHODS
+from .extras import (  # noqa: F401 - re-exported
+    addcdiv,
+    addcmul,
+    addmm,
+    argsort,
+    clamp_max,
+    clamp_min,
+    cosh,
+    count_nonzero,
+    cumsum,
+    diag,
+    dist,
+    exp2,
+    hstack,
+    lerp,
+    log2,
+    log10,
+    masked_select,
+    meshgrid,
+    movedim,
+    nonzero,
+    reciprocal,
+    roll,
+    sinh,
+    sort,
+    std_mean,
+    tile,
+    trace,
+    var_mean,
+    vstack,
+)
 from .indexing import (
     chunk,
     flip,
@@ -155,4 +187,4 @@ TENSOR_METHODS = (
     "unflatten", "unsqueeze", "var", "view", "view_as",
 )
 
-install({**{name: globals()[name] for name in TENSOR_METHODS}, "where": _where_method})
+install({**{name: globals()[name] for name in TENSOR_METHODS}, "where": _where_method, **_EXTRA_METHODS})
