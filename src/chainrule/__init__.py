@@ -7,9 +7,11 @@
 """
 
 # ruff: noqa: I001 - the order follows the layers: the core first, then what builds on it
+import os as _os
+
 import numpy as _np
 
-from . import _malloc
+from . import _dtype, _malloc, _missing
 from ._version import __version__
 
 from ._dtype import DType as dtype  # noqa: F401
@@ -18,7 +20,7 @@ from ._dtype import float16, float32, float64, int8, int16, int32, int64, uint8
 from .errors import ChainruleError, DTypeError, GraphError, IndexOutOfRangeError, ShapeError
 from .tensor import Size, Tensor
 from ._printing import set_printoptions
-from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd.grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .ops import *  # noqa: F403 - the public op functions (chainrule.exp, chainrule.cat, ...)
 from .ops import TENSOR_METHODS as _TENSOR_METHODS  # noqa: F401
 from .random import Generator, default_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
@@ -46,12 +48,44 @@ for _name in _OUT_FUNCTIONS:  # PyTorch's out= keyword on the functions (the Ten
     globals()[_name] = _with_out(globals()[_name])
 
 
+Tensor.__getattr__ = _missing.tensor_getattr
+__getattr__ = _missing.module_getattr("chainrule", "torch")
+
+
 def is_tensor(obj):
     return isinstance(obj, Tensor)
 
 
+def is_floating_point(input):
+    return input.is_floating_point()
+
+
 def get_default_dtype():
-    return float32
+    return _dtype.default_float
+
+
+def set_default_dtype(d):
+    """The dtype of floats created from Python numbers: float32 (default) or float64, as in PyTorch."""
+    if d not in (float32, float64):
+        raise TypeError(f"set_default_dtype: only floating-point types are supported as the default type, "
+                        f"got {d!r} (chainrule supports float32 and float64 here)")
+    _dtype.default_float = d
+
+
+def typename(obj):
+    return obj.type() if isinstance(obj, Tensor) else type(obj).__qualname__
+
+
+_threads = [_os.cpu_count() or 1]
+
+
+def set_num_threads(n):
+    """Recorded for get_num_threads (numpy's BLAS picks its threads when it loads)."""
+    _threads[0] = int(n)
+
+
+def get_num_threads():
+    return _threads[0]
 
 
 def numel(input):

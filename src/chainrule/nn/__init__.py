@@ -1,5 +1,6 @@
 """Neural-network building blocks with PyTorch's API: ``Module``, layers, losses, ``functional``, ``init``."""
 
+from .._missing import module_getattr
 from . import functional, init, utils  # noqa: F401
 from .activation import (
                          ELU,
@@ -46,3 +47,5 @@ __all__ = [
     "Sequential", "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Softmin", "Softplus", "Tanh", "Unflatten",
     "functional", "init", "utils",
 ]
+
+__getattr__ = module_getattr("chainrule.nn", "torch.nn")

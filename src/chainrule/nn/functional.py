@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import _dtype
 from .. import ops as _ops
+from .._missing import module_getattr
 from ..autograd.composite import composite
 from ..autograd.grad_mode import no_grad
 from ..errors import DTypeError, ShapeError
@@ -673,3 +674,5 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     if reduction == "batchmean":
         return _ops.sum(loss) / (input.shape[0] if input.ndim else 1)
     return _reduce(loss, reduction)
+
+__getattr__ = module_getattr("chainrule.nn.functional", "torch.nn.functional")

@@ -14,6 +14,7 @@ import warnings
 from bisect import bisect_right
 from collections import Counter
 
+from .._missing import module_getattr
 from ..tensor import Tensor, _wrap
 from .optimizer import Optimizer
 
@@ -727,3 +728,5 @@ class ChainedScheduler(LRScheduler):
 
     state_dict = SequentialLR.state_dict
     load_state_dict = SequentialLR.load_state_dict
+
+__getattr__ = module_getattr("chainrule.optim.lr_scheduler", "torch.optim.lr_scheduler")

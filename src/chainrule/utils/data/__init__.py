@@ -1,6 +1,7 @@
 """Datasets, samplers and the DataLoader, with PyTorch's names and behaviour
 (``torch.utils.data``)."""
 
+from ..._missing import module_getattr
 from ._worker import WorkerInfo, get_worker_info
 from .collate import default_collate, default_convert
 from .dataloader import DataLoader
@@ -20,3 +21,5 @@ __all__ = [
     "Subset", "TensorDataset", "WorkerInfo", "default_collate", "default_convert", "get_worker_info",
     "random_split",
 ]
+
+__getattr__ = module_getattr("chainrule.utils.data", "torch.utils.data")
