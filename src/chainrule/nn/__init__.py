@@ -23,6 +23,22 @@ from .container import ModuleDict, ModuleList, ParameterList, Sequential
 from .conv import Conv2d
 from .dropout import Dropout, Dropout2d
 from .flatten import Flatten, Unflatten
+from .layers_more import (
+    SELU,
+    AvgPool1d,
+    ConstantPad2d,
+    CosineSimilarity,
+    Hardsigmoid,
+    Hardswish,
+    MaxPool1d,
+    Mish,
+    PairwiseDistance,
+    ParameterDict,
+    Softsign,
+    Tanhshrink,
+    Threshold,
+    ZeroPad2d,
+)
 from .linear import Embedding, Identity, Linear
 from .loss import (
                          BCELoss,
@@ -45,7 +61,9 @@ __all__ = [
     "Identity", "KLDivLoss", "L1Loss", "LeakyReLU", "Linear", "LogSigmoid", "LogSoftmax", "MSELoss", "MaxPool2d",
     "Module", "ModuleDict", "ModuleList", "NLLLoss", "PReLU", "Parameter", "ParameterList", "ReLU", "ReLU6",
     "Sequential", "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Softmin", "Softplus", "Tanh", "Unflatten",
-    "functional", "init", "utils",
+    "functional", "init", "utils", "SELU", "AvgPool1d", "ConstantPad2d", "CosineSimilarity", "Hardsigmoid",
+    "Hardswish", "MaxPool1d", "Mish", "PairwiseDistance", "ParameterDict", "Softsign", "Tanhshrink", "Threshold",
+    "ZeroPad2d",
 ]
 
 __getattr__ = module_getattr("chainrule.nn", "torch.nn")

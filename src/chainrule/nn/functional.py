@@ -22,13 +22,15 @@ from ..ops.elementwise import as_tensor_arg, floating, where
 from ..ops.nn import binary_cross_entropy_op, dropout_mask_op, log_sigmoid_op
 from ..ops.op import bind
 from ..tensor import Tensor
+from ._functional_more import *  # noqa: F403 - more of torch.nn.functional, same namespace
+from ._functional_more import __all__ as _more
 
 __all__ = [
     "adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "conv2d", "cross_entropy", "dropout", "dropout2d", "elu", "embedding", "flatten", "fold", "hardtanh", "huber_loss",
     "l1_loss", "leaky_relu", "linear", "log_softmax", "logsigmoid", "max_pool2d", "max_pool2d_with_indices",
     "mse_loss", "nll_loss", "normalize", "one_hot", "pad", "prelu", "relu", "relu6", "sigmoid", "silu",
-    "smooth_l1_loss", "softmax", "softmin", "softplus", "tanh", "unfold",
+    "smooth_l1_loss", "softmax", "softmin", "softplus", "tanh", "unfold", *_more,
 ]
 
 

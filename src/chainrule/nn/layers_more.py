@@ -1,0 +1,116 @@
+"""More of ``torch.nn``'s parameter-free layers: each is one call of a functional."""
+
+from ..tensor import Tensor
+from . import functional as F
+from .module import Module
+from .parameter import Parameter
+
+
+def _layer(name, fn, doc, **defaults):
+    """A Module class ``name`` whose forward is ``fn(input, **its settings)`` (settings default to ``defaults``)."""
+    keys = list(defaults)
+
+    def __init__(self, *args, **kwargs):
+        Module.__init__(self)
+        settings = dict(defaults, **dict(zip(keys, args)), **kwargs)
+        for key, value in settings.items():
+            setattr(self, key, value)
+
+    def forward(self, *inputs):
+        return fn(*inputs, **{key: getattr(self, key) for key in keys})
+
+    def extra_repr(self):  # PyTorch's: inplace only when set
+        return ", ".join(f"{key}={getattr(self, key)}" for key in keys if key != "inplace" or self.inplace)
+
+    return type(name, (Module,), {"__init__": __init__, "forward": forward, "extra_repr": extra_repr,
+                                   "__doc__": doc, "__module__": __name__})
+
+
+SELU = _layer("SELU", F.selu, "Scaled ELU.", inplace=False)
+Mish = _layer("Mish", F.mish, "x * tanh(softplus(x)).", inplace=False)
+Hardswish = _layer("Hardswish", F.hardswish, "x * relu6(x + 3) / 6.", inplace=False)
+Hardsigmoid = _layer("Hardsigmoid", F.hardsigmoid, "relu6(x + 3) / 6.", inplace=False)
+Softsign = _layer("Softsign", F.softsign, "x / (1 + |x|).")
+Tanhshrink = _layer("Tanhshrink", F.tanhshrink, "x - tanh(x).")
+Threshold = _layer("Threshold", F.threshold, "x where x > threshold, else value.", threshold=0.0, value=0.0,
+                   inplace=False)
+CosineSimilarity = _layer("CosineSimilarity", F.cosine_similarity, "Cosine similarity along dim.", dim=1, eps=1e-8)
+PairwiseDistance = _layer("PairwiseDistance", F.pairwise_distance, "p-norm of x1 - x2 + eps over the last dim.",
+                          p=2.0, eps=1e-6, keepdim=False)
+MaxPool1d = _layer("MaxPool1d", F.max_pool1d, "1-d max pooling.", kernel_size=1, stride=None, padding=0, dilation=1,
+                   return_indices=False, ceil_mode=False)
+AvgPool1d = _layer("AvgPool1d", F.avg_pool1d, "1-d average pooling.", kernel_size=1, stride=None, padding=0,
+                   ceil_mode=False, count_include_pad=True)
+
+
+def _pad4(padding):
+    return (padding,) * 4 if isinstance(padding, int) else tuple(padding)
+
+
+class ConstantPad2d(Module):
+    """Pad the last two dims with ``value`` (``padding``: an int or (left, right, top, bottom))."""
+
+    def __init__(self, padding, value):
+        super().__init__()
+        self.padding, self.value = _pad4(padding), value
+
+    def forward(self, input):
+        return F.pad(input, self.padding, value=self.value)
+
+    def extra_repr(self):
+        return f"padding={self.padding}, value={self.value}"
+
+
+class ZeroPad2d(ConstantPad2d):
+    def __init__(self, padding):
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self):
+        return f"{self.padding}"
+
+
+class ParameterDict(Module):
+    """A dict of parameters, registered under their keys (tensors are wrapped as Parameters)."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        self._keys = []
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+    def __setitem__(self, key, value):
+        if isinstance(value, Tensor) and not isinstance(value, Parameter):
+            value = Parameter(value)
+        if key not in self._keys:
+            self._keys.append(key)
+        setattr(self, key, value)
+
+    def __delitem__(self, key):
+        self._keys.remove(key)
+        delattr(self, key)
+
+    def __len__(self):
+        return len(self._keys)
+
+    def __iter__(self):
+        return iter(list(self._keys))
+
+    def __contains__(self, key):
+        return key in self._keys
+
+    def keys(self):
+        return list(self._keys)
+
+    def values(self):
+        return [self[k] for k in self._keys]
+
+    def items(self):
+        return [(k, self[k]) for k in self._keys]
+
+    def update(self, parameters):
+        items = parameters.items() if hasattr(parameters, "items") else parameters
+        for key, value in items:
+            self[key] = value
