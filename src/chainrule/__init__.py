@@ -7,6 +7,7 @@
 """
 
 # ruff: noqa: I001 - the order follows the layers: the core first, then what builds on it
+import operator as _operator
 import os as _os
 
 import numpy as _np
@@ -81,7 +82,7 @@ _threads = [_os.cpu_count() or 1]
 
 def set_num_threads(n):
     """Recorded for get_num_threads (numpy's BLAS picks its threads when it loads)."""
-    _threads[0] = int(n)
+    _threads[0] = _operator.index(n)  # (this module's int is chainrule.int)
 
 
 def get_num_threads():

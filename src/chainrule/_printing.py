@@ -58,7 +58,9 @@ class _Formatter:
             magnitudes = np.abs(values)
             lo, hi = magnitudes.min(), magnitudes.max()
             self.int_mode = bool(np.all(values == np.ceil(values)))
-            self.sci_mode = hi / lo > 1000.0 or hi > 1.0e8 or (not self.int_mode and lo < 1.0e-4)
+            self.sci_mode = hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4
+            if PRINT_OPTS.sci_mode is not None:
+                self.sci_mode = PRINT_OPTS.sci_mode
             if self.sci_mode:
                 texts = [f"{v:.{p}e}" for v in values.tolist()]
             elif self.int_mode:
@@ -66,8 +68,6 @@ class _Formatter:
             else:
                 texts = [f"{v:.{p}f}" for v in values.tolist()]
             self.width = max(len(t) for t in texts)
-        if PRINT_OPTS.sci_mode is not None:
-            self.sci_mode = PRINT_OPTS.sci_mode
 
     def format(self, value):
         if not self.floating:

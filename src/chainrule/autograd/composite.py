@@ -115,11 +115,16 @@ def _alias(t):
     return a
 
 
+def _floating(t):
+    return isinstance(t, Tensor) and t._data.dtype.kind == "f"  # integer tensors (targets) get no edge
+
+
 def composite(label, inputs=None):
     """Decorate a function of tensors so that its result shows one backward node named ``label``.
 
     ``inputs(*args, **kwargs)`` picks the tensors whose gradients the node sends, in the order of its
-    ``next_functions`` (default: the tensor arguments), as PyTorch orders them; integer tensors get no edge.
+    ``next_functions`` (default: the float tensor arguments), as PyTorch orders them; a None it returns is an
+    optional input left out, shown as ``(None, 0)``; integer tensors get no edge.
     """
     grad_name = label + "Backward0"
 
@@ -128,26 +133,28 @@ def composite(label, inputs=None):
         def run(*args, **kwargs):
             if not state.grad_enabled or state.tracer is not None:  # a static graph records the primitives
                 return fn(*args, **kwargs)
-            chosen = inputs(*args, **kwargs) if inputs is not None else args + tuple(kwargs.values())
-            chosen = [t for t in chosen if isinstance(t, Tensor) and t._data.dtype.kind == "f"]  # integers: no edge
-            aliases = {id(t): _alias(t) for t in chosen if t._requires_grad}
+            if inputs is None:
+                chosen = [t for t in args + tuple(kwargs.values()) if _floating(t)]
+            else:  # an optional input left out (None) keeps its place, as PyTorch shows it: (None, 0)
+                chosen = [t for t in inputs(*args, **kwargs) if t is None or _floating(t)]
+            aliases = {id(t): _alias(t) for t in chosen if t is not None and t._requires_grad}
             if not aliases:
                 return fn(*args, **kwargs)
             swap = lambda v: aliases.get(id(v), v) if isinstance(v, Tensor) else v  # noqa: E731
             out = fn(*map(swap, args), **{k: swap(v) for k, v in kwargs.items()})
-            if not isinstance(out, Tensor) or out._base is not None or isinstance(out.grad_fn, Boundary):
-                # a view (whose in-place writes must reach the inner graph), a tuple, or an input: no grouping
+            if not isinstance(out, Tensor) or isinstance(out.grad_fn, Boundary):  # a tuple, or an input returned
                 return next((t for t in chosen if aliases.get(id(t)) is out), out)
             if out.grad_fn is None:
                 return out
             boundaries, seen = [], set()
             for t in chosen:  # an input passed twice gets its gradient once, at its first place
-                boundaries.append(aliases[id(t)].grad_fn if t._requires_grad and id(t) not in seen else None)
+                boundaries.append(aliases[id(t)].grad_fn if id(t) in aliases and id(t) not in seen else None)
                 seen.add(id(t))
-            node = CompositeNode(grad_name, _at(out.grad_fn), boundaries, [(t._data.shape, t._data.dtype)
-                                                                             for t in chosen])
+            node = CompositeNode(grad_name, _at(out.grad_fn), boundaries,
+                                 [None if t is None else (t._data.shape, t._data.dtype) for t in chosen])
             node.root._out_nr = out._out_nr
-            out.grad_fn, out._out_nr = node, 0
+            # a view of an inner value (conv2d's final permute) stops being one: its history is the node now
+            out.grad_fn, out._out_nr, out._base = node, 0, None
             return out
 
         return run

@@ -48,7 +48,7 @@ def _values(t):
 
 # --- layers ---------------------------------------------------------------------------------------
 # Compositions of primitives that PyTorch shows as one backward node show as that node here too.
-conv2d = composite("Convolution")(_conv.conv2d)
+conv2d = composite("Convolution", inputs=lambda input, weight, bias=None, *a, **k: (input, weight, bias))(_conv.conv2d)
 max_pool2d = composite("MaxPool2DWithIndices")(_conv.max_pool2d)
 avg_pool2d = composite("AvgPool2D")(_conv.avg_pool2d)
 

@@ -19,8 +19,9 @@ def _layer(name, fn, doc, **defaults):
     def forward(self, *inputs):
         return fn(*inputs, **{key: getattr(self, key) for key in keys})
 
-    def extra_repr(self):  # PyTorch's: inplace only when set
-        return ", ".join(f"{key}={getattr(self, key)}" for key in keys if key != "inplace" or self.inplace)
+    def extra_repr(self):  # as PyTorch's: the flags only when set
+        return ", ".join(f"{key}={getattr(self, key)}" for key in keys
+                         if key not in ("inplace", "return_indices") or getattr(self, key))
 
     return type(name, (Module,), {"__init__": __init__, "forward": forward, "extra_repr": extra_repr,
                                    "__doc__": doc, "__module__": __name__})
@@ -39,8 +40,23 @@ PairwiseDistance = _layer("PairwiseDistance", F.pairwise_distance, "p-norm of x1
                           p=2.0, eps=1e-6, keepdim=False)
 MaxPool1d = _layer("MaxPool1d", F.max_pool1d, "1-d max pooling.", kernel_size=1, stride=None, padding=0, dilation=1,
                    return_indices=False, ceil_mode=False)
-AvgPool1d = _layer("AvgPool1d", F.avg_pool1d, "1-d average pooling.", kernel_size=1, stride=None, padding=0,
-                   ceil_mode=False, count_include_pad=True)
+
+
+class AvgPool1d(Module):
+    """1-d average pooling (sizes kept as 1-tuples, as PyTorch prints them)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+        super().__init__()
+        single = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v,)  # noqa: E731
+        self.kernel_size, self.padding = single(kernel_size), single(padding)
+        self.stride = single(stride if stride is not None else kernel_size)
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+
+    def forward(self, input):
+        return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 def _pad4(padding):
