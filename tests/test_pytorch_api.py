@@ -318,6 +318,7 @@ def test_out_argument_like_torch(lib):
     a = lib.ones(2, 3)
     out = lib.empty(0)
     assert lib.matmul(a, a.t(), out=out) is out and out.tolist() == [[3.0, 3.0], [3.0, 3.0]]
+    out = lib.empty(0)
     assert lib.mul(a, 2, out=out) is out and out.tolist() == [[2.0] * 3] * 2
     filled = lib.zeros(5)
     with pytest.warns(UserWarning, match="resized"):
