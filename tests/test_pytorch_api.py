@@ -422,6 +422,10 @@ FUNCTIONS = {
     "cosine_pairwise": lambda L, x: L.nn.functional.cosine_similarity(x, x.flip(0)) *
     L.nn.functional.pairwise_distance(x, x * 2),
     "pool1d": lambda L, x: L.nn.functional.max_pool1d(x[None], 2) * L.nn.functional.avg_pool1d(x[None], 2, 1)[..., :2],
+    "repeat_interleave": lambda L, x: L.repeat_interleave(x, 2, dim=1)[0] * x.repeat_interleave(L.tensor([1, 0, 2]),
+                                                                                                0)[:, 0, None],
+    "fmod_nan_to_num": lambda L, x: L.fmod(x * 3, 1.5) + L.nan_to_num(x.log()),
+    "scatter_": lambda L, x: x.clone().scatter_(1, L.tensor([[0], [3], [1]]), 5.0) * x,
     "in_place": lambda L, x: x.clone().mul_(2).addcmul_(x, x, value=0.1).lerp_(x, 0.3).tanh_(),
 }
 
@@ -448,6 +452,15 @@ def test_index_and_constructor_helpers_like_torch(lib):
     assert x.new_zeros(2).dtype == lib.float32 and x.new_full((2,), 7).tolist() == [7.0, 7.0]
     assert x.new_tensor([1, 2]).dtype == lib.float32 and x.new_ones((1, 2)).shape == (1, 2)
     assert x.nelement() == 6 and x.ndimension() == 2 and x.is_contiguous()
+    assert lib.zeros(3, 4).stride() == (4, 1) and lib.zeros(3, 4).t().stride(1) == 4
+    filled = lib.zeros(4).index_fill_(0, lib.tensor([1, 3]), 5.0)
+    assert filled.tolist() == [0.0, 5.0, 0.0, 5.0] and lib.ones(2).apply_(lambda v: v * 3).tolist() == [3.0, 3.0]
+    summed = lib.zeros(3, 3).scatter_add_(0, lib.tensor([[0, 1, 2], [0, 1, 2]]), lib.ones(2, 3))
+    assert summed.tolist() == [[2.0, 0, 0], [0, 2.0, 0], [0, 0, 2.0]]
+    assert lib.bernoulli(lib.tensor([0.0, 1.0])).tolist() == [0.0, 1.0]
+    assert lib.autograd.Variable(lib.ones(1), requires_grad=True).requires_grad
+    assert ((lib.zeros(1000).random_(0, 10) >= 0) & (lib.zeros(1000).random_(0, 10) < 10)).all()
+    assert (lib.zeros(100).exponential_() > 0).all()
 
 
 def test_more_layers_like_torch():

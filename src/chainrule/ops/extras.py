@@ -8,12 +8,13 @@ from collections import namedtuple
 import numpy as np
 
 from .. import _dtype
+from .. import random as _random
 from ..tensor import Tensor, _normalize_dim, _wrap
 from . import infer
 from .creation import empty, full, ones, tensor, zeros
 from .elementwise import abs as _abs
-from .elementwise import as_tensor_arg, clamp, exp, floor, log, neg, relu, round, sigmoid, sign, sqrt, tanh
-from .indexing import flip, gather, getitem, repeat
+from .elementwise import as_tensor_arg, clamp, exp, floor, log, neg, relu, round, sigmoid, sign, sqrt, tanh, where
+from .indexing import flip, gather, getitem, repeat, scatter, scatter_add
 from .linalg import matmul, outer
 from .op import LINEAR, bind, defop
 from .reduce import mean, std, sum, var
@@ -215,6 +216,45 @@ def dist(input, other, p=2):
     return sum(diff ** p) ** (1.0 / p) if p != float("inf") else diff.max()
 
 
+def repeat_interleave(input, repeats, dim=None):
+    """Each element (or slice along ``dim``) repeated ``repeats`` times in place (an int, or one count each)."""
+    input = as_tensor_arg(input)
+    if dim is None:
+        input, dim = reshape(input, (-1,)), 0
+    dim = _normalize_dim(dim, input.ndim, "repeat_interleave")
+    counts = repeats._data if isinstance(repeats, Tensor) else repeats
+    index = np.repeat(np.arange(input.shape[dim]), counts)
+    return getitem(input, (slice(None),) * dim + (index,))
+
+
+def fmod(input, other):
+    """The remainder with the sign of the dividend (C's fmod), as opposed to ``remainder``."""
+    input = as_tensor_arg(input)
+    quotient = input / other
+    return input - _trunc(quotient) * other
+
+
+def _trunc(x):
+    return where(x < 0, -floor(-x), floor(x)).detach() if x.is_floating_point() else x
+
+
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
+    input = as_tensor_arg(input)
+    info = np.finfo(input._data.dtype) if input.is_floating_point() else None
+    if info is None:
+        return input.clone()
+    out = where(input != input, nan, input)
+    out = where(out == np.inf, info.max if posinf is None else posinf, out)
+    return where(out == -np.inf, info.min if neginf is None else neginf, out)
+
+
+def bernoulli(input, p=None, *, generator=None):
+    """0/1 draws with probability ``input`` (or ``p``), in ``input``'s dtype; no gradient."""
+    probs = as_tensor_arg(input)._data if p is None else np.broadcast_to(p, as_tensor_arg(input)._data.shape)
+    draws = _random.rng(generator).random(np.shape(probs)) < probs
+    return _wrap(draws.astype(as_tensor_arg(input)._data.dtype))
+
+
 def _new(factory):
     def method(self, *size, dtype=None, device=None, requires_grad=False, **kwargs):
         dtype = dtype if dtype is not None else _dtype.from_numpy_dtype(self._data.dtype)
@@ -247,6 +287,46 @@ def _sort_method(self, dim=-1, descending=False, stable=False):
     return sort(self, dim, descending)
 
 
+def _scatter_(self, dim, index, src=None, value=None, *, reduce=None):
+    if reduce is not None:
+        raise NotImplementedError("scatter_: reduce= is not supported by chainrule; use scatter_add_ for sums")
+    return self._inplace(scatter, dim, index, src, value)
+
+
+def _scatter_add_(self, dim, index, src):
+    return self._inplace(scatter_add, dim, index, src)
+
+
+def _index_fill_(self, dim, index, value):
+    dim = _normalize_dim(dim, self.ndim, "index_fill_")
+    self[(slice(None),) * dim + (as_tensor_arg(index)._data,)] = value
+    return self
+
+
+def _stride(self, dim=None):
+    strides = tuple(s // self._data.itemsize for s in self._data.strides)
+    return strides if dim is None else strides[_normalize_dim(dim, self.ndim, "stride")]
+
+
+def _random_(self, from_=0, to=None, *, generator=None):
+    low, high = (0, from_) if to is None and from_ else (from_, to)
+    if high is None:  # PyTorch's default range: every integer the dtype holds exactly
+        dtype = self._data.dtype
+        high = 2 ** (np.finfo(dtype).nmant + 1) if dtype.kind == "f" else np.iinfo(dtype).max
+    return self._fill_random(_random.rng(generator).integers(low, high, self._data.shape))
+
+
+def _exponential_(self, lambd=1.0, *, generator=None):
+    return self._fill_random(_random.rng(generator).exponential(1.0 / lambd, self._data.shape))
+
+
+def _apply_(self, callable):
+    """Call a Python function on every element, in place (CPU tensors; slow, as in PyTorch)."""
+    self._data[...] = np.vectorize(callable, otypes=[self._data.dtype])(self._data)
+    self._version[0] += 1
+    return self
+
+
 FUNCTIONS = ("addcdiv", "addcmul", "addmm", "argsort", "clamp_max", "clamp_min", "cosh", "count_nonzero", "cumsum",
              "diag", "dist", "exp2", "hstack", "lerp", "log10", "log2", "masked_select", "meshgrid", "movedim",
              "nonzero", "reciprocal", "roll", "sinh", "sort", "std_mean", "tile", "trace", "var_mean", "vstack")
@@ -262,6 +342,10 @@ TENSOR_METHODS = {
     **{f"{fn.__name__}_": _in_place(fn) for fn in (exp, log, sqrt, relu, sigmoid, tanh, neg, _abs, floor, round,
                                                    sign, reciprocal, clamp_min, clamp_max, lerp, addcmul, addcdiv,
                                                    cumsum)},
+    "scatter_": _scatter_, "scatter_add_": _scatter_add_, "index_fill_": _index_fill_, "stride": _stride,
+    "random_": _random_, "exponential_": _exponential_, "apply_": _apply_,
+    "repeat_interleave": repeat_interleave, "fmod": fmod, "nan_to_num": nan_to_num, "bernoulli": bernoulli,
+    "data_ptr": lambda self: self._data.ctypes.data,
     "nelement": lambda self: self._data.size,
     "ndimension": lambda self: self._data.ndim,
     "is_contiguous": lambda self, memory_format=None: True,
