@@ -19,7 +19,7 @@ import numpy as np
 from .._mode import state
 from ..errors import GraphError
 from ..ops.op import grad_edge
-from ..tape import Node
+from ..tape import Node, _user_stack
 from ..tensor import Tensor, _wrap
 from .engine import run_backward
 
@@ -30,21 +30,20 @@ class CompositeNode(Node):
     """The backward of a composite function: the engine run over its inner subgraph, from ``root`` down
     to the ``boundaries`` (one per input; None where no gradient is needed)."""
 
-    __slots__ = ("label", "root", "boundaries", "metadata")
+    __slots__ = ("label", "root", "boundaries")
     num_outputs = 1
 
-    def __init__(self, label, root, boundaries, metadata):
-        self._init_node(tuple(b.edges[0] if b is not None else None for b in boundaries))
+    def __init__(self, label, root, boundaries):
+        self._init_node(tuple(b.outer if b is not None else None for b in boundaries))
         self.label = label
         self.root = root  # a data-less tensor carrying the inner output's grad_fn
         self.boundaries = boundaries
-        self.metadata = metadata
 
     def name(self):
         return self.label
 
     def input_metadata(self, i):
-        return self.metadata[i]
+        return self.boundaries[i].metadata
 
     def apply(self, grads, needed):
         if self.root is None:
@@ -76,11 +75,13 @@ class Boundary(Node):
 
     __slots__ = ("outer", "metadata", "captured")
 
-    def __init__(self, t):
+    def __init__(self, t):  # one per input of each call: kept short
         self.outer = grad_edge(t)
-        self._init_node((self.outer,))
+        self.edges = (self.outer,)
+        self.needs = [True]
+        self._tensor_hooks = self._retained = self._post_hooks = self.captured = None
+        self._stack = _user_stack() if state.anomaly else None
         self.metadata = (t._data.shape, t._data.dtype)
-        self.captured = None
 
     def name(self):
         return "CompositeInput"
@@ -115,10 +116,6 @@ def _alias(t):
     return a
 
 
-def _floating(t):
-    return isinstance(t, Tensor) and t._data.dtype.kind == "f"  # integer tensors (targets) get no edge
-
-
 def composite(label, inputs=None):
     """Decorate a function of tensors so that its result shows one backward node named ``label``.
 
@@ -133,11 +130,18 @@ def composite(label, inputs=None):
         def run(*args, **kwargs):
             if not state.grad_enabled or state.tracer is not None:  # a static graph records the primitives
                 return fn(*args, **kwargs)
-            if inputs is None:
-                chosen = [t for t in args + tuple(kwargs.values()) if _floating(t)]
-            else:  # an optional input left out (None) keeps its place, as PyTorch shows it: (None, 0)
-                chosen = [t for t in inputs(*args, **kwargs) if t is None or _floating(t)]
-            aliases = {id(t): _alias(t) for t in chosen if t is not None and t._requires_grad}
+            chosen = inputs(*args, **kwargs) if inputs is not None else args + tuple(kwargs.values())
+            aliases, boundaries = {}, []
+            for t in chosen:
+                if not isinstance(t, Tensor):
+                    if t is None and inputs is not None:  # an optional input left out keeps its place: (None, 0)
+                        boundaries.append(None)
+                elif t._data.dtype.kind == "f":  # integer tensors (targets) get no edge
+                    # an input passed twice gets its gradient once, at its first place
+                    fresh = t._requires_grad and id(t) not in aliases
+                    if fresh:
+                        aliases[id(t)] = _alias(t)
+                    boundaries.append(aliases[id(t)].grad_fn if fresh else None)
             if not aliases:
                 return fn(*args, **kwargs)
             swap = lambda v: aliases.get(id(v), v) if isinstance(v, Tensor) else v  # noqa: E731
@@ -146,12 +150,7 @@ def composite(label, inputs=None):
                 return next((t for t in chosen if aliases.get(id(t)) is out), out)
             if out.grad_fn is None:
                 return out
-            boundaries, seen = [], set()
-            for t in chosen:  # an input passed twice gets its gradient once, at its first place
-                boundaries.append(aliases[id(t)].grad_fn if id(t) in aliases and id(t) not in seen else None)
-                seen.add(id(t))
-            node = CompositeNode(grad_name, _at(out.grad_fn), boundaries,
-                                 [None if t is None else (t._data.shape, t._data.dtype) for t in chosen])
+            node = CompositeNode(grad_name, _at(out.grad_fn), boundaries)
             node.root._out_nr = out._out_nr
             # a view of an inner value (conv2d's final permute) stops being one: its history is the node now
             out.grad_fn, out._out_nr, out._base = node, 0, None
