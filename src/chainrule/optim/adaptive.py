@@ -46,9 +46,11 @@ def _new_step():
 
 
 class _Adaptive(Optimizer):
-    """What the three share: validation of numbers and ranges, flags PyTorch has and we refuse."""
+    """What the three share: validation, the step loop (the state's step count, then ``_update``), flags
+    PyTorch has and we refuse. ``_branches`` starts with (weight decay, maximize) in each."""
 
     _RANGES = ()  # (key, PyTorch's message, upper bound or None): every key must be >= 0
+    _HYPER = ()  # the group's hyperparameters ``_update`` takes, in order
 
     def __init__(self, params, defaults, **unsupported):
         for key, _, _ in self._RANGES:
@@ -65,6 +67,22 @@ class _Adaptive(Optimizer):
             group.setdefault("foreach", None)
             group.setdefault("differentiable", False)
 
+    def _branches(self, group):
+        """(weight decay, maximize): each on or off."""
+        return _nonzero(group, "weight_decay"), bool(group["maximize"])
+
+    def step(self, closure=None):
+        """Perform a single optimization step; ``closure`` re-evaluates the model and returns the loss."""
+        loss = self._eval_closure(closure)
+        for index, group in enumerate(self.param_groups):
+            branches = self._branches(group)
+            hyper = self._hyper(index, *self._HYPER)
+            for p in with_grads(group["params"]):
+                state = self._state_of(p, group, branches)
+                state["step"].add_(1)
+                self._update(p, state, branches, *hyper)
+        return loss
+
 
 class RMSprop(_Adaptive):
     """RMSprop (``torch.optim.RMSprop``), optionally centered and with momentum."""
@@ -72,6 +90,7 @@ class RMSprop(_Adaptive):
     _RANGES = (("lr", "Invalid learning rate", None), ("eps", "Invalid epsilon value", None),
                ("momentum", "Invalid momentum value", None), ("weight_decay", "Invalid weight_decay value", None),
                ("alpha", "Invalid alpha value", None))
+    _HYPER = ("lr", "alpha", "eps", "weight_decay", "momentum")
     _PARAM_SHAPED_STATE = ("square_avg", "momentum_buffer", "grad_avg")
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
@@ -82,37 +101,10 @@ class RMSprop(_Adaptive):
 
     def _branches(self, group):
         """(weight decay, maximize, momentum, centered, lerp's formula for weights >= 0.5): each on or off."""
-        return (_nonzero(group, "weight_decay"), bool(group["maximize"]), _nonzero(group, "momentum"),
-                bool(group["centered"]), 1 - _scalar(group["alpha"], "alpha") >= 0.5)
+        return (*super()._branches(group), _nonzero(group, "momentum"), bool(group["centered"]),
+                1 - _scalar(group["alpha"], "alpha") >= 0.5)
 
-    def step(self, closure=None):
-        """Perform a single optimization step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = self._eval_closure(closure)
-        for index, group in enumerate(self.param_groups):
-            branches = self._branches(group)
-            lr, alpha, eps, weight_decay, momentum = self._hyper(index, "lr", "alpha", "eps", "weight_decay",
-                                                                 "momentum")
-            for p in with_grads(group["params"]):
-                state = self._state_of(p, branches)
-                state["step"].add_(1)
-                g = _direction(p, weight_decay, *branches[:2])
-                square_avg = state["square_avg"]
-                square_avg.mul_(alpha).add_((g * (1 - alpha)).mul_(g))  # addcmul_(g, g, value=1 - alpha)
-                if branches[3]:
-                    grad_avg = state["grad_avg"]
-                    _lerp_(grad_avg, g, alpha, branches[4])
-                    avg = (square_avg - grad_avg * grad_avg).sqrt().add_(eps)
-                else:
-                    avg = square_avg.sqrt().add_(eps)
-                if branches[2]:
-                    buf = state["momentum_buffer"]
-                    buf.mul_(momentum).add_(g / avg)
-                    p.sub_(buf * lr)
-                else:
-                    p.sub_((g * lr).div_(avg))  # addcdiv_(g, avg, value=-lr)
-        return loss
-
-    def _state_of(self, p, branches):
+    def _state_of(self, p, group, branches):
         state = self.state[p]
         if len(state) == 0:
             state["step"] = _new_step()
@@ -122,6 +114,23 @@ class RMSprop(_Adaptive):
         if branches[3] and "grad_avg" not in state:
             state["grad_avg"] = zeros_like(p)
         return state
+
+    def _update(self, p, state, branches, lr, alpha, eps, weight_decay, momentum):
+        g = _direction(p, weight_decay, *branches[:2])
+        square_avg = state["square_avg"]
+        square_avg.mul_(alpha).add_((g * (1 - alpha)).mul_(g))  # addcmul_(g, g, value=1 - alpha)
+        if branches[3]:
+            grad_avg = state["grad_avg"]
+            _lerp_(grad_avg, g, alpha, branches[4])
+            avg = (square_avg - grad_avg * grad_avg).sqrt().add_(eps)
+        else:
+            avg = square_avg.sqrt().add_(eps)
+        if branches[2]:
+            buf = state["momentum_buffer"]
+            buf.mul_(momentum).add_(g / avg)
+            p.sub_(buf * lr)
+        else:
+            p.sub_((g * lr).div_(avg))  # addcdiv_(g, avg, value=-lr)
 
     def _after_load(self):
         super()._after_load()
@@ -143,6 +152,7 @@ class Adadelta(_Adaptive):
 
     _RANGES = (("lr", "Invalid learning rate", None), ("rho", "Invalid rho value", 1.0),
                ("eps", "Invalid epsilon value", None), ("weight_decay", "Invalid weight_decay value", None))
+    _HYPER = ("lr", "rho", "eps", "weight_decay")
     _PARAM_SHAPED_STATE = ("square_avg", "acc_delta")
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *, capturable=False,
@@ -151,29 +161,20 @@ class Adadelta(_Adaptive):
                     "foreach": foreach}
         super().__init__(params, defaults, capturable=capturable, differentiable=differentiable)
 
-    def _branches(self, group):
-        """(weight decay, maximize): each on or off."""
-        return _nonzero(group, "weight_decay"), bool(group["maximize"])
+    def _state_of(self, p, group, branches):
+        state = self.state[p]
+        if len(state) == 0:
+            state.update(step=_new_step(), square_avg=zeros_like(p), acc_delta=zeros_like(p))
+        return state
 
-    def step(self, closure=None):
-        """Perform a single optimization step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = self._eval_closure(closure)
-        for index, group in enumerate(self.param_groups):
-            branches = self._branches(group)
-            lr, rho, eps, weight_decay = self._hyper(index, "lr", "rho", "eps", "weight_decay")
-            for p in with_grads(group["params"]):
-                state = self.state[p]
-                if len(state) == 0:
-                    state.update(step=_new_step(), square_avg=zeros_like(p), acc_delta=zeros_like(p))
-                state["step"].add_(1)
-                g = _direction(p, weight_decay, *branches)
-                square_avg, acc_delta = state["square_avg"], state["acc_delta"]
-                square_avg.mul_(rho).add_((g * (1 - rho)).mul_(g))
-                std = (square_avg + eps).sqrt()
-                delta = (acc_delta + eps).sqrt().div_(std).mul_(g)
-                acc_delta.mul_(rho).add_((delta * (1 - rho)).mul_(delta))
-                p.sub_(delta * lr)
-        return loss
+    def _update(self, p, state, branches, lr, rho, eps, weight_decay):
+        g = _direction(p, weight_decay, *branches)
+        square_avg, acc_delta = state["square_avg"], state["acc_delta"]
+        square_avg.mul_(rho).add_((g * (1 - rho)).mul_(g))
+        std = (square_avg + eps).sqrt()
+        delta = (acc_delta + eps).sqrt().div_(std).mul_(g)
+        acc_delta.mul_(rho).add_((delta * (1 - rho)).mul_(delta))
+        p.sub_(delta * lr)
 
 
 class Adagrad(_Adaptive):
@@ -183,6 +184,7 @@ class Adagrad(_Adaptive):
                ("weight_decay", "Invalid weight_decay value", None),
                ("initial_accumulator_value", "Invalid initial_accumulator_value value", None),
                ("eps", "Invalid epsilon value", None))
+    _HYPER = ("lr", "lr_decay", "eps", "weight_decay")
     _PARAM_SHAPED_STATE = ("sum",)
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
@@ -192,29 +194,16 @@ class Adagrad(_Adaptive):
         super().__init__(params, defaults, differentiable=differentiable, fused=fused)
         for group in self.param_groups:
             for p in group["params"]:
-                self._state_of(p, group)
+                self._state_of(p, group, None)
 
-    def _state_of(self, p, group):
+    def _state_of(self, p, group, branches):
         state = self.state[p]
         if len(state) == 0:
             state.update(step=_new_step(), sum=full_like(p, _scalar(group["initial_accumulator_value"], "value")))
         return state
 
-    def _branches(self, group):
-        """(weight decay, maximize): each on or off."""
-        return _nonzero(group, "weight_decay"), bool(group["maximize"])
-
-    def step(self, closure=None):
-        """Perform a single optimization step; ``closure`` re-evaluates the model and returns the loss."""
-        loss = self._eval_closure(closure)
-        for index, group in enumerate(self.param_groups):
-            branches = self._branches(group)
-            lr, lr_decay, eps, weight_decay = self._hyper(index, "lr", "lr_decay", "eps", "weight_decay")
-            for p in with_grads(group["params"]):
-                state = self._state_of(p, group)
-                state["step"].add_(1)
-                clr = lr / ((step_count(state["step"]) - 1) * lr_decay + 1)
-                g = _direction(p, weight_decay, *branches)
-                state["sum"].add_(g * g)
-                p.sub_((g * clr).div_(state["sum"].sqrt().add_(eps)))
-        return loss
+    def _update(self, p, state, branches, lr, lr_decay, eps, weight_decay):
+        clr = lr / ((step_count(state["step"]) - 1) * lr_decay + 1)
+        g = _direction(p, weight_decay, *branches)
+        state["sum"].add_(g * g)
+        p.sub_((g * clr).div_(state["sum"].sqrt().add_(eps)))
