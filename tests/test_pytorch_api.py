@@ -277,6 +277,19 @@ def test_legacy_constructors_like_torch(lib):
         lib.FloatTensor(lib.tensor([1, 2]))
 
 
+def test_tensor_class_is_the_legacy_constructor(lib):
+    assert lib.Tensor([1, 2]).dtype == lib.float32 and lib.Tensor([1, 2]).tolist() == [1.0, 2.0]
+    assert tuple(lib.Tensor(2, 3).shape) == (2, 3) and tuple(lib.Tensor().shape) == (0,)
+    assert tuple(lib.Tensor(lib.Size([4])).shape) == (4,)
+    ints = lib.tensor([1, 2])
+    shared = lib.Tensor(ints)
+    assert shared.dtype == lib.int64
+    shared[0] = 5
+    assert ints.tolist() == [5, 2]
+    weight = lib.nn.Parameter(lib.Tensor(3, 2))
+    assert tuple(weight.shape) == (3, 2) and weight.requires_grad
+
+
 # --- norms, normal, out= ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs", [{}, {"p": 1}, {"p": 3, "dim": 1}, {"p": float("inf"), "dim": 0},
                                     {"p": -float("inf")}, {"p": "fro", "dim": (0, 1), "keepdim": True},

@@ -29,9 +29,11 @@ class Tensor:
                  "_hooks", "_fw", "_accum", "__weakref__")
     __array_priority__ = 1000  # numpy defers to our reflected operators: ndarray + Tensor -> Tensor
 
-    def __init__(self, data=None, requires_grad=False, dtype=None):
-        array = as_array(data if data is not None else [], dtype)
-        _init(self, array)
+    def __init__(self, *args, requires_grad=False, dtype=None):
+        """PyTorch's legacy constructor: ``Tensor(data)`` (floats, whatever the data), ``Tensor(2, 3)``
+        (uninitialized, of those sizes), ``Tensor()`` (empty). ``chainrule.tensor(data)`` infers the dtype."""
+        _init(self, _legacy_array(args, _dtype.to_numpy_dtype(dtype) if dtype is not None
+                                  else _dtype.default_float.numpy))
         if requires_grad:
             self.requires_grad = True
 
@@ -315,6 +317,20 @@ class Meta(tuple):
 
     def __repr__(self):
         return f"Meta(shape={self.shape}, dtype={self.dtype})"
+
+
+def _legacy_array(args, dtype):
+    if not args:
+        return np.empty((0,), dtype)
+    if all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in args) or (
+            len(args) == 1 and isinstance(args[0], Size)):
+        return np.empty(tuple(args[0]) if isinstance(args[0], Size) else args, dtype)
+    if len(args) > 1:
+        raise TypeError(f"Tensor(): expected sizes (ints) or one sequence of data, got {len(args)} arguments")
+    data = args[0]
+    if isinstance(data, Tensor):  # PyTorch's Tensor(t) shares t's memory, whatever its dtype
+        return data._data
+    return as_array(data, dtype)
 
 
 def _init(t, array):

@@ -21,7 +21,7 @@ from ..ops import infer as _infer
 from ..ops.elementwise import as_tensor_arg, floating, where
 from ..ops.nn import binary_cross_entropy_op, dropout_mask_op, log_sigmoid_op
 from ..ops.op import bind
-from ..tensor import Tensor
+from ..tensor import _wrap
 from ._functional_more import *  # noqa: F403 - more of torch.nn.functional, same namespace
 from ._functional_more import __all__ as _more
 
@@ -365,7 +365,7 @@ def one_hot(tensor, num_classes=-1):
             raise ValueError("one_hot: Can not infer total number of classes from empty tensor.")
     elif data.size and data.max() >= num_classes:
         raise ValueError("one_hot: Class values must be smaller than num_classes.")
-    return Tensor((data[..., None] == np.arange(num_classes)).astype(np.int64))
+    return _wrap((data[..., None] == np.arange(num_classes)).astype(np.int64))
 
 
 def _pad_index(size, lo, hi, mode):
