@@ -530,6 +530,9 @@ SCHEDULERS = {
                                                           anneal_strategy="linear", three_phase=True, pct_start=0.25),
     "CosineAnnealingWarmRestarts": lambda S, o: S.CosineAnnealingWarmRestarts(o, T_0=7, eta_min=1e-3),
     "CosineAnnealingWarmRestarts-T_mult": lambda S, o: S.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2),
+    "CyclicLR": lambda S, o: S.CyclicLR(o, base_lr=0.01, max_lr=[0.1, 0.5], step_size_up=4),
+    "CyclicLR-triangular2": lambda S, o: S.CyclicLR(o, 0.01, 0.1, step_size_up=3, step_size_down=5, mode="triangular2"),
+    "CyclicLR-exp_range": lambda S, o: S.CyclicLR(o, 0.01, 0.1, step_size_up=2, mode="exp_range", gamma=0.95),
     "ChainedScheduler": lambda S, o: S.ChainedScheduler([S.ExponentialLR(o, gamma=0.9), S.StepLR(o, step_size=5)]),
 }
 
@@ -646,12 +649,15 @@ def test_scheduler_sets_initial_lr_and_base_lrs(lib):
     assert sched.last_epoch == 1 and opt.param_groups[0]["lr"] == 0.1
 
 
+@pytest.mark.parametrize("cyclic", [False, True], ids=["OneCycleLR", "CyclicLR"])
 @pytest.mark.parametrize("adam", [False, True], ids=["sgd-momentum", "adam-beta1"])
-def test_one_cycle_cycles_momentum_like_torch(adam):
+def test_cyclic_schedules_cycle_momentum_like_torch(adam, cyclic):
     def run(lib):
         w = lib.tensor([1.0], requires_grad=True)
         opt = lib.optim.Adam([w], lr=0.01) if adam else lib.optim.SGD([w], lr=0.1, momentum=0.9)
-        sched = lib.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=20)
+        schedulers = lib.optim.lr_scheduler
+        sched = (schedulers.CyclicLR(opt, 0.01, 1.0, step_size_up=3) if cyclic
+                 else schedulers.OneCycleLR(opt, max_lr=1.0, total_steps=20))
         seen = []
         for _ in range(20):
             w.grad = lib.tensor([0.5])
