@@ -438,6 +438,9 @@ FUNCTIONS = {
     "repeat_interleave": lambda L, x: L.repeat_interleave(x, 2, dim=1)[0] * x.repeat_interleave(L.tensor([1, 0, 2]),
                                                                                                 0)[:, 0, None],
     "fmod_nan_to_num": lambda L, x: L.fmod(x * 3, 1.5) + L.nan_to_num(x.log()),
+    "diff_nansum": lambda L, x: L.diff(x, n=2, dim=1) * L.nansum(x.log(), 1, keepdim=True),
+    "tensordot": lambda L, x: L.tensordot(x, x.t(), dims=1) + L.tensordot(x, x, dims=([0, 1], [0, 1])),
+    "column_stack_square": lambda L, x: L.column_stack([x[0], x[1]]) * x[:2].t().clone().square_(),
     "scatter_": lambda L, x: x.clone().scatter_(1, L.tensor([[0], [3], [1]]), 5.0) * x,
     "in_place": lambda L, x: x.clone().mul_(2).addcmul_(x, x, value=0.1).lerp_(x, 0.3).tanh_(),
 }

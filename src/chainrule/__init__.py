@@ -30,6 +30,7 @@ from ._legacy import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTen
 from . import autograd
 from . import linalg  # noqa: F811 - the public module replaces the op library's module of that name
 from .linalg import norm
+from .nn.functional import cosine_similarity, pairwise_distance
 from .io import load, save
 from . import expr, nn, optim, static, utils
 from .static import trace_compile as compile  # noqa: A001 - cr.compile, PyTorch's name

@@ -13,7 +13,22 @@ from ..tensor import Tensor, _normalize_dim, _wrap
 from . import infer
 from .creation import empty, full, ones, tensor, zeros
 from .elementwise import abs as _abs
-from .elementwise import as_tensor_arg, clamp, exp, floor, log, neg, relu, round, sigmoid, sign, sqrt, tanh, where
+from .elementwise import (
+    as_tensor_arg,
+    clamp,
+    exp,
+    floor,
+    log,
+    neg,
+    relu,
+    round,
+    sigmoid,
+    sign,
+    sqrt,
+    square,
+    tanh,
+    where,
+)
 from .indexing import flip, gather, getitem, repeat, scatter, scatter_add
 from .linalg import matmul, outer
 from .op import LINEAR, bind, defop
@@ -255,6 +270,53 @@ def bernoulli(input, p=None, *, generator=None):
     return _wrap(draws.astype(as_tensor_arg(input)._data.dtype))
 
 
+def column_stack(tensors):
+    return cat([reshape(t, (-1, 1)) if as_tensor_arg(t).ndim < 2 else t for t in tensors], 1)
+
+
+def diff(input, n=1, dim=-1):
+    """Differences of neighbours along ``dim``, ``n`` times."""
+    input = as_tensor_arg(input)
+    dim = _normalize_dim(dim, input.ndim, "diff")
+    for _ in range(n):
+        size = input.shape[dim]
+        head = (slice(None),) * dim
+        input = getitem(input, head + (slice(1, size),)) - getitem(input, head + (slice(0, size - 1),))
+    return input
+
+
+def nansum(input, dim=None, keepdim=False):
+    input = as_tensor_arg(input)
+    return sum(where(input != input, 0.0, input), dim, keepdim)
+
+
+def nanmean(input, dim=None, keepdim=False):
+    input = as_tensor_arg(input)
+    return nansum(input, dim, keepdim) / sum((input == input).to(input.dtype), dim, keepdim)
+
+
+def tensordot(a, b, dims=2):
+    """Sum over the last ``dims`` dims of ``a`` and the first of ``b`` (or the two lists of dims given)."""
+    a, b = as_tensor_arg(a), as_tensor_arg(b)
+    if isinstance(dims, int):
+        dims = (list(range(a.ndim - dims, a.ndim)), list(range(dims)))
+    da = [d % a.ndim for d in np.atleast_1d(dims[0]).tolist()]
+    db = [d % b.ndim for d in np.atleast_1d(dims[1]).tolist()]
+    keep_a = [d for d in range(a.ndim) if d not in da]
+    keep_b = [d for d in range(b.ndim) if d not in db]
+    left = reshape(permute(a, tuple(keep_a + da)), (int(np.prod([a.shape[d] for d in keep_a])), -1))
+    right = reshape(permute(b, tuple(db + keep_b)), (left.shape[1], -1))
+    return reshape(matmul(left, right), tuple(a.shape[d] for d in keep_a) + tuple(b.shape[d] for d in keep_b))
+
+
+def is_nonzero(input):
+    input = as_tensor_arg(input)
+    if input.numel() != 1:
+        raise RuntimeError(f"Boolean value of Tensor with {'no values' if not input.numel() else 'more than one value'}"
+                           " is ambiguous")
+    return bool(input.item())
+
+
 def _new(factory):
     def method(self, *size, dtype=None, device=None, requires_grad=False, **kwargs):
         dtype = dtype if dtype is not None else _dtype.from_numpy_dtype(self._data.dtype)
@@ -346,6 +408,8 @@ TENSOR_METHODS = {
     "random_": _random_, "exponential_": _exponential_, "apply_": _apply_,
     "repeat_interleave": repeat_interleave, "fmod": fmod, "nan_to_num": nan_to_num, "bernoulli": bernoulli,
     "data_ptr": lambda self: self._data.ctypes.data,
+    "diff": diff, "nansum": nansum, "nanmean": nanmean, "is_nonzero": is_nonzero,
+    "square_": _in_place(square),
     "nelement": lambda self: self._data.size,
     "ndimension": lambda self: self._data.ndim,
     "is_contiguous": lambda self, memory_format=None: True,
