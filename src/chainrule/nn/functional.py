@@ -443,11 +443,11 @@ def _check_reduction(reduction):
         raise ValueError(f"{reduction} is not a valid value for reduction")
 
 
-def _same_size(name, input, target):
+def _same_size(name, input, target, stacklevel=3):
     if not _same_sizes(input.shape, target.shape):
         warnings.warn(f"Using a target size ({target.shape}) that is different to the input size ({input.shape}). "
                       "This will likely lead to incorrect results due to broadcasting. Please ensure they have "
-                      "the same size.", stacklevel=3)
+                      "the same size.", stacklevel=stacklevel)
 
 
 @composite("MseLoss")
@@ -455,7 +455,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     input, target = as_tensor_arg(input), as_tensor_arg(target)
-    _same_size("mse_loss", input, target)
+    _same_size("mse_loss", input, target, stacklevel=4)  # (a composite: one frame more)
     diff = input - target
     loss = diff * diff
     if weight is not None:
