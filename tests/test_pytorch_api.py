@@ -463,6 +463,9 @@ def test_index_and_constructor_helpers_like_torch(lib):
     assert lib.argsort(x, dim=1).tolist() == [[1, 2, 0], [1, 0, 2]]
     assert lib.nonzero(x).tolist() == [[0, 0], [0, 1], [0, 2], [1, 1], [1, 2]]
     assert lib.count_nonzero(x).item() == 5
+    values, inverse, counts = lib.unique(lib.tensor([3, 1, 3, 2]), return_inverse=True, return_counts=True)
+    assert (values.tolist(), inverse.tolist(), counts.tolist()) == ([1, 2, 3], [2, 0, 2, 1], [1, 1, 2])
+    assert lib.tensor([[1, 2], [1, 2], [0, 1]]).unique(dim=0).tolist() == [[0, 1], [1, 2]]
     a, b = lib.meshgrid(lib.arange(2), lib.arange(3), indexing="xy")
     assert tuple(a.shape) == (3, 2) and b[:, 0].tolist() == [0, 1, 2]
     assert x.new_zeros(2).dtype == lib.float32 and x.new_full((2,), 7).tolist() == [7.0, 7.0]

@@ -128,6 +128,7 @@ from .extras import (  # noqa: F401 - re-exported
     tensordot,
     tile,
     trace,
+    unique,
     var_mean,
     vstack,
 )

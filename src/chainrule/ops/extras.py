@@ -270,6 +270,18 @@ def bernoulli(input, p=None, *, generator=None):
     return _wrap(draws.astype(as_tensor_arg(input)._data.dtype))
 
 
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """The distinct values (sorted), optionally with each element's index into them and their counts."""
+    data = as_tensor_arg(input)._data
+    values, inverse, counts = np.unique(data, return_inverse=True, return_counts=True, axis=dim)
+    out = (_wrap(values),)
+    if return_inverse:
+        out += (_wrap(inverse.reshape(data.shape if dim is None else (data.shape[dim],)).astype(np.int64)),)
+    if return_counts:
+        out += (_wrap(counts.astype(np.int64)),)
+    return out[0] if len(out) == 1 else out
+
+
 def column_stack(tensors):
     return cat([reshape(t, (-1, 1)) if as_tensor_arg(t).ndim < 2 else t for t in tensors], 1)
 
@@ -408,7 +420,7 @@ TENSOR_METHODS = {
     "random_": _random_, "exponential_": _exponential_, "apply_": _apply_,
     "repeat_interleave": repeat_interleave, "fmod": fmod, "nan_to_num": nan_to_num, "bernoulli": bernoulli,
     "data_ptr": lambda self: self._data.ctypes.data,
-    "diff": diff, "nansum": nansum, "nanmean": nanmean, "is_nonzero": is_nonzero,
+    "unique": unique, "diff": diff, "nansum": nansum, "nanmean": nanmean, "is_nonzero": is_nonzero,
     "square_": _in_place(square),
     "nelement": lambda self: self._data.size,
     "ndimension": lambda self: self._data.ndim,
