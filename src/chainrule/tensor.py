@@ -32,8 +32,7 @@ class Tensor:
     def __init__(self, *args, requires_grad=False, dtype=None):
         """PyTorch's legacy constructor: ``Tensor(data)`` (floats, whatever the data), ``Tensor(2, 3)``
         (uninitialized, of those sizes), ``Tensor()`` (empty). ``chainrule.tensor(data)`` infers the dtype."""
-        _init(self, _legacy_array(args, _dtype.to_numpy_dtype(dtype) if dtype is not None
-                                  else _dtype.default_float.numpy))
+        _init(self, _legacy_array(args, _dtype.to_numpy_dtype(dtype) if dtype is not None else None))
         if requires_grad:
             self.requires_grad = True
 
@@ -320,6 +319,12 @@ class Meta(tuple):
 
 
 def _legacy_array(args, dtype):
+    """The array of ``Tensor(*args)``: sizes or Python data give the default float dtype (or ``dtype``); a
+    tensor is shared and a numpy array keeps its dtype (unlike PyTorch, which casts it to float)."""
+    if len(args) == 1 and isinstance(args[0], (Tensor, np.ndarray)):
+        data = args[0]
+        return data._data if isinstance(data, Tensor) else as_array(data, dtype)
+    dtype = dtype if dtype is not None else _dtype.default_float.numpy
     if not args:
         return np.empty((0,), dtype)
     if all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in args) or (
@@ -327,10 +332,7 @@ def _legacy_array(args, dtype):
         return np.empty(tuple(args[0]) if isinstance(args[0], Size) else args, dtype)
     if len(args) > 1:
         raise TypeError(f"Tensor(): expected sizes (ints) or one sequence of data, got {len(args)} arguments")
-    data = args[0]
-    if isinstance(data, Tensor):  # PyTorch's Tensor(t) shares t's memory, whatever its dtype
-        return data._data
-    return as_array(data, dtype)
+    return as_array(args[0], dtype)
 
 
 def _init(t, array):
