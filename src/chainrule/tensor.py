@@ -30,8 +30,9 @@ class Tensor:
     __array_priority__ = 1000  # numpy defers to our reflected operators: ndarray + Tensor -> Tensor
 
     def __init__(self, *args, requires_grad=False, dtype=None):
-        """PyTorch's legacy constructor: ``Tensor(data)`` (floats, whatever the data), ``Tensor(2, 3)``
-        (uninitialized, of those sizes), ``Tensor()`` (empty). ``chainrule.tensor(data)`` infers the dtype."""
+        """PyTorch's legacy constructor: ``Tensor([1, 2])`` (floats, whatever the Python data), ``Tensor(2, 3)``
+        (uninitialized, of those sizes), ``Tensor()`` (empty), ``Tensor(t)`` (sharing ``t``); a numpy array
+        keeps its dtype. ``chainrule.tensor(data)`` infers the dtype."""
         _init(self, _legacy_array(args, _dtype.to_numpy_dtype(dtype) if dtype is not None else None))
         if requires_grad:
             self.requires_grad = True
