@@ -441,6 +441,10 @@ FUNCTIONS = {
     "diff_nansum": lambda L, x: L.diff(x, n=2, dim=1) * L.nansum(x.log(), 1, keepdim=True),
     "tensordot": lambda L, x: L.tensordot(x, x.t(), dims=1) + L.tensordot(x, x, dims=([0, 1], [0, 1])),
     "column_stack_square": lambda L, x: L.column_stack([x[0], x[1]]) * x[:2].t().clone().square_(),
+    "median_kthvalue": lambda L, x: L.median(x, 1)[0] * x.kthvalue(2, 0).values[:3] + x.median(),
+    "index_add_": lambda L, x: x.clone().index_add_(0, L.tensor([2, 0, 2]), x * x, alpha=0.5),
+    "glu_group_norm": lambda L, x: L.nn.functional.glu(x) * L.nn.functional.group_norm(x[None], 3, x[:, 0],
+                                                                                        x[:, 1])[0, :, :2],
     "scatter_": lambda L, x: x.clone().scatter_(1, L.tensor([[0], [3], [1]]), 5.0) * x,
     "in_place": lambda L, x: x.clone().mul_(2).addcmul_(x, x, value=0.1).lerp_(x, 0.3).tanh_(),
 }
@@ -499,6 +503,40 @@ def test_more_layers_like_torch():
     assert isinstance(pd["b"], cr.nn.Parameter) and len(pd) == 2 and "a" in pd
 
 
+LOSSES = [
+    lambda L, a, b, y: L.nn.MarginRankingLoss(margin=0.1)(a[:, 0], b[:, 0], y),
+    lambda L, a, b, y: L.nn.SoftMarginLoss(reduction="sum")(a, b.detach().sign()),
+    lambda L, a, b, y: L.nn.MultiLabelSoftMarginLoss()(a, (b > 0).to(a.dtype)),
+    lambda L, a, b, y: L.nn.CosineEmbeddingLoss(0.2)(a, b, y),
+    lambda L, a, b, y: L.nn.TripletMarginLoss()(a, b, a.flip(0)),
+    lambda L, a, b, y: L.nn.TripletMarginLoss(p=1, swap=True, reduction="none")(a, b, a.flip(0)),
+    lambda L, a, b, y: L.nn.GroupNorm(2, 4).double()(a.reshape(2, 4, 2)),
+    lambda L, a, b, y: L.nn.ReflectionPad2d(1)(a[None, None]) * L.nn.ReplicationPad2d((1, 1, 2, 0))(b[None, None]),
+    lambda L, a, b, y: L.nn.GLU(dim=0)(a),
+]
+
+
+@pytest.mark.parametrize("k", range(len(LOSSES)))
+def test_more_losses_and_layers_values_and_gradients_like_torch(k):
+    def run(L):
+        a = L.tensor(_arr(4, 4, seed=5), requires_grad=True)
+        b = L.tensor(_arr(4, 4, seed=6), requires_grad=True)
+        out = LOSSES[k](L, a, b, L.tensor([1.0, -1.0, 1.0, -1.0], dtype=L.float64))
+        ga, gb = L.autograd.grad(out.sum(), [a, b], allow_unused=True)
+        return [out.detach().numpy(), ga.numpy()] + ([gb.numpy()] if gb is not None else [])
+
+    for ours, theirs in zip(run(cr), run(torch)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-7, atol=1e-12)
+    assert repr(cr.nn.GroupNorm(2, 4)) == repr(torch.nn.GroupNorm(2, 4)) and repr(cr.nn.GLU()) == repr(torch.nn.GLU())
+
+
+def test_stack_dataset(lib):
+    data = lib.utils.data
+    stacked = data.StackDataset(image=data.TensorDataset(lib.arange(3)), label=data.TensorDataset(lib.arange(3) * 2))
+    assert len(stacked) == 3 and stacked[1]["label"][0].item() == 2
+    assert data.StackDataset(lib.arange(2), lib.arange(2))[1] == (1, 1)
+
+
 def test_small_top_level_helpers():
     with cr.inference_mode():
         assert not cr.is_grad_enabled()
@@ -516,7 +554,7 @@ def test_small_top_level_helpers():
 # --- missing features name themselves -----------------------------------------------------------------------------
 @pytest.mark.parametrize("where,name", [(cr, "fft"), (cr.nn, "Transformerx"), (F, "gumbel_softmaxx"),
                                         (cr.optim, "LBFGS"), (cr.optim.lr_scheduler, "CyclicLRx"),
-                                        (cr.utils.data, "StackDataset"), (cr.ones(1), "stft")])
+                                        (cr.utils.data, "StackDatasetx"), (cr.ones(1), "stft")])
 def test_a_missing_feature_raises_an_error_naming_it(where, name):
     with pytest.raises(AttributeError, match=rf"{name}.*not implemented in chainrule"):
         getattr(where, name)

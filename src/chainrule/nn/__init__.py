@@ -24,20 +24,29 @@ from .conv import Conv2d
 from .dropout import Dropout, Dropout2d
 from .flatten import Flatten, Unflatten
 from .layers_more import (
-    SELU,
-    AvgPool1d,
-    ConstantPad2d,
-    CosineSimilarity,
-    Hardsigmoid,
-    Hardswish,
-    MaxPool1d,
-    Mish,
-    PairwiseDistance,
-    ParameterDict,
-    Softsign,
-    Tanhshrink,
-    Threshold,
-    ZeroPad2d,
+                         GLU,
+                         SELU,
+                         AvgPool1d,
+                         ConstantPad2d,
+                         CosineEmbeddingLoss,
+                         CosineSimilarity,
+                         GroupNorm,
+                         Hardsigmoid,
+                         Hardswish,
+                         MarginRankingLoss,
+                         MaxPool1d,
+                         Mish,
+                         MultiLabelSoftMarginLoss,
+                         PairwiseDistance,
+                         ParameterDict,
+                         ReflectionPad2d,
+                         ReplicationPad2d,
+                         SoftMarginLoss,
+                         Softsign,
+                         Tanhshrink,
+                         Threshold,
+                         TripletMarginLoss,
+                         ZeroPad2d,
 )
 from .linear import Embedding, Identity, Linear
 from .loss import (
@@ -63,7 +72,8 @@ __all__ = [
     "Sequential", "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Softmin", "Softplus", "Tanh", "Unflatten",
     "functional", "init", "utils", "SELU", "AvgPool1d", "ConstantPad2d", "CosineSimilarity", "Hardsigmoid",
     "Hardswish", "MaxPool1d", "Mish", "PairwiseDistance", "ParameterDict", "Softsign", "Tanhshrink", "Threshold",
-    "ZeroPad2d",
+    "ZeroPad2d", "GLU", "CosineEmbeddingLoss", "GroupNorm", "MarginRankingLoss", "MultiLabelSoftMarginLoss",
+    "ReflectionPad2d", "ReplicationPad2d", "SoftMarginLoss", "TripletMarginLoss",
 ]
 
 __getattr__ = module_getattr("chainrule.nn", "torch.nn")

@@ -1,14 +1,17 @@
 """More of ``torch.nn``'s parameter-free layers: each is one call of a functional."""
 
+from .. import ops as _ops
 from ..tensor import Tensor
 from . import functional as F
 from .module import Module
 from .parameter import Parameter
 
 
-def _layer(name, fn, doc, **defaults):
-    """A Module class ``name`` whose forward is ``fn(input, **its settings)`` (settings default to ``defaults``)."""
+def _layer(name, fn, doc, shown=None, **defaults):
+    """A Module class ``name`` whose forward is ``fn(*inputs, **its settings)`` (settings default to ``defaults``);
+    its repr shows the settings named in ``shown`` (default: all), as PyTorch's does."""
     keys = list(defaults)
+    shown = keys if shown is None else shown
 
     def __init__(self, *args, **kwargs):
         Module.__init__(self)
@@ -20,7 +23,7 @@ def _layer(name, fn, doc, **defaults):
         return fn(*inputs, **{key: getattr(self, key) for key in keys})
 
     def extra_repr(self):  # as PyTorch's: the flags only when set
-        return ", ".join(f"{key}={getattr(self, key)}" for key in keys
+        return ", ".join(f"{key}={getattr(self, key)}" for key in shown
                          if key not in ("inplace", "return_indices") or getattr(self, key))
 
     return type(name, (Module,), {"__init__": __init__, "forward": forward, "extra_repr": extra_repr,
@@ -57,6 +60,60 @@ class AvgPool1d(Module):
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+MarginRankingLoss = _layer("MarginRankingLoss", F.margin_ranking_loss, "max(0, -y (x1 - x2) + margin).", (),
+                           margin=0.0, reduction="mean")
+SoftMarginLoss = _layer("SoftMarginLoss", F.soft_margin_loss, "log(1 + exp(-y x)).", (), reduction="mean")
+MultiLabelSoftMarginLoss = _layer("MultiLabelSoftMarginLoss", F.multilabel_soft_margin_loss,
+                                  "Per-class logistic loss, averaged over the classes.", (), weight=None,
+                                  reduction="mean")
+CosineEmbeddingLoss = _layer("CosineEmbeddingLoss", F.cosine_embedding_loss, "1 - cos, or max(0, cos - margin).", (),
+                             margin=0.0, reduction="mean")
+TripletMarginLoss = _layer("TripletMarginLoss", F.triplet_margin_loss, "max(0, d(a, p) - d(a, n) + margin).", (),
+                           margin=1.0, p=2.0, eps=1e-6, swap=False, reduction="mean")
+GLU = _layer("GLU", F.glu, "a * sigmoid(b) of the two halves along dim.", dim=-1)
+
+
+class GroupNorm(Module):
+    """Group normalization with a learned per-channel scale and shift (``affine``)."""
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, bias=True, device=None, dtype=None):
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError("num_channels must be divisible by num_groups")
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        self.weight = Parameter(_ops.ones(num_channels, dtype=dtype)) if affine else None
+        self.bias = Parameter(_ops.zeros(num_channels, dtype=dtype)) if affine and bias else None
+
+    def forward(self, input):
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
+
+
+class _Pad2d(Module):
+    mode = "constant"
+
+    def __init__(self, padding):
+        super().__init__()
+        self.padding = _pad4(padding)
+
+    def forward(self, input):
+        return F.pad(input, self.padding, mode=self.mode)
+
+    def extra_repr(self):
+        return f"{self.padding}"
+
+
+class ReflectionPad2d(_Pad2d):
+    mode = "reflect"
+
+
+class ReplicationPad2d(_Pad2d):
+    mode = "replicate"
 
 
 def _pad4(padding):

@@ -282,6 +282,34 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     return out[0] if len(out) == 1 else out
 
 
+_values_indices = namedtuple("values_indices", ["values", "indices"])
+
+
+def kthvalue(input, k, dim=-1, keepdim=False):
+    """The k-th smallest value along ``dim`` (1-based) and its index; the value is a gather (differentiable)."""
+    input = as_tensor_arg(input)
+    dim = _normalize_dim(dim, input.ndim, "kthvalue")
+    if not 1 <= k <= (input.shape[dim] if input.ndim else 1):
+        raise IndexError(f"kthvalue(): selected number k out of range for dimension {dim}")
+    index = getitem(argsort(input, dim), (slice(None),) * dim + (slice(k - 1, k),)) if input.ndim else None
+    if index is None:
+        return _values_indices(input.clone(), _wrap(np.array(0)))
+    values = gather(input, dim, index)
+    if not keepdim:
+        values, index = values.squeeze(dim), index.squeeze(dim)
+    return _values_indices(values, index)
+
+
+def median(input, dim=None, keepdim=False):
+    """The lower median (of all elements, or ``(values, indices)`` along ``dim``), as PyTorch defines it."""
+    input = as_tensor_arg(input)
+    if dim is None:
+        flat = reshape(input, (-1,))
+        return kthvalue(flat, (flat.shape[0] + 1) // 2, 0).values
+    dim = _normalize_dim(dim, input.ndim, "median")
+    return kthvalue(input, (input.shape[dim] + 1) // 2 if input.ndim else 1, dim, keepdim)
+
+
 def column_stack(tensors):
     return cat([reshape(t, (-1, 1)) if as_tensor_arg(t).ndim < 2 else t for t in tensors], 1)
 
@@ -371,6 +399,22 @@ def _scatter_add_(self, dim, index, src):
     return self._inplace(scatter_add, dim, index, src)
 
 
+def _index_add_(self, dim, index, source, *, alpha=1):
+    """Add the slices of ``source`` into the rows ``index`` of ``self`` along ``dim`` (repeats add up)."""
+    dim = _normalize_dim(dim, self.ndim, "index_add_")
+    source = as_tensor_arg(source) * alpha if alpha != 1 else as_tensor_arg(source)
+    shape = [1] * source.ndim
+    shape[dim] = -1
+    expanded = _wrap(np.broadcast_to(as_tensor_arg(index)._data.reshape(shape), source._data.shape).copy())
+    return self._inplace(scatter_add, dim, expanded, source)
+
+
+def _index_copy_(self, dim, index, source):
+    dim = _normalize_dim(dim, self.ndim, "index_copy_")
+    self[(slice(None),) * dim + (as_tensor_arg(index)._data,)] = source
+    return self
+
+
 def _index_fill_(self, dim, index, value):
     dim = _normalize_dim(dim, self.ndim, "index_fill_")
     self[(slice(None),) * dim + (as_tensor_arg(index)._data,)] = value
@@ -417,6 +461,7 @@ TENSOR_METHODS = {
                                                    sign, reciprocal, clamp_min, clamp_max, lerp, addcmul, addcdiv,
                                                    cumsum)},
     "scatter_": _scatter_, "scatter_add_": _scatter_add_, "index_fill_": _index_fill_, "stride": _stride,
+    "index_add_": _index_add_, "index_copy_": _index_copy_, "kthvalue": kthvalue, "median": median,
     "random_": _random_, "exponential_": _exponential_, "apply_": _apply_,
     "repeat_interleave": repeat_interleave, "fmod": fmod, "nan_to_num": nan_to_num, "bernoulli": bernoulli,
     "data_ptr": lambda self: self._data.ctypes.data,

@@ -5,7 +5,16 @@ from ..._missing import module_getattr
 from ._worker import WorkerInfo, get_worker_info
 from .collate import default_collate, default_convert
 from .dataloader import DataLoader
-from .dataset import ChainDataset, ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split
+from .dataset import (
+    ChainDataset,
+    ConcatDataset,
+    Dataset,
+    IterableDataset,
+    StackDataset,
+    Subset,
+    TensorDataset,
+    random_split,
+)
 from .sampler import (
     BatchSampler,
     RandomSampler,
@@ -16,7 +25,8 @@ from .sampler import (
 )
 
 __all__ = [
-    "BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "SubsetRandomSampler", "WeightedRandomSampler",
+    "BatchSampler", "StackDataset", "ChainDataset", "ConcatDataset", "DataLoader", "SubsetRandomSampler",
+    "WeightedRandomSampler",
     "Dataset", "IterableDataset", "RandomSampler", "Sampler", "SequentialSampler",
     "Subset", "TensorDataset", "WorkerInfo", "default_collate", "default_convert", "get_worker_info",
     "random_split",

@@ -151,6 +151,29 @@ class ChainDataset(IterableDataset):
         return sum(len(d) for d in self.datasets)
 
 
+class StackDataset(Dataset):
+    """Samples that combine the samples of several datasets of one length: a tuple (``StackDataset(a, b)``) or
+    a dict (``StackDataset(image=a, label=b)``)."""
+
+    def __init__(self, *args, **kwargs):
+        if args and kwargs:
+            raise ValueError("StackDataset takes datasets either positionally (tuple samples) or by keyword (dict "
+                             "samples), not both")
+        self.datasets = args or kwargs
+        lengths = {len(d) for d in (args or kwargs.values())}
+        if len(lengths) != 1:
+            raise ValueError("Size mismatch between datasets")
+        self._length = lengths.pop()
+
+    def __getitem__(self, index):
+        if isinstance(self.datasets, dict):
+            return {k: d[index] for k, d in self.datasets.items()}
+        return tuple(d[index] for d in self.datasets)
+
+    def __len__(self):
+        return self._length
+
+
 def _concat(self, other):
     return ConcatDataset([self, other])
 
