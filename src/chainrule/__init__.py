@@ -50,8 +50,7 @@ for _name in _OUT_FUNCTIONS:  # PyTorch's out= keyword on the functions (the Ten
     globals()[_name] = _with_out(globals()[_name])
 
 
-Tensor.__getattr__ = _missing.tensor_getattr
-__getattr__ = _missing.module_getattr("chainrule", "torch")
+__getattr__ = _missing.module_getattr("chainrule", "torch")  # (Tensor gets none: it would slow every attribute read)
 
 
 def is_tensor(obj):

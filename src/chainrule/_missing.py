@@ -1,8 +1,9 @@
-"""Clear errors for PyTorch names chainrule does not have: a module's ``__getattr__`` and Tensor's.
+"""Clear errors for PyTorch names chainrule does not have: a module-level ``__getattr__``.
 
-``chainrule.fft`` or ``x.unfold_`` raise an AttributeError (so ``hasattr`` and ``getattr(..., default)``
-keep working) whose message names the missing feature and its PyTorch spelling, instead of Python's bare
-"has no attribute"."""
+``chainrule.fft`` raises an AttributeError (so ``hasattr`` and ``getattr(..., default)`` keep working) whose
+message names the missing feature and its PyTorch spelling, instead of Python's bare "has no attribute".
+Tensor has no such hook on purpose: a class ``__getattr__`` makes every attribute read of every tensor slower
+(Python's own message, "'Tensor' object has no attribute 'stft'", names the feature already)."""
 
 
 def module_getattr(module, torch_module):
@@ -15,11 +16,3 @@ def module_getattr(module, torch_module):
                              "implemented in chainrule (or the name is misspelled)")
 
     return __getattr__
-
-
-def tensor_getattr(self, name):
-    """``Tensor.__getattr__``: only reached when normal lookup failed."""
-    if name.startswith("__"):
-        raise AttributeError(f"'Tensor' object has no attribute {name!r}")
-    raise AttributeError(f"'Tensor' object has no attribute {name!r}: PyTorch's Tensor.{name} is not implemented "
-                         "in chainrule (or the name is misspelled)")
