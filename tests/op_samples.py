@@ -94,6 +94,11 @@ for _name, _low, _high in [("exp", -2, 2), ("log", 0.5, 3), ("sqrt", 0.5, 3), ("
                            ("tan", -1, 1), ("tanh", -2, 2), ("sigmoid", -2, 2), ("log1p", 0.5, 3), ("expm1", -2, 2)]:
     sample(_name, unary(_low, _high), torch=fn(_name))
 sample("log_sigmoid", unary(), refuses=(I64, BOOL), torch=lambda lib, x: lib.nn.functional.logsigmoid(x))
+sample("cumsum", lambda rng, dt: ((data(rng, (3, 4), dt),), {"dim": 1}), ALL, torch=lambda lib, x: lib.cumsum(x, 1))
+also("cumsum", lambda rng, dt: ((data(rng, (2, 3, 2), dt),), {"dim": 0}))
+sample("binary_cross_entropy", lambda rng, dt: ((data(rng, (3, 4), dt, *((0.05, 0.95) if dt.kind == "f" else (0, 1))),
+                                                 data(rng, (3, 4), dt, 0, 1)), {}), refuses=(I64, BOOL),
+       torch=lambda lib, x, t: lib.nn.functional.binary_cross_entropy(x, t, reduction="none"))
 for _name in ("neg", "relu", "abs"):
     sample(_name, unary(), NUMBERS, refuses=(BOOL,), torch=fn(_name))
 for _name in ("floor", "ceil", "round", "trunc"):

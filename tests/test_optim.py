@@ -90,6 +90,17 @@ CONFIGS = [
     ("AdamW", dict(lr=0.01)),
     ("AdamW", dict(lr=0.01, weight_decay=0.5, amsgrad=True)),
     ("AdamW", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-3, maximize=True)),
+    ("RMSprop", dict()),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.1)),
+    ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True)),
+    ("RMSprop", dict(lr=0.01, alpha=0.3, centered=True, maximize=True)),  # lerp weight 0.7: torch's second formula
+    ("RMSprop", dict(lr=0.005, momentum=0.5, weight_decay=0.01, maximize=True)),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.5, eps=1e-4, weight_decay=0.1)),
+    ("Adadelta", dict(lr=2.0, maximize=True)),
+    ("Adagrad", dict()),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05, initial_accumulator_value=0.5)),
+    ("Adagrad", dict(lr=0.1, weight_decay=0.1, eps=1e-6, maximize=True)),
 ]
 CONFIG_IDS = [f"{c}-" + ",".join(f"{k}={v}" for k, v in kw.items()) for c, kw in CONFIGS]
 
@@ -143,6 +154,9 @@ MLP_CONFIGS = [  # no maximize here: gradient ascent on this loss diverges, ampl
     ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
     ("AdamW", dict(lr=0.01)),
     ("AdamW", dict(lr=0.01, weight_decay=0.5, amsgrad=True)),
+    ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.01)),
+    ("Adadelta", dict(lr=1.0)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.01)),
 ]
 
 
@@ -295,7 +309,8 @@ def test_custom_optimizer_subclass(lib):
 # state dicts
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("cls,kwargs", [("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.01, amsgrad=True)),
-                                        ("AdamW", dict(lr=0.01))])
+                                        ("AdamW", dict(lr=0.01)), ("RMSprop", dict(momentum=0.5, centered=True)),
+                                        ("Adadelta", dict()), ("Adagrad", dict(lr_decay=0.1))])
 def test_state_dict_layout_matches_torch(cls, kwargs):
     (tp, topt), (cp, copt) = (_run_fixed_grads(lib, cls, kwargs, steps=3) for lib in LIBS)
     tsd, csd = topt.state_dict(), copt.state_dict()
@@ -333,7 +348,9 @@ def _as_lib_tensor(p, g):
 
 
 @pytest.mark.parametrize("cls,kwargs", [("SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
-                                        ("Adam", dict(lr=0.01, amsgrad=True)), ("AdamW", dict(lr=0.01))])
+                                        ("Adam", dict(lr=0.01, amsgrad=True)), ("AdamW", dict(lr=0.01)),
+                                        ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True)),
+                                        ("Adadelta", dict(lr=0.5)), ("Adagrad", dict(lr=0.1, lr_decay=0.1))])
 def test_resuming_from_a_state_dict_equals_an_uninterrupted_run(cls, kwargs):
     grads = _grad_sequence(12)
     ps = [cr.tensor(a, requires_grad=True) for a in _start_params()]
@@ -427,6 +444,14 @@ BAD_HYPERPARAMETERS = [
     ("AdamW", dict(lr=-0.5), "Invalid learning rate: -0.5"),
     ("AdamW", dict(betas=(0.9, -0.999)), "Invalid beta parameter at index 1: -0.999"),
     ("AdamW", dict(weight_decay=-0.01), "Invalid weight_decay value: -0.01"),
+    ("RMSprop", dict(lr=-0.1), "Invalid learning rate: -0.1"),
+    ("RMSprop", dict(alpha=-0.5), "Invalid alpha value: -0.5"),
+    ("RMSprop", dict(momentum=-0.5), "Invalid momentum value: -0.5"),
+    ("RMSprop", dict(eps=-1.0), "Invalid epsilon value: -1.0"),
+    ("Adadelta", dict(rho=1.5), "Invalid rho value: 1.5"),
+    ("Adadelta", dict(weight_decay=-1), "Invalid weight_decay value: -1"),
+    ("Adagrad", dict(lr_decay=-0.1), "Invalid lr_decay value: -0.1"),
+    ("Adagrad", dict(initial_accumulator_value=-1.0), "Invalid initial_accumulator_value value: -1.0"),
 ]
 
 
@@ -500,6 +525,15 @@ SCHEDULERS = {
     "ConstantLR": lambda S, o: S.ConstantLR(o, factor=0.5, total_iters=4),
     "PolynomialLR": lambda S, o: S.PolynomialLR(o, total_iters=20, power=2.0),
     "SequentialLR-warmup-cosine": _warmup_then_cosine,
+    "OneCycleLR": lambda S, o: S.OneCycleLR(o, max_lr=0.5, total_steps=50),
+    "OneCycleLR-linear-3phase": lambda S, o: S.OneCycleLR(o, max_lr=[0.5, 0.2], epochs=5, steps_per_epoch=10,
+                                                          anneal_strategy="linear", three_phase=True, pct_start=0.25),
+    "CosineAnnealingWarmRestarts": lambda S, o: S.CosineAnnealingWarmRestarts(o, T_0=7, eta_min=1e-3),
+    "CosineAnnealingWarmRestarts-T_mult": lambda S, o: S.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2),
+    "CyclicLR": lambda S, o: S.CyclicLR(o, base_lr=0.01, max_lr=[0.1, 0.5], step_size_up=4),
+    "CyclicLR-triangular2": lambda S, o: S.CyclicLR(o, 0.01, 0.1, step_size_up=3, step_size_down=5, mode="triangular2"),
+    "CyclicLR-exp_range": lambda S, o: S.CyclicLR(o, 0.01, 0.1, step_size_up=2, mode="exp_range", gamma=0.95),
+    "ChainedScheduler": lambda S, o: S.ChainedScheduler([S.ExponentialLR(o, gamma=0.9), S.StepLR(o, step_size=5)]),
 }
 
 
@@ -613,3 +647,39 @@ def test_scheduler_sets_initial_lr_and_base_lrs(lib):
     opt.step()
     sched.step()
     assert sched.last_epoch == 1 and opt.param_groups[0]["lr"] == 0.1
+
+
+@pytest.mark.parametrize("cyclic", [False, True], ids=["OneCycleLR", "CyclicLR"])
+@pytest.mark.parametrize("adam", [False, True], ids=["sgd-momentum", "adam-beta1"])
+def test_cyclic_schedules_cycle_momentum_like_torch(adam, cyclic):
+    def run(lib):
+        w = lib.tensor([1.0], requires_grad=True)
+        opt = lib.optim.Adam([w], lr=0.01) if adam else lib.optim.SGD([w], lr=0.1, momentum=0.9)
+        schedulers = lib.optim.lr_scheduler
+        sched = (schedulers.CyclicLR(opt, 0.01, 1.0, step_size_up=3) if cyclic
+                 else schedulers.OneCycleLR(opt, max_lr=1.0, total_steps=20))
+        seen = []
+        for _ in range(20):
+            w.grad = lib.tensor([0.5])
+            opt.step()
+            sched.step()
+            group = opt.param_groups[0]
+            seen.append((group["lr"], group["betas"] if adam else group["momentum"]))
+        return seen
+
+    assert run(cr) == run(torch)
+
+
+def test_warm_restarts_with_fractional_epochs_like_torch():
+    def run(lib):
+        opt = lib.optim.SGD([lib.tensor([1.0], requires_grad=True)], lr=0.1)
+        sched = lib.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=3, T_mult=2)
+        seen = []
+        for epoch in range(12):
+            for i in range(4):
+                opt.step()
+                sched.step(epoch + i / 4)
+                seen.append(sched.get_last_lr()[0])
+        return seen
+
+    assert run(cr) == run(torch)

@@ -38,6 +38,11 @@ float32 = DType("float32", np.float32, 2)
 float64 = DType("float64", np.float64, 2)
 
 ALL = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
+# PyTorch's legacy tensor type names ("torch.FloatTensor"), which Tensor.type() returns and accepts
+TYPE_NAMES = {bool_: "BoolTensor", uint8: "ByteTensor", int8: "CharTensor", int16: "ShortTensor",
+              int32: "IntTensor", int64: "LongTensor", float16: "HalfTensor", float32: "FloatTensor",
+              float64: "DoubleTensor"}
+_BY_TYPE_NAME = {name: d for d, name in TYPE_NAMES.items()}
 _FROM_NUMPY = {d.numpy: d for d in ALL}
 _NAMES = {d.name: d for d in ALL}
 default_float = float32
@@ -71,6 +76,15 @@ def to_numpy_dtype(dtype):
     if isinstance(dtype, str) and dtype in _NAMES:
         return _NAMES[dtype].numpy
     return from_numpy_dtype(dtype).numpy
+
+
+def from_type_name(name):
+    """The dtype of a legacy type name: 'chainrule.FloatTensor' or PyTorch's 'torch.FloatTensor'."""
+    package, _, short = name.rpartition(".")
+    if package not in ("torch", "chainrule") or short not in _BY_TYPE_NAME:
+        raise ValueError(f"invalid type: {name!r}; expected one of "
+                         + ", ".join(f"'chainrule.{n}'" for n in _BY_TYPE_NAME))
+    return _BY_TYPE_NAME[short]
 
 
 def result_type(a, b, a_is_0d=False, b_is_0d=False):

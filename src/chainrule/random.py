@@ -1,7 +1,9 @@
 """Random number generation: PyTorch's Generator API over numpy's PCG64.
 
 Streams differ from PyTorch's (values are not bit-identical), but seeding gives the same
-reproducibility guarantees: the same seed yields the same sequence.
+reproducibility guarantees: the same seed yields the same sequence. As in PyTorch, the default
+generator starts from a random seed in every process (``initial_seed()`` tells which), and a new
+``Generator()`` from PyTorch's fixed default seed.
 """
 
 import numpy as np
@@ -12,7 +14,7 @@ class Generator:
 
     def __init__(self, device="cpu"):
         self.device = device
-        self.manual_seed(67280421310721)  # PyTorch's default seed
+        self.manual_seed(67280421310721)  # PyTorch's seed for a new Generator
 
     def manual_seed(self, seed):
         self._seed = int(seed)
@@ -37,6 +39,7 @@ class Generator:
 
 
 default_generator = Generator()
+default_generator.seed()  # as in PyTorch, each process starts from a fresh random seed (cr.manual_seed pins it)
 
 
 def manual_seed(seed):

@@ -16,6 +16,7 @@ from . import _device, _dtype
 from . import random as _random
 from ._hooks import RemovableHandle
 from ._mode import state
+from ._printing import format_tensor
 from .errors import DTypeError, GraphError, ShapeError
 
 _new = object.__new__
@@ -28,9 +29,11 @@ class Tensor:
                  "_hooks", "_fw", "_accum", "__weakref__")
     __array_priority__ = 1000  # numpy defers to our reflected operators: ndarray + Tensor -> Tensor
 
-    def __init__(self, data=None, requires_grad=False, dtype=None):
-        array = as_array(data if data is not None else [], dtype)
-        _init(self, array)
+    def __init__(self, *args, requires_grad=False, dtype=None):
+        """PyTorch's legacy constructor: ``Tensor([1, 2])`` (floats, whatever the Python data), ``Tensor(2, 3)``
+        (uninitialized, of those sizes), ``Tensor()`` (empty), ``Tensor(t)`` (sharing ``t``); a numpy array
+        keeps its dtype. ``chainrule.tensor(data)`` infers the dtype."""
+        _init(self, _legacy_array(args, _dtype.to_numpy_dtype(dtype) if dtype is not None else None))
         if requires_grad:
             self.requires_grad = True
 
@@ -232,6 +235,12 @@ class Tensor:
     def __repr__(self):
         return _format(self)
 
+    def __format__(self, format_spec):
+        """As in PyTorch: a 0-d tensor formats as its value (``f"{loss:.4f}"``), any other as its repr."""
+        if self._data.ndim == 0:
+            return self.item().__format__(format_spec)
+        return object.__format__(self, format_spec)
+
     def float(self):
         return self.to(_dtype.float32)
 
@@ -253,10 +262,14 @@ class Tensor:
     def type_as(self, other):
         return self.to(other.dtype)
 
-    def type(self, dtype=None):
+    def type(self, dtype=None, non_blocking=False, **kwargs):
+        """With no argument, the legacy type name ('chainrule.FloatTensor'); else a cast to ``dtype``: a
+        dtype, a legacy type (``chainrule.LongTensor``) or its name (PyTorch's 'torch.LongTensor' too)."""
         if dtype is None:
-            return f"chainrule.{self.dtype.name}"
-        return self.to(dtype)
+            return "chainrule." + _dtype.TYPE_NAMES[self.dtype]
+        if isinstance(dtype, str) and "Tensor" in dtype:
+            dtype = _dtype.from_type_name(dtype)
+        return self.to(getattr(dtype, "legacy_dtype", dtype))
 
     def contiguous(self):
         return self
@@ -315,6 +328,23 @@ class Meta(tuple):
 
     def __repr__(self):
         return f"Meta(shape={self.shape}, dtype={self.dtype})"
+
+
+def _legacy_array(args, dtype):
+    """The array of ``Tensor(*args)``: sizes or Python data give the default float dtype (or ``dtype``); a
+    tensor is shared and a numpy array keeps its dtype (unlike PyTorch, which casts it to float)."""
+    if len(args) == 1 and isinstance(args[0], (Tensor, np.ndarray)):
+        data = args[0]
+        return data._data if isinstance(data, Tensor) else as_array(data, dtype)
+    dtype = dtype if dtype is not None else _dtype.default_float.numpy
+    if not args:
+        return np.empty((0,), dtype)
+    if all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in args) or (
+            len(args) == 1 and isinstance(args[0], Size)):
+        return np.empty(tuple(args[0]) if isinstance(args[0], Size) else args, dtype)
+    if len(args) > 1:
+        raise TypeError(f"Tensor(): expected sizes (ints) or one sequence of data, got {len(args)} arguments")
+    return as_array(args[0], dtype)
 
 
 def _init(t, array):
@@ -465,22 +495,7 @@ def _inplace_error(self, fn, other, exc):
 
 
 def _format(t):
-    array = _device.to_host(t._data)
-    options = {"separator": ", ", "prefix": "tensor(", "threshold": 1000, "edgeitems": 3}
-    if array.dtype.kind == "f" and array.size:
-        finite = array[np.isfinite(array)]
-        integral = finite.size == 0 or bool(np.all(finite == np.round(finite)))
-        big = finite.size and (np.abs(finite).max() >= 1e8 or 0 < np.abs(finite[finite != 0]).min(initial=1) < 1e-4)
-        if big:
-            options["formatter"] = {"float_kind": lambda v: f"{v:.4e}"}
-        elif not integral:  # PyTorch prints non-integral floats with four decimals
-            options["formatter"] = {"float_kind": lambda v: f"{v:.4f}"}
-    body = np.array2string(array, **options)
-    extras = [f"device='{t.device}'"] if _device.is_device_array(t._data) else []
-    if array.dtype not in (_dtype.default_float.numpy, np.dtype(np.int64), np.dtype(np.bool_)):
-        extras.append(f"dtype={_dtype.from_numpy_dtype(array.dtype)!r}")
-    if t.grad_fn is not None:
-        extras.append(f"grad_fn=<{t.grad_fn.name()}>")
-    elif t._requires_grad:
-        extras.append("requires_grad=True")
-    return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+    dtype = repr(_dtype.from_numpy_dtype(t._data.dtype))
+    device = str(t.device) if _device.is_device_array(t._data) else None
+    return format_tensor(_device.to_host(t._data), dtype, t.grad_fn.name() if t.grad_fn is not None else None,
+                         t._requires_grad, device)

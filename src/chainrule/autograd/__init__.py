@@ -15,11 +15,18 @@ def _tensor_backward(self, gradient=None, retain_graph=None, create_graph=False,
     backward(self, gradient, retain_graph, create_graph, inputs=inputs)
 
 
+def Variable(data, requires_grad=False, volatile=False):  # noqa: N802 - PyTorch's old class name
+    """PyTorch's pre-0.4 ``Variable``: today a tensor (this one, with ``requires_grad`` set as asked)."""
+    if requires_grad:
+        data.requires_grad_(True)
+    return data
+
+
 _tensor_backward.__name__ = "backward"
 Tensor.backward = _tensor_backward  # the tensor layer sits below autograd, which gives it backward()
 
 __all__ = [
-    "Function", "FunctionCtx", "GradcheckError", "backward", "detect_anomaly", "enable_grad", "forward_ad",
+    "Function", "FunctionCtx", "Variable", "GradcheckError", "backward", "detect_anomaly", "enable_grad", "forward_ad",
     "functional", "grad", "gradcheck", "gradgradcheck", "is_anomaly_enabled", "is_grad_enabled", "no_grad",
     "set_detect_anomaly", "set_grad_enabled",
 ]

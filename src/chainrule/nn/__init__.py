@@ -1,6 +1,7 @@
 """Neural-network building blocks with PyTorch's API: ``Module``, layers, losses, ``functional``, ``init``."""
 
-from . import functional, init, parallel  # noqa: F401
+from .._missing import module_getattr
+from . import functional, init, parallel, utils  # noqa: F401
 from .activation import (
                          ELU,
                          GELU,
@@ -23,6 +24,31 @@ from .container import ModuleDict, ModuleList, ParameterList, Sequential
 from .conv import Conv1d, Conv2d, ConvTranspose2d
 from .dropout import Dropout, Dropout2d
 from .flatten import Flatten, Unflatten
+from .layers_more import (
+                         GLU,
+                         SELU,
+                         AvgPool1d,
+                         ConstantPad2d,
+                         CosineEmbeddingLoss,
+                         CosineSimilarity,
+                         GroupNorm,
+                         Hardsigmoid,
+                         Hardswish,
+                         MarginRankingLoss,
+                         MaxPool1d,
+                         Mish,
+                         MultiLabelSoftMarginLoss,
+                         PairwiseDistance,
+                         ParameterDict,
+                         ReflectionPad2d,
+                         ReplicationPad2d,
+                         SoftMarginLoss,
+                         Softsign,
+                         Tanhshrink,
+                         Threshold,
+                         TripletMarginLoss,
+                         ZeroPad2d,
+)
 from .linear import Embedding, Identity, Linear
 from .loss import (
                          BCELoss,
@@ -49,7 +75,13 @@ __all__ = [
     "Identity", "KLDivLoss", "L1Loss", "LeakyReLU", "Linear", "LogSigmoid", "LogSoftmax", "MSELoss", "MaxPool2d",
     "Module", "ModuleDict", "ModuleList", "NLLLoss", "PReLU", "Parameter", "ParameterList", "ReLU", "ReLU6",
     "Sequential", "SiLU", "Sigmoid", "SmoothL1Loss", "Softmax", "Softmin", "Softplus", "Tanh", "Unflatten",
-    "functional", "init", "parallel",
+    "functional", "init", "parallel", "utils",
     "Conv1d", "ConvTranspose2d", "GELU", "GRU", "GRUCell", "LSTM", "LSTMCell", "LayerNorm", "MultiheadAttention", "RNN",
     "RNNBase", "RNNCell", "RNNCellBase", "TransformerEncoder", "TransformerEncoderLayer", "Upsample",
+    "SELU", "AvgPool1d", "ConstantPad2d", "CosineSimilarity", "Hardsigmoid",
+    "Hardswish", "MaxPool1d", "Mish", "PairwiseDistance", "ParameterDict", "Softsign", "Tanhshrink", "Threshold",
+    "ZeroPad2d", "GLU", "CosineEmbeddingLoss", "GroupNorm", "MarginRankingLoss", "MultiLabelSoftMarginLoss",
+    "ReflectionPad2d", "ReplicationPad2d", "SoftMarginLoss", "TripletMarginLoss",
 ]
+
+__getattr__ = module_getattr("chainrule.nn", "torch.nn")

@@ -12,14 +12,18 @@ import numpy as np
 
 from .. import _device, _dtype
 from .. import ops as _ops
+from .._missing import module_getattr
+from ..autograd.composite import composite
 from ..autograd.grad_mode import no_grad
 from ..errors import DTypeError, ShapeError
 from ..ops import conv as _conv
 from ..ops import infer as _infer
 from ..ops.elementwise import as_tensor_arg, floating, where
-from ..ops.nn import dropout_mask_op, log_sigmoid_op
+from ..ops.nn import binary_cross_entropy_op, dropout_mask_op, log_sigmoid_op
 from ..ops.op import bind
-from ..tensor import Tensor
+from ..tensor import _wrap
+from ._functional_more import *  # noqa: F403 - more of torch.nn.functional, same namespace
+from ._functional_more import __all__ as _more
 
 __all__ = [
     "adaptive_avg_pool2d", "avg_pool2d", "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits",
@@ -27,7 +31,7 @@ __all__ = [
     "fold", "gelu", "hardtanh", "huber_loss", "interpolate", "l1_loss", "layer_norm", "leaky_relu", "linear",
     "log_softmax", "logsigmoid", "max_pool2d", "max_pool2d_with_indices", "mse_loss", "nll_loss", "normalize",
     "one_hot", "pad", "prelu", "relu", "relu6", "scaled_dot_product_attention", "sigmoid", "silu", "smooth_l1_loss",
-    "softmax", "softmin", "softplus", "tanh", "unfold", "upsample",
+    "softmax", "softmin", "softplus", "tanh", "unfold", "upsample", *_more,
 ]
 
 
@@ -44,9 +48,10 @@ def _values(t):
 
 
 # --- layers ---------------------------------------------------------------------------------------
-conv2d = _conv.conv2d
-max_pool2d = _conv.max_pool2d
-avg_pool2d = _conv.avg_pool2d
+# Compositions of primitives that PyTorch shows as one backward node show as that node here too.
+conv2d = composite("Convolution", inputs=lambda input, weight, bias=None, *a, **k: (input, weight, bias))(_conv.conv2d)
+max_pool2d = composite("MaxPool2DWithIndices")(_conv.max_pool2d)
+avg_pool2d = composite("AvgPool2D")(_conv.avg_pool2d)
 
 
 def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -61,15 +66,22 @@ def adaptive_avg_pool2d(input, output_size):
     oh, ow = _conv._pair(output_size) if not isinstance(output_size, (tuple, list)) else (
         h if output_size[0] is None else output_size[0], w if output_size[1] is None else output_size[1])
     if h % oh or w % ow:  # uneven (overlapping) bins: one averaging matrix per spatial dim
-        rows, cols = _adaptive_bins(h, oh).to(input.dtype), _adaptive_bins(w, ow).to(input.dtype)
+        rows, cols = (_adaptive_bins(n, m).to(input.device, input.dtype) for n, m in ((h, oh), (w, ow)))
         return _ops.matmul(_ops.matmul(rows, input), _ops.transpose(cols, 0, 1))
     return _conv.avg_pool2d(input, (h // oh, w // ow))
 
 
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias`` (weight: (out_features, in_features))."""
+    if bias is not None and weight.ndim == 2 and getattr(input, "ndim", 0) == 2:
+        return _addmm(input, weight, bias)
     out = _ops.linear(input, weight) if weight.ndim == 2 else _ops.matmul(input, weight)
     return out if bias is None else out + bias
+
+
+@composite("Addmm", inputs=lambda input, weight, bias: (bias, input, weight))  # PyTorch's order of the edges
+def _addmm(input, weight, bias):
+    return _ops.linear(input, weight) + bias
 
 
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
@@ -132,6 +144,7 @@ def relu_(input):
     return relu(input, inplace=True)
 
 
+@composite("LeakyRelu")
 def _leaky(x, negative_slope):
     return where(x > 0, x, x * negative_slope)
 
@@ -160,6 +173,7 @@ def prelu(input, weight):
     return where(input > 0, input, input * weight)
 
 
+@composite("Hardtanh")
 def _hardtanh(x, min_val, max_val):
     return where(x <= min_val, min_val, where(x >= max_val, max_val, x))  # no gradient at the bounds
 
@@ -174,15 +188,18 @@ def relu6(input, inplace=False):
     return hardtanh(input, 0.0, 6.0, inplace)
 
 
+@composite("Elu")
 def elu(input, alpha=1.0, inplace=False):
     input = floating(input)
     return where(input > 0, input, (_ops.exp(_ops.minimum(input, 0.0)) - 1) * alpha)
 
 
+@composite("Silu")
 def silu(input, inplace=False):
     return input * _ops.sigmoid(input)
 
 
+@composite("Softplus")
 def softplus(input, beta=1.0, threshold=20.0):
     input = floating(input)
     scaled = input * beta
@@ -213,7 +230,11 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None):
     input = as_tensor_arg(input)
     if dim is None:
         dim = _softmax_dim("softmax", input.ndim)
-    return _ops.softmax(input, dim, dtype=dtype)
+    return _softmax(input, dim, dtype=dtype)
+
+
+_softmax = composite("Softmax")(_ops.softmax)
+_log_softmax = composite("LogSoftmax")(_ops.log_softmax)
 
 
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
@@ -227,7 +248,7 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     input = as_tensor_arg(input)
     if dim is None:
         dim = _softmax_dim("log_softmax", input.ndim)
-    return _ops.log_softmax(input, dim, dtype=dtype)
+    return _log_softmax(input, dim, dtype=dtype)
 
 
 def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
@@ -274,6 +295,8 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
 
 
 # --- normalisation ------------------------------------------------------------------------------
+@composite("NativeBatchNorm", inputs=lambda input, running_mean, running_var, weight=None, bias=None, *a, **k: (
+    input, weight, bias))
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """Normalise over every dim but the channel dim (1). In training, batch statistics are used and the
     running ones updated in place: mean with momentum, variance with the unbiased batch variance."""
@@ -343,7 +366,7 @@ def one_hot(tensor, num_classes=-1):
             raise ValueError("one_hot: Can not infer total number of classes from empty tensor.")
     elif data.size and data.max() >= num_classes:
         raise ValueError("one_hot: Class values must be smaller than num_classes.")
-    return Tensor((data[..., None] == _device.array_module(data).arange(num_classes)).astype(np.int64))
+    return _wrap((data[..., None] == _device.array_module(data).arange(num_classes)).astype(np.int64))
 
 
 def _pad_index(size, lo, hi, mode):
@@ -421,18 +444,19 @@ def _check_reduction(reduction):
         raise ValueError(f"{reduction} is not a valid value for reduction")
 
 
-def _same_size(name, input, target):
+def _same_size(name, input, target, stacklevel=3):
     if not _same_sizes(input.shape, target.shape):
         warnings.warn(f"Using a target size ({target.shape}) that is different to the input size ({input.shape}). "
                       "This will likely lead to incorrect results due to broadcasting. Please ensure they have "
-                      "the same size.", stacklevel=3)
+                      "the same size.", stacklevel=stacklevel)
 
 
+@composite("MseLoss")
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     input, target = as_tensor_arg(input), as_tensor_arg(target)
-    _same_size("mse_loss", input, target)
+    _same_size("mse_loss", input, target, stacklevel=4)  # (a composite: one frame more)
     diff = input - target
     loss = diff * diff
     if weight is not None:
@@ -451,6 +475,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     return _reduce(loss, reduction)
 
 
+@composite("HuberLoss")
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     _check_reduction(reduction)
     input, target = as_tensor_arg(input), as_tensor_arg(target)
@@ -461,6 +486,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     return _reduce(loss, reduction)
 
 
+@composite("SmoothL1Loss")
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
@@ -536,9 +562,12 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         raise ShapeError(f"nll_loss: weight tensor should be defined either for all {n_classes} classes or no "
                          f"classes but got weight tensor of shape: {list(weight.shape)}")
     _check_class_range("nll_loss", target, n_classes, ignore_index)
-    class_dim = 1 if input.ndim >= 2 else 0
-    loss, w = _nll(input, target, weight, ignore_index, n_classes, class_dim)
-    return _nll_reduce(loss, w, reduction)
+    return _nll_loss(input, target, weight, ignore_index, reduction, n_classes, 1 if input.ndim >= 2 else 0)
+
+
+@composite("NllLoss")
+def _nll_loss(logp, target, weight, ignore_index, reduction, n_classes, class_dim):
+    return _nll_reduce(*_nll(logp, target, weight, ignore_index, n_classes, class_dim), reduction)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
@@ -562,7 +591,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if weight is not None and tuple(weight.shape) != (n_classes,):
         raise ShapeError(f"cross_entropy: weight tensor should be defined either for all {n_classes} classes or no "
                          f"classes but got weight tensor of shape: {list(weight.shape)}")
-    logp = _ops.log_softmax(input, class_dim)
+    logp = _log_softmax(input, class_dim)
     wshape = (1,) * class_dim + (n_classes,) + (1,) * (input.ndim - class_dim - 1)
     if target.dtype.is_floating_point:
         if not _same_sizes(target.shape, input.shape):
@@ -578,10 +607,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         return _reduce(loss, reduction)  # mean: over the samples (every dim but the class dim)
     _class_targets("cross_entropy", input, target)
     _check_class_range("cross_entropy", target, n_classes, ignore_index)
+    if label_smoothing <= 0:
+        return _nll_loss(logp, target, weight, ignore_index, reduction, n_classes, class_dim)
     loss, w = _nll(logp, target, weight, ignore_index, n_classes, class_dim)
     nll = _nll_reduce(loss, w, reduction)
-    if label_smoothing <= 0:
-        return nll
     terms = logp if weight is None else logp * _ops.reshape(weight.to(logp.dtype), wshape)
     smooth = -_ops.sum(terms, class_dim)
     valid = target != ignore_index
@@ -594,8 +623,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     return nll * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)
 
 
+@composite("BinaryCrossEntropy")
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
-    """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as in PyTorch."""
+    """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as in PyTorch (and with its finite
+    gradient where x is exactly 0 or 1, as a saturated float32 sigmoid gives)."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     input, target = as_tensor_arg(input), as_tensor_arg(target)
@@ -605,15 +636,14 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     data = _values(input)
     if data is not None and data.size and not ((data >= 0) & (data <= 1)).all():
         raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1")
-    target = target.to(input.dtype)
-    log_x = _ops.clamp(_ops.log(input), min=-100.0)
-    log_1mx = _ops.clamp(_ops.log(1 - input), min=-100.0)
-    loss = -(target * log_x + (1 - target) * log_1mx)
+    _infer.check_dtype("binary_cross_entropy", input._data.dtype, "biu")
+    loss = bind(binary_cross_entropy_op, input, target.to(input.dtype))
     if weight is not None:
         loss = loss * weight
     return _reduce(loss, reduction)
 
 
+@composite("BinaryCrossEntropyWithLogits")
 def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
                                      pos_weight=None):
     """sigmoid + binary cross-entropy in one stable formula: (1 - t) x - w_pos(t) log_sigmoid(x).
@@ -811,7 +841,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         out_lower = out[lead + (lower,)]
         if mode != "nearest":
             shape = (n_out,) + (1,) * (input.ndim - axis - 1)
-            weight = Tensor(frac.reshape(shape)).to(input.dtype)
+            weight = _wrap(frac.reshape(shape)).to(input.device, input.dtype)
             out_lower = out_lower + (out[lead + (upper,)] - out_lower) * weight
         out = out_lower
     return out
@@ -828,4 +858,7 @@ def _adaptive_bins(in_size, out_size):
     for i in range(out_size):
         start, end = (i * in_size) // out_size, -((-(i + 1) * in_size) // out_size)
         matrix[i, start:end] = 1 / (end - start)
-    return Tensor(matrix)
+    return _wrap(matrix)
+
+
+__getattr__ = module_getattr("chainrule.nn.functional", "torch.nn.functional")

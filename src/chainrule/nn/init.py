@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import _device
 from .. import random as _random
+from .._missing import module_getattr
 from ..autograd.grad_mode import no_grad
 
 __all__ = [
@@ -187,3 +188,5 @@ def default_layer_init_(weight, bias):
         fan_in, _ = _calculate_fan_in_and_fan_out(weight)
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
         uniform_(bias, -bound, bound)
+
+__getattr__ = module_getattr("chainrule.nn.init", "torch.nn.init")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..tensor import Tensor, _init
+from ..tensor import Tensor, _init, as_array
 
 
 class Parameter(Tensor):
@@ -17,7 +17,7 @@ class Parameter(Tensor):
         elif isinstance(data, Tensor):
             array = data._data
         else:
-            array = Tensor(data)._data
+            array = as_array(data)
         _init(self, array)
         if requires_grad:
             self.requires_grad = True

@@ -89,6 +89,51 @@ from .elementwise import (
     trunc,
     where,
 )
+from .extras import TENSOR_METHODS as _EXTRA_METHODS
+from .extras import (  # noqa: F401 - re-exported
+    addcdiv,
+    addcmul,
+    addmm,
+    argsort,
+    bernoulli,
+    clamp_max,
+    clamp_min,
+    column_stack,
+    cosh,
+    count_nonzero,
+    cumsum,
+    diag,
+    diff,
+    dist,
+    exp2,
+    fmod,
+    hstack,
+    is_nonzero,
+    kthvalue,
+    lerp,
+    log2,
+    log10,
+    masked_select,
+    median,
+    meshgrid,
+    movedim,
+    nan_to_num,
+    nanmean,
+    nansum,
+    nonzero,
+    reciprocal,
+    repeat_interleave,
+    roll,
+    sinh,
+    sort,
+    std_mean,
+    tensordot,
+    tile,
+    trace,
+    unique,
+    var_mean,
+    vstack,
+)
 from .indexing import (
     chunk,
     flip,
@@ -156,4 +201,4 @@ TENSOR_METHODS = (
     "unbind", "unflatten", "unsqueeze", "var", "view", "view_as",
 )
 
-install({**{name: globals()[name] for name in TENSOR_METHODS}, "where": _where_method})
+install({**{name: globals()[name] for name in TENSOR_METHODS}, "where": _where_method, **_EXTRA_METHODS})

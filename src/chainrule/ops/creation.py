@@ -149,10 +149,27 @@ def randperm(n, generator=None, dtype=None, device=None):
     return _make(values.astype(_dtype.to_numpy_dtype(dtype) if dtype else np.int64), device=device)
 
 
-def normal(mean, std, size=None, generator=None, device=None):
-    shape = _size((size,), "normal") if size is not None else np.broadcast_shapes(np.shape(mean), np.shape(std))
-    values = _random.rng(generator).normal(np.asarray(mean), np.asarray(std), shape)
-    return _make(values.astype(_dtype.default_float.numpy), device=device)
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False):
+    """PyTorch's overloads: tensor mean and/or std (the result has their broadcast shape and dtype;
+    ``std`` defaults to 1), or float mean and std with a ``size``."""
+    tensors = [t for t in (mean, std) if isinstance(t, Tensor)]
+    if tensors and size is not None:
+        raise TypeError("normal(): size is only accepted with float mean and std (a tensor mean or std gives "
+                        "the shape)")
+    if not tensors and size is None:
+        raise TypeError("normal(): with float mean and std, pass size, e.g. normal(0.0, 1.0, size=(2, 3))")
+    std_values = _device.to_host(std._data) if isinstance(std, Tensor) else np.asarray(std)
+    if (std_values < 0).any():
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std_values.min()}")
+    if tensors:
+        shape = np.broadcast_shapes(*(t._data.shape for t in tensors))
+        dtype = dtype or _dtype.from_numpy_dtype(np.result_type(*(t._data.dtype for t in tensors)))
+    else:
+        shape = _size((size,), "normal")
+    mean_values = _device.to_host(mean._data) if isinstance(mean, Tensor) else np.asarray(mean)
+    values = _random.rng(generator).normal(mean_values, std_values, shape)
+    device = tensors[0].device if tensors and device is None else device  # a tensor's device, as in PyTorch
+    return _make(values.astype(_float_dtype(dtype)), requires_grad, device)
 
 
 def _like_dtype(input, dtype):

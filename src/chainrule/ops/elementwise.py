@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import _device, _dtype
 from ..errors import DTypeError
-from ..tensor import Tensor
+from ..tensor import Tensor, _wrap, as_array
 from . import infer
 from .op import ELEMENTWISE, LINEAR, bind, defop
 
@@ -21,7 +21,12 @@ def as_tensor_arg(x):
     """Tensors pass through; anything else becomes a constant tensor (lists, arrays, scalars)."""
     if isinstance(x, Tensor):
         return x
-    return Tensor(x)
+    return constant(x)
+
+
+def constant(x):
+    """A new tensor of ``x`` with PyTorch's dtype inference (ints stay int64), unlike ``Tensor(x)``."""
+    return _wrap(as_array(x))
 
 
 def _scalar(x):
@@ -56,13 +61,13 @@ def coerce(a, b):
         b = _scalar(b)
         if isinstance(b, (int, float)):
             return _adopt(a, b), b
-        return coerce(a, Tensor(b))
+        return coerce(a, constant(b))
     if b_is_tensor:
         a = _scalar(a)
         if isinstance(a, (int, float)):
             return a, _adopt(b, a)
-        return coerce(Tensor(a), b)
-    return coerce(Tensor(a), b)
+        return coerce(constant(a), b)
+    return coerce(constant(a), b)
 
 
 def _adopt(t, scalar):
@@ -488,4 +493,4 @@ def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
-    return Tensor(np.isclose(input._data, as_tensor_arg(other)._data, rtol, atol, equal_nan))
+    return _wrap(np.isclose(input._data, as_tensor_arg(other)._data, rtol, atol, equal_nan))

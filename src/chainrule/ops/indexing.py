@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _device
 from ..errors import ShapeError
-from ..tensor import Tensor
+from ..tensor import Tensor, _wrap, as_array
 from . import infer
 from .elementwise import as_tensor_arg, coerce, where
 from .op import LINEAR, bind, defop
@@ -120,7 +120,7 @@ def index_put(input, index, value):
     if not isinstance(value, Tensor):
         value = value.item() if isinstance(value, np.generic) else value
         if not isinstance(value, (int, float, bool)):
-            value = Tensor(value, dtype=input.dtype).to(input.device)
+            value = _wrap(as_array(value, input.dtype)).to(input.device)
     if isinstance(value, Tensor) and value._data.dtype != input._data.dtype:
         value = value.to(input.dtype)
     return bind(index_put_op, input, value, index=normalize_index(index))

@@ -66,6 +66,9 @@ class OpDef:
         its ONNX converter (see ``chainrule.onnx``).
     ``pure``
         same inputs, same output; False for random ops, which a compiler must not fold or merge.
+    ``grad_name``
+        the name of its backward node (``grad_fn.name()``) where PyTorch's differs from the one derived
+        from ``name`` (a reshape shows as PyTorch's ``ViewBackward0``).
     """
 
     __slots__ = ("name", "forward", "infer", "vjp", "jvp", "saves", "saves_output", "view", "pure", "grad_name",
@@ -75,7 +78,7 @@ class OpDef:
     def __init__(self, name, forward, infer, vjp=None, jvp=None, saves=None, saves_output=False, view=False,
                  pure=True, doc="", *, view_inverse=None, takes_out=None, fresh=None,
                  lower=None, identity=None, simplify=None, explain=None, infix=None, export=None,
-                 elementwise=False):
+                 elementwise=False, grad_name=None):
         self.name = name
         self.forward = forward
         self.infer = infer
@@ -85,7 +88,7 @@ class OpDef:
         self.saves_output = saves_output
         self.view = view
         self.pure = pure
-        self.grad_name = "".join(part.title() for part in name.split("_")) + "Backward0"
+        self.grad_name = grad_name or "".join(part.title() for part in name.split("_")) + "Backward0"
         self.doc = doc
         self.view_inverse = view_inverse
         self.takes_out = isinstance(forward, np.ufunc) if takes_out is None else takes_out

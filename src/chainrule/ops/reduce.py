@@ -8,7 +8,7 @@ from collections import namedtuple
 import numpy as np
 
 from .. import _device, _dtype
-from ..tensor import Tensor
+from ..tensor import Tensor, _wrap
 from . import infer
 from .elementwise import as_tensor_arg, eq, exp, floating, gt, logical_or, maximum, minimum, ne, where
 from .op import LINEAR, bind, defop
@@ -260,7 +260,7 @@ def _extremum(input, dim, keepdim, other, full, arg, name):
         return full(input)
     if input.ndim == 0:  # dim 0 or -1 of a scalar: the scalar itself, at index 0
         infer.normalize_dims(name, dim, 0)  # accepts 0 and -1, as PyTorch does for a scalar
-        return values_indices(input.clone(), Tensor(np.array(0)).to(input.device))
+        return values_indices(input.clone(), _wrap(np.array(0)).to(input.device))
     indices = arg(input, dim, keepdim=True)
     values = input.gather(dim, indices)
     if not keepdim:

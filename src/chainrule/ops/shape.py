@@ -89,6 +89,7 @@ reshape_op = defop(
     view_inverse=lambda base, value, shape: reshape(value, tuple(base.shape)),
     lower=lambda args, params, dtype: f"{args[0]}.reshape({params['shape']})",
     simplify=_simplify_reshape,
+    grad_name="ViewBackward0",  # what PyTorch shows for view, flatten and reshape of contiguous tensors
 )
 
 

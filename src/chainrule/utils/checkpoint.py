@@ -17,7 +17,7 @@ from ..autograd import backward as _backward
 from ..autograd.function import Function
 from ..autograd.grad_mode import enable_grad, no_grad, state
 from ..errors import GraphError
-from ..tensor import Tensor
+from ..tensor import Tensor, _wrap, as_array
 
 __all__ = ["checkpoint", "checkpoint_sequential"]
 
@@ -100,7 +100,7 @@ def checkpoint(function, *args, use_reentrant=None, preserve_rng_state=True, **k
 
 
 def _dummy():
-    t = Tensor(0.0)
+    t = _wrap(as_array(0.0))
     t._requires_grad = True
     return t
 

@@ -297,14 +297,14 @@ def collapse_view(view, scopes, mode="box"):
         if g is not None and group.get(e.dst) != g:
             leaving.setdefault(g, []).append(e.src)
     new = GraphView(title=view.title)
-    placed = set()
     by_id = {n.id: n for n in view.nodes}
+    # a box stands where its first op runs (its parameters may be visited earlier: Addmm takes the bias first)
+    anchor = {g: next((m.id for m in ms if m.kind == "op"), ms[0].id) for g, ms in members.items()}
     for n in view.nodes:
         g = group.get(n.id)
         if g is None:
             new.add_node(n)
-        elif g not in placed:
-            placed.add(g)
+        elif anchor[g] == n.id:
             new.add_node(_module_node(box_id[g], scopes.labels.get(g, g), g, members[g],
                                       [by_id[i] for i in dict.fromkeys(leaving.get(g, ()))]))
     seen = set()

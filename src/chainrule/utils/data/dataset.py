@@ -2,6 +2,7 @@
 
 import math
 import warnings
+from bisect import bisect_right
 from itertools import accumulate
 
 import numpy as np
@@ -107,3 +108,74 @@ def random_split(dataset, lengths, generator=None):
                          f"dataset ({len(dataset)}); give counts that add up to it, or fractions that add up to 1")
     indices = cr.randperm(sum(lengths), generator=generator).tolist()
     return [Subset(dataset, indices[end - length:end]) for end, length in zip(accumulate(lengths), lengths)]
+
+
+class ConcatDataset(Dataset):
+    """The samples of several map-style datasets one after another (``a + b`` of two datasets)."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise AssertionError("datasets should not be an empty iterable")
+        for d in self.datasets:
+            if isinstance(d, IterableDataset):
+                raise AssertionError("ConcatDataset does not support IterableDataset")
+        self.cumulative_sizes = list(accumulate(len(d) for d in self.datasets))
+
+    def __len__(self):
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, index):
+        if index < 0:
+            if -index > len(self):
+                raise ValueError("absolute value of index should not exceed dataset length")
+            index += len(self)
+        which = bisect_right(self.cumulative_sizes, index)
+        start = self.cumulative_sizes[which - 1] if which else 0
+        return self.datasets[which][index - start]
+
+
+class ChainDataset(IterableDataset):
+    """Several iterable datasets read one after another."""
+
+    def __init__(self, datasets):
+        self.datasets = datasets
+
+    def __iter__(self):
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise AssertionError("ChainDataset only supports IterableDataset")
+            yield from d
+
+    def __len__(self):
+        return sum(len(d) for d in self.datasets)
+
+
+class StackDataset(Dataset):
+    """Samples that combine the samples of several datasets of one length: a tuple (``StackDataset(a, b)``) or
+    a dict (``StackDataset(image=a, label=b)``)."""
+
+    def __init__(self, *args, **kwargs):
+        if args and kwargs:
+            raise ValueError("StackDataset takes datasets either positionally (tuple samples) or by keyword (dict "
+                             "samples), not both")
+        self.datasets = args or kwargs
+        lengths = {len(d) for d in (args or kwargs.values())}
+        if len(lengths) != 1:
+            raise ValueError("Size mismatch between datasets")
+        self._length = lengths.pop()
+
+    def __getitem__(self, index):
+        if isinstance(self.datasets, dict):
+            return {k: d[index] for k, d in self.datasets.items()}
+        return tuple(d[index] for d in self.datasets)
+
+    def __len__(self):
+        return self._length
+
+
+def _concat(self, other):
+    return ConcatDataset([self, other])
+
+
+Dataset.__add__ = _concat  # PyTorch's `train + extra`
