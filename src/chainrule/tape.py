@@ -8,6 +8,7 @@ Saved tensors are released by the engine after a backward without ``retain_graph
 
 import os
 import traceback
+import weakref
 
 from ._hooks import RemovableHandle
 from ._mode import state
@@ -18,6 +19,14 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 _new_meta = tuple.__new__  # Meta's own __new__ without its Python frame: one per unsaved input
+_SHOWN = weakref.WeakKeyDictionary()  # node -> (name, edges) of the user-level function whose result it made
+
+
+def show_as(node, name, edges):
+    """Present ``node`` as the one node of a user-level function, as PyTorch shows it: ``name()`` and
+    ``next_functions`` report ``name`` and ``edges`` (the function's inputs). Only what users read
+    changes: the engine still runs ``node`` and the primitive nodes behind it."""
+    _SHOWN[node] = (name, edges)
 
 
 class Node:
@@ -36,7 +45,9 @@ class Node:
 
     @property
     def next_functions(self):
-        return tuple(e if e is not None else (None, 0) for e in self.edges)
+        shown = _SHOWN.get(self)
+        edges = self.edges if shown is None else shown[1]
+        return tuple(e if e is not None else (None, 0) for e in edges)
 
     def name(self):
         raise NotImplementedError
@@ -101,7 +112,8 @@ class OpNode(Node):
             self.out_data = self.out_version = self.out_tangent = None
 
     def name(self):
-        return self.op.grad_name
+        shown = _SHOWN.get(self)
+        return self.op.grad_name if shown is None else shown[0]
 
     def input_metadata(self, i):
         a = self.inputs[i]

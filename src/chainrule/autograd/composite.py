@@ -1,159 +1,52 @@
 """Composite functions: a user-level function built from primitives that shows as one backward node.
 
-PyTorch users read and walk ``grad_fn`` (``loss.grad_fn`` is ``MseLossBackward0``, its
-``next_functions`` lead to the layer's ``AddmmBackward0``). A chainrule function such as
-``F.mse_loss`` is a composition of primitives, each recording its own node; ``@composite("MseLoss")``
-groups them: the function runs on aliases of its tensor inputs (new leaves sharing their data,
-version counters and tangents), so its nodes form a closed subgraph, and the result gets one
-:class:`CompositeNode` whose edges are the real inputs'. Its backward runs the engine over that
-subgraph, so every primitive keeps its one definition, ``create_graph`` records as usual (double
-backward: a :class:`Boundary` links the inner nodes to the real inputs), and forward mode sees the
-primitives themselves. Static graphs record the primitives without grouping (their tensors are
-graph values, not nodes a user walks).
+PyTorch users read and walk ``grad_fn``: ``loss.grad_fn`` is ``MseLossBackward0`` and its
+``next_functions`` lead to the layer's ``AddmmBackward0``. In chainrule ``F.mse_loss`` is a
+composition of primitives, each recording its own node. ``@composite("MseLoss")`` names the node of
+the function's result after the function and points that node's ``next_functions`` at the function's
+inputs, in PyTorch's order. Only what the user reads changes: the primitive nodes stay in the graph
+and the engine runs them as they are, so grouping costs nothing in backward, double backward and
+forward mode are untouched, and ``explain_backward`` still shows every primitive rule.
 """
 
 import functools
 
-import numpy as np
-
 from .._mode import state
-from ..errors import GraphError
 from ..ops.op import grad_edge
-from ..tape import Node, _user_stack
-from ..tensor import Tensor, _wrap
-from .engine import run_backward
+from ..tape import show_as
+from ..tensor import Tensor
 
-__all__ = ["composite", "CompositeNode", "Boundary"]
-
-
-class CompositeNode(Node):
-    """The backward of a composite function: the engine run over its inner subgraph, from ``root`` down
-    to the ``boundaries`` (one per input; None where no gradient is needed)."""
-
-    __slots__ = ("label", "root", "boundaries")
-    num_outputs = 1
-
-    def __init__(self, label, root, boundaries):
-        self._init_node(tuple(b.outer if b is not None else None for b in boundaries))
-        self.label = label
-        self.root = root  # a data-less tensor carrying the inner output's grad_fn
-        self.boundaries = boundaries
-
-    def name(self):
-        return self.label
-
-    def input_metadata(self, i):
-        return self.boundaries[i].metadata
-
-    def apply(self, grads, needed):
-        if self.root is None:
-            raise GraphError(
-                f"Trying to backward through the graph a second time (through {self.label}), or to read saved "
-                "tensors after they were freed. Pass retain_graph=True to the first backward (or autograd.grad) call."
-            )
-        cut = [b for b in self.boundaries if b is not None]
-        for b, need in zip(self.boundaries, needed):  # the engine stops at the boundaries, which keep what arrives
-            if b is not None:
-                b.edges, b.needs, b.captured = (None,), [need], None
-        try:
-            run_backward([self.root], [grads[0]], True, state.grad_enabled)
-            return [b.captured if need else None for b, need in zip(self.boundaries, needed)]
-        finally:
-            for b in cut:
-                b.edges, b.needs, b.captured = (b.outer,), [True], None
-
-    def release(self):
-        self.root = self.boundaries = None
-
-
-class Boundary(Node):
-    """Where a composite's inner subgraph meets its real input: passes the gradient on to ``outer``.
-
-    While the composite's own backward runs, its edge is cut (that run stays inside) and it keeps the
-    gradient that arrives (``captured``); for any other pass, such as a double backward through a
-    gradient the inner nodes recorded, the edge is in place."""
-
-    __slots__ = ("outer", "metadata", "captured")
-
-    def __init__(self, t):  # one per input of each call: kept short
-        self.outer = grad_edge(t)
-        self.edges = (self.outer,)
-        self.needs = [True]
-        self._tensor_hooks = self._retained = self._post_hooks = self.captured = None
-        self._stack = _user_stack() if state.anomaly else None
-        self.metadata = (t._data.shape, t._data.dtype)
-
-    def name(self):
-        return "CompositeInput"
-
-    def input_metadata(self, i):
-        return self.metadata
-
-    def apply(self, grads, needed):
-        self.captured = grads[0]
-        return grads
-
-    def release(self):  # it saves nothing
-        pass
-
-
-_NO_DATA = np.empty(0)
-
-
-def _at(node):
-    """A data-less tensor whose place in the graph is output 0 of ``node``."""
-    t = _wrap(_NO_DATA)
-    t.grad_fn, t._requires_grad = node, True
-    return t
-
-
-def _alias(t):
-    """``t`` behind a :class:`Boundary`: its data, version counter and tangent, its own place in the graph."""
-    a = _wrap(t._data)
-    a.grad_fn, a._requires_grad = Boundary(t), True
-    a._version = t._version
-    a._fw = t._fw
-    return a
+__all__ = ["composite"]
 
 
 def composite(label, inputs=None):
-    """Decorate a function of tensors so that its result shows one backward node named ``label``.
+    """Decorate a function of tensors so that its result's ``grad_fn`` shows as ``<label>Backward0``.
 
-    ``inputs(*args, **kwargs)`` picks the tensors whose gradients the node sends, in the order of its
-    ``next_functions`` (default: the float tensor arguments), as PyTorch orders them; a None it returns is an
-    optional input left out, shown as ``(None, 0)``; integer tensors get no edge.
+    ``inputs(*args, **kwargs)`` picks the tensors the node's ``next_functions`` lead to, in PyTorch's
+    order (default: the tensor arguments); a None it returns is an optional input left out, shown as
+    ``(None, 0)``; integer tensors get no entry, and a tensor passed twice gets its edge at its first
+    place only.
     """
     grad_name = label + "Backward0"
 
     def decorate(fn):
         @functools.wraps(fn)
         def run(*args, **kwargs):
-            if not state.grad_enabled or state.tracer is not None:  # a static graph records the primitives
-                return fn(*args, **kwargs)
-            chosen = inputs(*args, **kwargs) if inputs is not None else args + tuple(kwargs.values())
-            aliases, boundaries = {}, []
-            for t in chosen:
-                if not isinstance(t, Tensor):
-                    if t is None and inputs is not None:  # an optional input left out keeps its place: (None, 0)
-                        boundaries.append(None)
-                elif t._data.dtype.kind == "f":  # integer tensors (targets) get no edge
-                    # an input passed twice gets its gradient once, at its first place
-                    fresh = t._requires_grad and id(t) not in aliases
-                    if fresh:
-                        aliases[id(t)] = _alias(t)
-                    boundaries.append(aliases[id(t)].grad_fn if fresh else None)
-            if not aliases:
-                return fn(*args, **kwargs)
-            swap = lambda v: aliases.get(id(v), v) if isinstance(v, Tensor) else v  # noqa: E731
-            out = fn(*map(swap, args), **{k: swap(v) for k, v in kwargs.items()})
-            if not isinstance(out, Tensor) or isinstance(out.grad_fn, Boundary):  # a tuple, or an input returned
-                return next((t for t in chosen if aliases.get(id(t)) is out), out)
-            if out.grad_fn is None:
+            out = fn(*args, **kwargs)
+            if not state.grad_enabled or not isinstance(out, Tensor) or out.grad_fn is None:
                 return out
-            node = CompositeNode(grad_name, _at(out.grad_fn), boundaries)
-            node.root._out_nr = out._out_nr
-            # a view of an inner value (conv2d's final permute) stops being one: its history is the node now
-            out.grad_fn, out._out_nr, out._base = node, 0, None
+            if inputs is None:
+                chosen = [t for t in args + tuple(kwargs.values()) if isinstance(t, Tensor)]
+            else:  # an optional input left out (None) keeps its place
+                chosen = [t for t in inputs(*args, **kwargs) if t is None or isinstance(t, Tensor)]
+            chosen = [t for t in chosen if t is None or t._data.dtype.kind == "f"]
+            if any(t is not None and out.grad_fn is t.grad_fn for t in chosen):  # it returned an input
+                return out
+            edges, seen = [], set()
+            for t in chosen:
+                edges.append(grad_edge(t) if t is not None and t._requires_grad and id(t) not in seen else None)
+                seen.add(id(t))
+            show_as(out.grad_fn, grad_name, tuple(edges))
             return out
 
         return run
