@@ -202,8 +202,8 @@ def test_device_tensors_refuse_numpy_and_print_their_device(gpu):
         with pytest.raises(TypeError, match="can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu()"):
             call()
     assert repr(x) == "tensor([1.5000, 2.0000], device='cuda:0')"
-    assert repr(x.double().requires_grad_()) == "tensor([1.5000, 2.0000], device='cuda:0', dtype=chainrule.float64, " \
-                                                 "requires_grad=True)"
+    assert repr(x.double().requires_grad_()) == ("tensor([1.5000, 2.0000], device='cuda:0', dtype=chainrule.float64,\n"
+                                                  "       requires_grad=True)")  # wrapped at 80 columns, as torch does
     assert x.tolist() == [1.5, 2.0] and x[0].item() == 1.5 and float(x.sum()) == 3.5 and bool(x[1] > 1)
     assert x.cpu().numpy().tolist() == [1.5, 2.0]
 
