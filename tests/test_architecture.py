@@ -8,7 +8,7 @@ import re
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "src" / "chainrule"
-OPTIONAL = {"onnx", "graphviz", "safetensors", "tensorboard", "tqdm", "sklearn", "torch",
+OPTIONAL = {"onnx", "graphviz", "tensorboard", "tqdm", "sklearn", "torch",
             "mpi4py", "chainrule.utils.tensorboard"}  # optional extras: imported when used
 
 
