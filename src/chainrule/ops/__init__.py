@@ -124,6 +124,7 @@ from .shape import (
     permute,
     reshape,
     reshape_as,
+    reshape_method,
     squeeze,
     stack,
     swapaxes,
@@ -155,4 +156,4 @@ TENSOR_METHODS = (
     "unflatten", "unsqueeze", "var", "view", "view_as",
 )
 
-install({**{name: globals()[name] for name in TENSOR_METHODS}, "where": _where_method})
+install({**{name: globals()[name] for name in TENSOR_METHODS}, "where": _where_method, "reshape": reshape_method})

@@ -285,7 +285,7 @@ def _conv_padding(padding, kernel, stride, dilation):
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation, PyTorch's ``F.conv2d``: input (N, C, H, W) or (C, H, W), weight
     (O, C/groups, kh, kw). Computed as im2col + one matmul (a batched one per group)."""
-    input, weight = as_tensor_arg(input), as_tensor_arg(weight)
+    input, weight = as_tensor_arg(input, "conv2d"), as_tensor_arg(weight, "conv2d", "weight")
     if weight.ndim != 4:
         raise ShapeError(f"conv2d: expected a 4-D weight (out_channels, in_channels/groups, kH, kW), got shape "
                          f"{list(weight.shape)}")
@@ -596,7 +596,7 @@ def _pool_geometry(op, input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def _batched(input, op):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, op)
     if input.ndim == 3:
         return reshape(input, (1,) + tuple(input.shape)), True
     if input.ndim != 4:

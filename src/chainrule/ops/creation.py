@@ -6,6 +6,7 @@ from .. import _dtype
 from .. import random as _random
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor, _wrap, as_array
+from . import infer
 from .op import bind, defop
 
 
@@ -20,10 +21,11 @@ def _size(size, op):
     """A shape from ``f(2, 3)`` or ``f((2, 3))``, refusing negative or non-integer sizes."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
-    try:
-        shape = tuple(int(s) for s in size)
-    except TypeError:
-        raise DTypeError(f"{op}: sizes must be ints, got {size!r}") from None
+    shape = tuple(infer.as_index(s) for s in size)
+    if None in shape:
+        bad = size[shape.index(None)]
+        raise DTypeError(f"{op}(): argument 'size' must be tuple of ints, but found element of type "
+                         f"{type(bad).__name__} (sizes: {size!r})")
     if any(s < 0 for s in shape):
         raise ShapeError(f"{op}: negative dimension in size {list(shape)}; sizes must be >= 0")
     return shape
