@@ -16,7 +16,7 @@ from ..autograd.grad_mode import no_grad
 from ..errors import DTypeError, ShapeError
 from ..ops import conv as _conv
 from ..ops import infer as _infer
-from ..ops.elementwise import as_tensor_arg, floating, where
+from ..ops.elementwise import as_tensor_arg, floating, minimum_of, where
 from ..ops.nn import dropout_mask_op, log_sigmoid_op
 from ..ops.op import bind
 from ..tensor import Tensor
@@ -182,7 +182,7 @@ def relu6(input, inplace=False):
 
 def elu(input, alpha=1.0, inplace=False):
     input = floating(input, "elu")
-    return where(input > 0, input, (_ops.exp(_ops.minimum(input, 0.0)) - 1) * alpha)
+    return where(input > 0, input, (_ops.exp(minimum_of(input, 0.0)) - 1) * alpha)
 
 
 def silu(input, inplace=False):
@@ -609,8 +609,10 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     name = "binary_cross_entropy"
     input, target = as_tensor_arg(input, name), as_tensor_arg(target, name, "target")
     if not _same_sizes(target.shape, input.shape):
-        raise ValueError(f"Using a target size ({target.shape}) that is different to the input size ({input.shape}) "
-                         "is deprecated. Please ensure they have the same size.")
+        raise ValueError(f"{name}: Using a target size ({target.shape}) that is different to the input size "
+                         f"({input.shape}) is deprecated. Please ensure they have the same size.")
+    if input.dtype != target.dtype:
+        raise DTypeError(f"{name}: Found dtype {target.dtype} for target but expected {input.dtype} (the input's)")
     data = _values(input)
     if data is not None and data.size and not ((data >= 0) & (data <= 1)).all():
         raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1")

@@ -71,6 +71,9 @@ def empty(*size, dtype=None, device=None, requires_grad=False):
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    if not isinstance(fill_value, (int, float, np.generic)) and (
+            not isinstance(fill_value, Tensor) or fill_value.numel() != 1):
+        raise DTypeError(f"full(): argument 'fill_value' must be a number, not {type(fill_value).__name__}")
     if dtype is None:
         dtype = as_array(fill_value).dtype
     return _make(np.full(_size((size,), "full"), fill_value, _dtype.to_numpy_dtype(dtype)), requires_grad)
@@ -92,14 +95,21 @@ def filled_like(input, value):
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    n, m = infer.check_int("eye", "n", n), m if m is None else infer.check_int("eye", "m", m)
     _size((n,) if m is None else (n, m), "eye")
     return _make(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+_END_NOT_GIVEN = object()  # arange(5) has no end; arange(5, None) is refused, as in PyTorch
+
+
+def arange(start, end=_END_NOT_GIVEN, step=1, dtype=None, device=None, requires_grad=False):
     """Values from ``start`` to ``end`` (exclusive); int64 for integer arguments, else float32."""
-    if end is None:
+    if end is _END_NOT_GIVEN:
         start, end = 0, start
+    for arg, value in (("start", start), ("end", end), ("step", step)):
+        if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
+            raise DTypeError(f"arange(): argument '{arg}' must be a number, not {type(value).__name__}")
     if step == 0:
         raise ShapeError("arange: step must be nonzero")
     if (end - start) * step < 0:

@@ -250,7 +250,7 @@ def square(input):
 def softplus(input, beta=1.0, threshold=20.0):
     """log(1 + exp(beta*x))/beta, linear above ``threshold`` like PyTorch's."""
     x = floating(input, "softplus") * beta
-    return where(x > threshold, x, log(1 + exp(minimum(x, threshold)))) / beta
+    return where(x > threshold, x, log(1 + exp(minimum_of(x, threshold)))) / beta
 
 
 # --- binary arithmetic ------------------------------------------------------------------------
@@ -337,11 +337,16 @@ def pow(input, exponent):
 
 
 def maximum(input, other):
-    return bind(maximum_op, *coerce(input, other, "maximum"))
+    return bind(maximum_op, *coerce(as_tensor_arg(input, "maximum"), as_tensor_arg(other, "maximum", "other")))
 
 
 def minimum(input, other):
-    return bind(minimum_op, *coerce(input, other, "minimum"))
+    return bind(minimum_op, *coerce(as_tensor_arg(input, "minimum"), as_tensor_arg(other, "minimum", "other")))
+
+
+def minimum_of(input, other):
+    """``minimum`` that also takes a Python number (PyTorch's ``minimum`` takes tensors only)."""
+    return bind(minimum_op, *coerce(input, other))
 
 
 subtract, multiply, divide, true_divide = sub, mul, div, div
@@ -386,6 +391,9 @@ def where(condition, input, other):
     condition = as_tensor_arg(condition, "where", "condition")
     if condition._data.dtype != np.bool_:
         raise DTypeError(f"where: expected condition to be a bool tensor, got {condition.dtype}")
+    for arg, value in (("input", input), ("other", other)):
+        if not isinstance(value, (Tensor, int, float, np.generic, np.ndarray)):
+            raise not_a_tensor("where", arg, value, "Tensor or a number")
     a, b = coerce(input, other)
     return bind(where_op, condition, a, b)
 
@@ -493,6 +501,7 @@ greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 
 def remainder(input, other):
     """Python's ``%`` (sign of the divisor); its gradient is 1 in input, -floor(input/other) in other."""
+    input, other = coerce(input, other, "remainder")
     return input - floor_divide(input, other) * other
 
 

@@ -60,12 +60,12 @@ def _index_error(shape, index):
     the dimension it indexes), or something that cannot index."""
     for k in index:
         if not (k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice, np.ndarray))):
-            return IndexOutOfRangeError("only integers, slices (`:`), ellipsis (`...`), None and long or byte "
+            return IndexOutOfRangeError("getitem: only integers, slices (`:`), ellipsis (`...`), None and long or byte "
                                         f"Variables are valid indices (got {type(k).__name__})")
     ndims = [0 if k is None or k is Ellipsis else k.ndim if isinstance(k, np.ndarray) and k.dtype == bool else 1
              for k in index]
     if sum(ndims) > len(shape):
-        return IndexOutOfRangeError(f"too many indices for tensor of dimension {len(shape)}")
+        return IndexOutOfRangeError(f"getitem: too many indices for tensor of dimension {len(shape)}")
     dim = 0
     for k, n in zip(index, ndims):
         if k is Ellipsis:
@@ -74,7 +74,8 @@ def _index_error(shape, index):
             size = shape[dim]
             bad = k if np.ndim(k) == 0 else (np.min(k) if np.min(k) < -size else np.max(k))
             if not -size <= bad < size:
-                return IndexOutOfRangeError(f"index {bad} is out of bounds for dimension {dim} with size {size}")
+                return IndexOutOfRangeError(
+                    f"getitem: index {bad} is out of bounds for dimension {dim} with size {size}")
         dim += n
     return IndexOutOfRangeError(f"getitem: invalid index {index!r} for a tensor of shape {list(shape)}")
 
@@ -283,7 +284,17 @@ scatter_op = defop(
 
 
 def _dim_of(input, dim, op):
-    return infer.normalize_dims(op, infer.check_int(op, "dim", dim), as_tensor_arg(input, op).ndim)[0]
+    """``dim`` as an axis (0 for a 0-d tensor, where dims 0 and -1 are allowed, as in PyTorch)."""
+    dims = infer.normalize_dims(op, infer.check_int(op, "dim", dim), as_tensor_arg(input, op).ndim)
+    return dims[0] if dims else 0
+
+
+def _sized_dim(input, dim, op, error=ShapeError):
+    """``_dim_of`` for ops that need a dimension with a size: a 0-d tensor has none."""
+    dim = _dim_of(input, dim, op)
+    if input.ndim == 0:
+        raise error(f"{op}() cannot be applied to a 0-dim tensor")
+    return dim
 
 
 def gather(input, dim, index):
@@ -316,7 +327,7 @@ def index_select(input, dim, index):
 
 def narrow(input, dim, start, length):
     input = as_tensor_arg(input, "narrow")
-    dim = _dim_of(input, dim, "narrow")
+    dim = _sized_dim(input, dim, "narrow")
     size = input.shape[dim]
     if not -size <= infer.check_int("narrow", "start", start) <= size:
         raise IndexError(f"narrow(): start {start} out of range for dimension {dim} of size {size}")
@@ -328,7 +339,7 @@ def narrow(input, dim, start, length):
 
 def select(input, dim, index):
     input = as_tensor_arg(input, "select")
-    dim = _dim_of(input, dim, "select")
+    dim = _sized_dim(input, dim, "select", IndexOutOfRangeError)
     if not -input.shape[dim] <= infer.check_int("select", "index", index) < input.shape[dim]:
         raise IndexError(f"select(): index {index} out of range for tensor of size {list(input.shape)} at dimension "
                          f"{dim}")
@@ -337,7 +348,7 @@ def select(input, dim, index):
 
 def split(tensor, split_size_or_sections, dim=0):
     tensor = as_tensor_arg(tensor, "split", "tensor")
-    dim = _dim_of(tensor, dim, "split")
+    dim = _sized_dim(tensor, dim, "split")
     size = tensor.shape[dim]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
@@ -358,9 +369,9 @@ def split(tensor, split_size_or_sections, dim=0):
 
 def chunk(input, chunks, dim=0):
     input = as_tensor_arg(input, "chunk")
+    size = input.shape[_sized_dim(input, dim, "chunk")]
     if infer.check_int("chunk", "chunks", chunks) <= 0:
         raise RuntimeError(f"chunk(): chunks must be greater than 0, got {chunks}")
-    size = input.shape[_dim_of(input, dim, "chunk")]
     return split(input, max(-(-size // chunks), 1), dim)
 
 

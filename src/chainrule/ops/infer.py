@@ -12,7 +12,7 @@ import operator
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from ..tensor import Meta
+from ..tensor import Meta, Tensor
 
 
 def shape_of(value):
@@ -120,7 +120,8 @@ def as_index(value):
     """``value`` as an int if PyTorch takes it as one (not a bool, a float or a float tensor), else None."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+    if isinstance(value, bool) or not hasattr(type(value), "__index__") or (
+            isinstance(value, Tensor) and value._data.dtype == np.bool_):
         return None
     try:
         return operator.index(value)
