@@ -113,7 +113,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         raise DTypeError(f"embedding: expected an integer index tensor (Long or Int), got {index.dtype}")
     if as_tensor_arg(weight, "embedding", "weight").ndim != 2:
         raise ShapeError(f"embedding: 'weight' must be 2-D, got shape {list(weight.shape)}")
-    if index.numel() and not -weight.shape[0] <= index._data.min() <= index._data.max() < weight.shape[0]:
+    values = _values(index)  # None while tracing: the check runs when there are values
+    if values is not None and values.size and not 0 <= values.min() <= values.max() < weight.shape[0]:
         raise IndexError(f"embedding: index out of range in self (indices must be in [0, {weight.shape[0]}))")
     dim = weight.shape[1]
     rows = _ops.gather(weight, 0, index.reshape(-1, 1).expand(-1, dim))  # a gather: traceable, exportable
