@@ -36,6 +36,7 @@ CASES = [
     ("narrow(x, 0, 1, 5)", lambda m, f, x: m.narrow(x, 0, 1, 5), ["narrow", "length"]),
     ("select(x, 1, 3)", lambda m, f, x: m.select(x, 1, 3), ["select", "index 3"]),
     ("reshape(x, -1)", lambda m, f, x: m.reshape(x, -1), ["reshape", "shape", "int"]),
+    ("arange(3, None)", lambda m, f, x: m.arange(3, None), ["arange", "end", "NoneType"]),
     ("zeros(2.5)", lambda m, f, x: m.zeros(2.5), ["zeros", "size", "float"]),
     ("ones(x)", lambda m, f, x: m.ones(m.tensor(2.0)), ["ones", "size"]),
     ("mv(x, x)", lambda m, f, x: m.mv(x, x), ["mv"]),
@@ -67,7 +68,7 @@ def test_what_pytorch_accepts_still_works():
     x = cr.from_numpy(X.copy())
     assert x.reshape(-1).shape == (6,) and x.reshape(3, 2).shape == (3, 2) and cr.reshape(x, [3, 2]).shape == (3, 2)
     assert x.squeeze(cr.tensor(0)).shape == (2, 3)  # a one-element integer tensor is an int, as in PyTorch
-    assert cr.ones(cr.tensor(2)).shape == (2,)
+    assert cr.ones(cr.tensor(2)).shape == (2,) and cr.arange(cr.tensor(3)).tolist() == [0, 1, 2]
     assert (x == None) is False and (x != "a") is True  # noqa: E711 - what PyTorch returns
     assert cr.add(2, x).tolist() == (X + 2).tolist() and (2 % (x + 1)).shape == (2, 3)
     assert cr.where(x > 2, 1.0, 0.0).tolist() == np.where(X > 2, 1.0, 0.0).tolist()

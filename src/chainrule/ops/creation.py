@@ -100,6 +100,15 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     return _make(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
 
 
+def _number(op, arg, value):
+    """A Python or numpy number, or a one-element tensor's value (PyTorch takes those as numbers)."""
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = value.item()
+    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
+        raise DTypeError(f"{op}(): argument '{arg}' must be a number, not {type(value).__name__}")
+    return value
+
+
 _END_NOT_GIVEN = object()  # arange(5) has no end; arange(5, None) is refused, as in PyTorch
 
 
@@ -107,9 +116,7 @@ def arange(start, end=_END_NOT_GIVEN, step=1, dtype=None, device=None, requires_
     """Values from ``start`` to ``end`` (exclusive); int64 for integer arguments, else float32."""
     if end is _END_NOT_GIVEN:
         start, end = 0, start
-    for arg, value in (("start", start), ("end", end), ("step", step)):
-        if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
-            raise DTypeError(f"arange(): argument '{arg}' must be a number, not {type(value).__name__}")
+    start, end, step = (_number("arange", arg, v) for arg, v in (("start", start), ("end", end), ("step", step)))
     if step == 0:
         raise ShapeError("arange: step must be nonzero")
     if (end - start) * step < 0:
