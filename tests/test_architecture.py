@@ -8,7 +8,7 @@ import re
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "src" / "chainrule"
-OPTIONAL = {"onnx", "graphviz", "safetensors", "tensorboard", "tqdm", "sklearn", "torch", "cupy",
+OPTIONAL = {"onnx", "graphviz", "tensorboard", "tqdm", "sklearn", "torch", "cupy",
             "mpi4py", "chainrule.utils.tensorboard"}  # optional extras: imported when used
 
 

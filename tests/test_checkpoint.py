@@ -1,6 +1,7 @@
 """cr.save / cr.load: exact round trips, standard safetensors files, refusals, atomic writes."""
 
 import io
+import json
 import math
 import os
 import pickle
@@ -475,3 +476,130 @@ def test_load_accepts_pytorch_keyword_arguments(tmp_path):
     assert loaded["w"].tolist() == [1.0, 1.0]
     with pytest.raises(RuntimeError, match="CUDA device but chainrule.cuda.is_available.. is False"):
         cr.load(path, map_location="cuda:0")  # PyTorch's error without a GPU (loading onto a GPU: test_device.py)
+
+
+# ------------------------------------------------------------------------------------ integrity
+
+
+def damaged_copies(data, positions, masks=(0x01, 0x20, 0x80)):
+    """Every single-byte corruption of ``data`` at ``positions``: one bit flipped at a time."""
+    for position in positions:
+        for mask in masks:
+            damaged = bytearray(data)
+            damaged[position] ^= mask
+            yield position, bytes(damaged)
+
+
+def byte_classes(data):
+    """Positions of the length prefix, the metadata, the rest of the header (the tensor table and
+    its space padding) and the tensor data."""
+    header_len = int.from_bytes(data[:8], "little")
+    header = data[8:8 + header_len].decode()
+    start = header.index('"__metadata__"')
+    _, end = json.JSONDecoder().raw_decode(header, start + len('"__metadata__":'))
+    return {
+        "length": range(8),
+        "metadata": range(8 + start, 8 + end),
+        "tensor table": [8 + i for i in range(header_len) if not start <= i < end],
+        "data": range(8 + header_len, len(data)),
+    }
+
+
+CHECKPOINT = {
+    "model": OrderedDict(fc_weight=cr.from_numpy(np.arange(6, dtype=np.float32).reshape(2, 3)),
+                         fc_bias=cr.from_numpy(np.array([0.5, -1.5], dtype=np.float64))),
+    "step": 7, "lr": 0.25, "ids": np.arange(3, dtype=np.int64), "name": "run",
+}
+
+
+@pytest.mark.parametrize("kind", ["length", "metadata", "tensor table", "data"])
+def test_a_flipped_byte_is_refused_or_changes_nothing(kind):
+    buffer = io.BytesIO()
+    cr.save(CHECKPOINT, buffer)
+    data = buffer.getvalue()
+    refused = loaded = 0
+    for position, damaged in damaged_copies(data, byte_classes(data)[kind]):
+        try:
+            result = cr.load(io.BytesIO(damaged))
+        except CheckpointError as error:
+            refused += 1
+            assert "cannot load checkpoint" in str(error), (position, error)
+            continue
+        loaded += 1  # only a flip in JSON whitespace may load, and then to exactly the same values
+        assert_same(CHECKPOINT, result, f"byte {position}")
+    assert refused > 0 and loaded <= refused // 10, (kind, refused, loaded)
+
+
+def test_damaged_tensor_data_names_the_tensor_and_verify_false_skips_the_check(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    cr.save(CHECKPOINT, path)
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x40  # the last byte of the data section belongs to the last tensor in the file
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError, match=r"tensor '(model\.fc_weight|model\.fc_bias|ids)' is damaged.*verify"):
+        cr.load(path)
+    loaded = cr.load(path, verify=False)  # the user's choice: the damaged values, unchecked
+    assert loaded["step"] == 7 and loaded["model"]["fc_weight"].shape == (2, 3)
+
+
+def test_a_checksummed_checkpoint_is_still_read_by_safetensors(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    cr.save(CHECKPOINT, path)
+    tensors = safetensors.numpy.load_file(path)
+    np.testing.assert_array_equal(tensors["model.fc_weight"], np.arange(6, dtype=np.float32).reshape(2, 3))
+    np.testing.assert_array_equal(tensors["ids"], np.arange(3))
+    with safe_open(path, "np") as f:
+        assert set(f.metadata()) == {"chainrule.format_version", "chainrule.structure", "chainrule.crc32"}
+
+
+def test_checkpoints_without_checksums_still_load(tmp_path):
+    path = tmp_path / "old.safetensors"
+    write_with_metadata(path, {"chainrule.format_version": "1", "chainrule.structure": '{"tensor": "w"}'})
+    assert cr.load(path).tolist() == [0.0, 0.0]
+
+
+def test_a_tensor_under_two_names_is_stored_once_and_loads_sharing_memory(tmp_path):
+    weight = cr.from_numpy(np.arange(4.0))
+    state = {"encoder.weight": weight, "decoder.weight": weight, "view": weight.detach(), "other": cr.ones(4)}
+    path = tmp_path / "tied.safetensors"
+    cr.save(state, path)
+    assert sorted(safetensors.numpy.load_file(path)) == ["encoder.weight", "other"]
+    loaded = cr.load(path)
+    assert_same(state, loaded)
+    loaded["encoder.weight"][0] = 100.0  # as torch.load: one storage, seen through every name
+    assert loaded["decoder.weight"][0].item() == 100.0 and loaded["view"][0].item() == 100.0
+    assert loaded["other"][0].item() == 1.0
+    reference = torch.ones(4)
+    torch.save({"a": reference, "b": reference}, tmp_path / "tied.pt")
+    torch_loaded = torch.load(tmp_path / "tied.pt")
+    assert torch_loaded["a"].untyped_storage().data_ptr() == torch_loaded["b"].untyped_storage().data_ptr()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_the_next_save_removes_temporary_files_left_by_a_killed_save(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    env = {**os.environ, "PYTHONPATH": str(Path(cr.__file__).parents[1])}
+    strangers = [".notes.txt", ".ckpt.safetensors.tmp", "other.12345-0123abcd.tmp", ".x.999999999-zzzz.tmp"]
+    for stranger in strangers:  # files that are not ours, or not temporary files of a save
+        (tmp_path / stranger).write_text("keep me")
+    for _ in range(3):
+        child = subprocess.Popen([sys.executable, "-c", SAVER, str(path), "1"], stdout=subprocess.PIPE, env=env)
+        try:
+            assert child.stdout.readline() == b"saving\n", "the saving process failed; its stderr is above"
+            wait_for_new_temp_file(tmp_path, set(os.listdir(tmp_path)), child)
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            child.stdout.close()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp") and p.name not in strangers]
+    assert leftovers  # the kills interrupted writes
+    cr.save({"step": 0}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, *strangers])
+    assert cr.load(path) == {"step": 0}
+
+
+def test_a_save_in_progress_in_another_process_keeps_its_temporary_file(tmp_path):
+    in_progress = tmp_path / f".ckpt.safetensors.{os.getppid()}-0123abcd.tmp"  # a live process's name
+    in_progress.write_bytes(b"half written")
+    cr.save({"step": 1}, tmp_path / "ckpt.safetensors")
+    assert in_progress.exists()

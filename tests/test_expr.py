@@ -469,3 +469,25 @@ def test_cli_graph(tmp_path):
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines()[-1] == f"graph written to {path}"
         assert "digraph" in path.read_text()
+
+
+@pytest.mark.parametrize("args", [
+    ["-x^2", "--at", "x=3"],
+    ["--at", "x=3", "-x^2"],
+    ["--at=x=3", "-x^2"],
+    ["-x^2", "--forward", "--at", "x=3"],
+])
+def test_cli_expression_may_start_with_a_minus(capsys, args):
+    status, out, err = run_main(capsys, "expr", *args)
+    assert (status, out[:2], err) == (0, ["f = -9", "df/dx = -6"], [])
+
+
+def test_cli_expression_starting_with_a_minus_in_a_new_process():
+    result = cli("expr", "-x^2", "--at", "x=3")
+    assert (result.returncode, result.stdout.splitlines()) == (0, ["f = -9", "df/dx = -6"]), result.stderr
+
+
+def test_cli_unknown_long_option_is_still_reported_by_argparse(capsys):
+    with pytest.raises(SystemExit):
+        run_main(capsys, "expr", "x", "--att", "x=3")
+    assert "--att" in capsys.readouterr().err

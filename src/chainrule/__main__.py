@@ -1,8 +1,9 @@
 """The ``chainrule`` command line: one subcommand per tool.
 
 Each tool module exposes ``register(subparsers)``, which adds its parser and sets ``func`` to a
-callable taking the parsed arguments and returning an exit code. Tools are imported lazily so that
-``chainrule expr`` does not pay for importing the training stack.
+callable taking the parsed arguments and returning an exit code. A tool whose arguments argparse
+would misread may also expose ``prepare_argv(argv)``, which rewrites its own arguments first.
+Tools are imported lazily so that ``chainrule expr`` does not pay for importing the training stack.
 """
 
 import argparse
@@ -20,6 +21,8 @@ TOOLS = {
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="chainrule", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parsed_argv = argv
     for name, module_name in TOOLS.items():
         try:
             module = importlib.import_module(module_name)
@@ -28,8 +31,10 @@ def main(argv=None):
             sub.set_defaults(func=lambda args, exc=exc: _unavailable(exc))
             continue
         module.register(subparsers)
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a tool that relaunches itself passes on
+        if argv[:1] == [name] and hasattr(module, "prepare_argv"):
+            parsed_argv = [name, *module.prepare_argv(argv[1:])]
+    args = parser.parse_args(parsed_argv)
+    args.argv = argv  # what a tool that relaunches itself passes on
     return args.func(args)
 
 

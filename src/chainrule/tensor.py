@@ -203,7 +203,7 @@ class Tensor:
     def __index__(self):
         if self._data.dtype.kind not in "iub" or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
-        return int(self._data)
+        return int(self._data.item())
 
     def __array__(self, dtype=None, copy=None):
         _refuse_device_to_numpy(self)

@@ -33,8 +33,8 @@ exit status:
   0 ok; 1 forward and reverse mode disagree; 2 bad expression or values (one "error:" line
   on stderr, then the expression with a ^ under the column at fault).
 
-An expression starting with "-" looks like an option: write a space after the minus ("- x^2"),
-or put the expression last, after "--":  chainrule expr --at x=3 -- -x^2
+An expression may start with a minus: chainrule expr "-x^2" --at x=3 (any argument that starts
+with "-" and is not one of the options above is the expression).
 
 example:
   chainrule expr "ln(x1) + x1*x2 - sin(x2)" --at x1=2 x2=5
@@ -43,6 +43,8 @@ example:
 # Forward and reverse mode add the same terms in different orders, so they may differ in the
 # last bits; anything beyond this is a bug in a derivative rule.
 _AGREE_RTOL, _AGREE_ATOL = 1e-9, 1e-12
+_SHORT_OPTIONS = ("-h",)
+_LONG_OPTIONS = ("--help", "--at", "--forward", "--trace", "--graph")
 
 
 def register(subparsers):
@@ -63,6 +65,25 @@ def register(subparsers):
     parser.add_argument("--graph", metavar="FILE",
                         help="draw the graph with values and gradients (FILE.svg, .png, .pdf or .dot)")
     parser.set_defaults(func=run)
+
+
+def prepare_argv(argv):
+    """argparse reads an expression such as ``-x^2`` as an unknown option; move it after ``--``.
+
+    The first argument that starts with a minus and is neither an option of ``expr`` nor an
+    abbreviation of one is the expression. After an explicit ``--`` nothing is rewritten.
+    """
+    if "--" in argv:
+        return argv
+    for i, arg in enumerate(argv):
+        if arg.startswith("-") and not _is_option(arg):
+            return [*argv[:i], *argv[i + 1:], "--", arg]
+    return argv
+
+
+def _is_option(arg):
+    name = arg.split("=", 1)[0]
+    return name in _SHORT_OPTIONS or (name.startswith("--") and any(o.startswith(name) for o in _LONG_OPTIONS))
 
 
 def run(args):

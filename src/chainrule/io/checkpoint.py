@@ -7,13 +7,20 @@ Everything that is not an array -- nesting, dict keys of any allowed type, tuple
 strings -- is kept as JSON in the file's string metadata, so ``load`` rebuilds exactly the object
 that was saved. Nothing is ever unpickled: an untrusted file can at worst be refused.
 
-The metadata holds two keys::
+The metadata holds three keys::
 
     "chainrule.format_version": "1"
     "chainrule.structure": JSON in which null, booleans, numbers, strings and lists stand for
         themselves and a one-key object tags everything else:
         {"tuple": [...]}, {"dict": [[key, value], ...]}, {"odict": [[key, value], ...]},
         {"tensor": name}, {"ndarray": name}, {"npscalar": name}, {"float": "nan" | "inf" | "-inf"}
+    "chainrule.crc32": JSON {"metadata": crc, "tensors": {name: crc, ...}}: CRC-32 checksums of
+        the other metadata and of each tensor's dtype, shape and bytes, verified on load
+
+A flipped byte anywhere in the file is refused: in the tensor data by the tensor's checksum, in the
+header by safetensors' own layout checks or by a checksum (names, dtypes, shapes, metadata).
+Files written before the checksums existed have no "chainrule.crc32" and load unverified. One
+array saved under several names (tied weights) is stored once and loads as tensors sharing memory.
 """
 
 import contextlib
@@ -21,10 +28,14 @@ import errno
 import json
 import math
 import os
+import re
 import secrets
+import zlib
 from collections import OrderedDict
 
 import numpy as np
+import safetensors
+import safetensors.numpy
 
 from .. import _device
 from ..errors import ChainruleError
@@ -36,6 +47,9 @@ __all__ = ["save", "load", "CheckpointError", "CheckpointNotFoundError"]
 _FORMAT_VERSION = "1"
 _VERSION_KEY = "chainrule.format_version"
 _STRUCTURE_KEY = "chainrule.structure"
+_CRC_KEY = "chainrule.crc32"
+_KNOWN_KEYS = {_VERSION_KEY, _STRUCTURE_KEY, _CRC_KEY}
+_TEMP_NAME = re.compile(r"\..+\.(\d+)-[0-9a-f]{8}\.tmp")  # .NAME.PID-TOKEN.tmp, written by _create_temp
 
 # numpy dtype name -> safetensors dtype code, for every dtype a chainrule tensor can have.
 _DTYPE_CODES = {
@@ -94,7 +108,20 @@ def _serialize(obj):
         _VERSION_KEY: _FORMAT_VERSION,
         _STRUCTURE_KEY: json.dumps(structure, allow_nan=False, separators=(",", ":")),
     }
-    return _safetensors().numpy.save(encoder.arrays, metadata=metadata)
+    tensors = {name: _tensor_crc(_DTYPE_CODES[a.dtype.name], a.shape, a) for name, a in encoder.arrays.items()}
+    metadata[_CRC_KEY] = json.dumps({"metadata": _metadata_crc(metadata), "tensors": tensors})
+    return safetensors.numpy.save(encoder.arrays, metadata=metadata)
+
+
+def _tensor_crc(dtype_code, shape, data):
+    """CRC-32 of a tensor's dtype, shape and bytes: a damaged shape or dtype is caught as well."""
+    return zlib.crc32(data, zlib.crc32(f"{dtype_code}{list(shape)}".encode()))
+
+
+def _metadata_crc(metadata):
+    """CRC-32 of every metadata entry except the checksums themselves, in a canonical order."""
+    entries = {key: value for key, value in metadata.items() if key != _CRC_KEY}
+    return zlib.crc32(json.dumps(entries, sort_keys=True).encode())
 
 
 class _Encoder:
@@ -102,6 +129,7 @@ class _Encoder:
 
     def __init__(self):
         self.arrays = {}
+        self._names = {}  # (address, shape, strides, dtype) -> name: one memory region is stored once
         self._open = set()  # ids of the containers being encoded, to refuse cycles
 
     def encode(self, obj, path):
@@ -143,12 +171,16 @@ class _Encoder:
                 f"cannot save the array at {_show(path)}: its dtype {array.dtype} is not one of "
                 f"{', '.join(_DTYPE_CODES)}; convert it first"
             )
+        region = (array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str)
+        if region in self._names:  # the same tensor under another name: refer to the stored one
+            return self._names[region]
         base = ".".join(map(str, path)) or "tensor"
         name, n = base, 1
         while name in self.arrays:  # keys such as 'a.b' and ('a', 'b') would otherwise collide
             name, n = f"{base}#{n}", n + 1
         # safetensors copies raw memory, so views (a transpose, a slice) must be made contiguous.
         self.arrays[name] = array if array.flags.c_contiguous else array.copy(order="C")
+        self._names[region] = name
         return name
 
 
@@ -169,6 +201,7 @@ def _write_atomically(path, data):
     path = os.path.realpath(path)  # through a symlink to its target, as open() would write
     directory, name = os.path.split(path)
     fd, tmp = _create_temp(directory, name)
+    _remove_abandoned_temps(directory)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -186,7 +219,7 @@ def _create_temp(directory, name):
     """A new file next to the target; created with mode 0o666 so the umask applies as for open()."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+        tmp = os.path.join(directory, f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:
@@ -197,6 +230,30 @@ def _create_temp(directory, name):
                 "cannot save the checkpoint: its directory does not exist; create it first",
                 directory,
             ) from None
+
+
+def _remove_abandoned_temps(directory):
+    """Delete the temporary files of saves whose process died (killed mid-write). Only names that
+    ``_create_temp`` makes are touched, and only when their process is gone: a save under way in
+    another process keeps its file."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            match = _TEMP_NAME.fullmatch(entry.name)
+            if match and not _process_alive(int(match.group(1))) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+
+def _process_alive(pid):
+    if os.name == "nt":  # os.kill would terminate it there; never remove what may be in use
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _fsync_directory(directory):
@@ -213,7 +270,7 @@ def _fsync_directory(directory):
 # --------------------------------------------------------------------------------------- loading
 
 
-def load(f, map_location=None, weights_only=True):
+def load(f, map_location=None, weights_only=True, *, verify=True):
     """Load a checkpoint written by ``save`` from ``f``, a path or a readable binary file object.
 
     Returns the saved object with its tensors as chainrule tensors (same dtype and shape,
@@ -222,6 +279,9 @@ def load(f, map_location=None, weights_only=True):
     ``CheckpointError``; nothing in the file is ever executed. Tensors saved from a GPU load back onto it;
     ``map_location`` (a device, or a dict from saved to wanted device, as in PyTorch) puts them elsewhere.
     ``weights_only`` is accepted for PyTorch compatibility: loading is always weights-only.
+
+    The checksums stored by ``save`` are verified, so a damaged file is refused with an error that
+    names the damaged tensor; ``verify=False`` skips reading every byte twice, for trusted files.
     """
     place = _placer(map_location)
     if isinstance(f, (str, os.PathLike)):
@@ -243,12 +303,40 @@ def load(f, map_location=None, weights_only=True):
 
     header = _read_header(data, name)
     try:
-        arrays = _safetensors().numpy.load(bytes(data))
-    except _safetensors().SafetensorError as e:
+        arrays = safetensors.numpy.load(bytes(data))
+    except safetensors.SafetensorError as e:
         raise CheckpointError(
             f"cannot load checkpoint {name!r}: it is not a valid safetensors file ({e})"
         ) from None
-    return _rebuild(header.get("__metadata__") or {}, arrays, name, place)
+    metadata = header.get("__metadata__") or {}
+    if verify:
+        _verify(header, memoryview(data)[8 + int.from_bytes(data[:8], "little"):], name)
+    return _rebuild(metadata, arrays, name, place)
+
+
+def _verify(header, body, name):
+    """Compare the checksums written by ``save`` with the file's metadata, shapes, dtypes and bytes."""
+    metadata = header.get("__metadata__") or {}
+    if not _KNOWN_KEYS & metadata.keys() or metadata.keys() == {_VERSION_KEY, _STRUCTURE_KEY}:
+        return  # another tool's file, or one saved before checksums existed
+    damaged = CheckpointError(f"cannot load checkpoint {name!r}: its header (the tensor table and metadata) is "
+                              "damaged; the file was corrupted on disk or in transfer, so save or copy it again")
+    try:
+        sums = json.loads(metadata[_CRC_KEY])
+        expected, stored = sums["tensors"], sums["metadata"]
+    except (KeyError, ValueError, TypeError):
+        raise damaged from None
+    tensors = {key: entry for key, entry in header.items() if key != "__metadata__"}
+    if metadata.keys() != _KNOWN_KEYS or stored != _metadata_crc(metadata) or set(expected) != set(tensors):
+        raise damaged
+    for key, entry in tensors.items():
+        start, end = entry["data_offsets"]
+        if expected[key] != _tensor_crc(entry["dtype"], entry["shape"], body[start:end]):
+            raise CheckpointError(
+                f"cannot load checkpoint {name!r}: tensor {key!r} is damaged (its checksum does not match its "
+                "dtype, shape and bytes); the file was corrupted on disk or in transfer, so save or copy it "
+                "again, or load(..., verify=False) to read it regardless"
+            )
 
 
 def _read_header(data, name):
@@ -389,13 +477,3 @@ def _expect_list(value):
         raise ValueError(f"expected a list, found {value!r}")
     return value
 
-
-def _safetensors():
-    """The safetensors package, imported on first use so that ``import chainrule`` does not need it."""
-    try:
-        import safetensors
-        import safetensors.numpy
-    except ImportError as exc:
-        raise ImportError("chainrule.save/load need the safetensors package: pip install safetensors "
-                          "(or pip install chainrule[train])") from exc
-    return safetensors

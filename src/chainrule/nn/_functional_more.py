@@ -4,7 +4,7 @@ distances composed of primitives, and 1-d pooling as 2-d pooling over a unit hei
 from .. import ops as _ops
 from ..linalg import vector_norm
 from ..ops import conv as _conv
-from ..ops.elementwise import as_tensor_arg, floating, where
+from ..ops.elementwise import as_tensor_arg, floating, minimum_of, where
 from ..ops.nn import log_sigmoid_op
 from ..ops.op import bind
 
@@ -23,7 +23,7 @@ def _hard_unit(x):
 
 def selu(input, inplace=False):
     x = floating(input)
-    return where(x > 0, x, (_ops.exp(_ops.minimum(x, 0.0)) - 1) * _SELU_ALPHA) * _SELU_SCALE
+    return where(x > 0, x, (_ops.exp(minimum_of(x, 0.0)) - 1) * _SELU_ALPHA) * _SELU_SCALE
 
 
 def mish(input, inplace=False):

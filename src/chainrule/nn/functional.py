@@ -18,7 +18,7 @@ from ..autograd.grad_mode import no_grad
 from ..errors import DTypeError, ShapeError
 from ..ops import conv as _conv
 from ..ops import infer as _infer
-from ..ops.elementwise import as_tensor_arg, floating, where
+from ..ops.elementwise import as_tensor_arg, floating, minimum_of, where
 from ..ops.nn import binary_cross_entropy_op, dropout_mask_op, log_sigmoid_op
 from ..ops.op import bind
 from ..tensor import _wrap
@@ -61,7 +61,7 @@ def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation
 
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed output size (input sizes must be multiples of the output size)."""
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "adaptive_avg_pool2d")
     h, w = input.shape[-2:]
     oh, ow = _conv._pair(output_size) if not isinstance(output_size, (tuple, list)) else (
         h if output_size[0] is None else output_size[0], w if output_size[1] is None else output_size[1])
@@ -73,8 +73,11 @@ def adaptive_avg_pool2d(input, output_size):
 
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias`` (weight: (out_features, in_features))."""
-    if bias is not None and weight.ndim == 2 and getattr(input, "ndim", 0) == 2:
-        return _addmm(input, weight, bias)
+    input, weight = as_tensor_arg(input, "linear"), as_tensor_arg(weight, "linear", "weight")
+    if bias is not None:
+        as_tensor_arg(bias, "linear", "bias")
+        if weight.ndim == 2 and input.ndim == 2:
+            return _addmm(input, weight, bias)
     out = _ops.linear(input, weight) if weight.ndim == 2 else _ops.matmul(input, weight)
     return out if bias is None else out + bias
 
@@ -88,7 +91,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """PyTorch's ``F.unfold``: (N, C, H, W) -> (N, C * kh * kw, L), built on the im2col primitive."""
     kernel, dilation, stride = _conv._pair(kernel_size), _conv._pair(dilation), _conv._pair(stride)
     p = _conv._pair(padding)
-    x = as_tensor_arg(input)
+    x = as_tensor_arg(input, "unfold")
     if x.ndim == 3:
         return _ops.squeeze(unfold(_ops.unsqueeze(x, 0), kernel, dilation, padding, stride), 0)
     cols = _conv.im2col(x, kernel, stride, ((p[0], p[0]), (p[1], p[1])), dilation)  # (1, kh*kw*C, N, Ho, Wo)
@@ -103,7 +106,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     p = _conv._pair(padding)
     size = _conv._pair(output_size)
     pads = ((p[0], p[0]), (p[1], p[1]))
-    x = as_tensor_arg(input)
+    x = as_tensor_arg(input, "fold")
     if x.ndim == 2:
         return _ops.squeeze(fold(_ops.unsqueeze(x, 0), output_size, kernel, dilation, padding, stride), 0)
     ho, wo = _conv._out_hw(size[0], size[1], kernel, stride, pads, dilation)
@@ -118,14 +121,19 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
               sparse=False):
     if max_norm is not None:
         raise NotImplementedError("embedding: max_norm is not supported")
-    index = as_tensor_arg(input)
+    index = as_tensor_arg(input, "embedding")
     if index._data.dtype.kind not in "iu":
         raise DTypeError(f"embedding: expected an integer index tensor (Long or Int), got {index.dtype}")
+    if as_tensor_arg(weight, "embedding", "weight").ndim != 2:
+        raise ShapeError(f"embedding: 'weight' must be 2-D, got shape {list(weight.shape)}")
+    values = _values(index)  # None while tracing: the check runs when there are values
+    if values is not None and values.size and not 0 <= values.min() <= values.max() < weight.shape[0]:
+        raise IndexError(f"embedding: index out of range in self (indices must be in [0, {weight.shape[0]}))")
     dim = weight.shape[1]
     rows = _ops.gather(weight, 0, index.reshape(-1, 1).expand(-1, dim))  # a gather: traceable, exportable
     out = rows.reshape(tuple(index.shape) + (dim,))
     if padding_idx is not None:  # no gradient reaches the padding row
-        mask = _ops.unsqueeze(as_tensor_arg(input) == padding_idx, -1)
+        mask = _ops.unsqueeze(as_tensor_arg(input, "embedding") == padding_idx, -1)
         out = where(mask, out.detach(), out)
     return out
 
@@ -151,13 +159,13 @@ def _leaky(x, negative_slope):
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """x if x > 0 else negative_slope * x (the gradient at 0 is negative_slope, as in PyTorch)."""
-    input = floating(input)
+    input = floating(input, "leaky_relu")
     return _inplace(input, _leaky, negative_slope) if inplace else _leaky(input, negative_slope)
 
 
 def prelu(input, weight):
     """leaky_relu with a learned slope per channel (dim 1), or one slope for all."""
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "prelu")
     if weight.ndim != 1:
         raise ShapeError(f"prelu: weight must be 1-D, got shape {list(weight.shape)}")
     n = weight.shape[0]
@@ -180,7 +188,7 @@ def _hardtanh(x, min_val, max_val):
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """clamp(x, min_val, max_val), with PyTorch's gradient: zero at the bounds themselves."""
-    input = floating(input)
+    input = floating(input, "hardtanh")
     return _inplace(input, _hardtanh, min_val, max_val) if inplace else _hardtanh(input, min_val, max_val)
 
 
@@ -190,8 +198,8 @@ def relu6(input, inplace=False):
 
 @composite("Elu")
 def elu(input, alpha=1.0, inplace=False):
-    input = floating(input)
-    return where(input > 0, input, (_ops.exp(_ops.minimum(input, 0.0)) - 1) * alpha)
+    input = floating(input, "elu")
+    return where(input > 0, input, (_ops.exp(minimum_of(input, 0.0)) - 1) * alpha)
 
 
 @composite("Silu")
@@ -201,7 +209,7 @@ def silu(input, inplace=False):
 
 @composite("Softplus")
 def softplus(input, beta=1.0, threshold=20.0):
-    input = floating(input)
+    input = floating(input, "softplus")
     scaled = input * beta
     return where(scaled > threshold, input, (-logsigmoid(-scaled)) / beta)
 
@@ -215,7 +223,7 @@ def tanh(input):
 
 
 def logsigmoid(input):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "logsigmoid")
     _infer.check_dtype("logsigmoid", input._data.dtype, "biu")
     return bind(log_sigmoid_op, input)
 
@@ -227,7 +235,7 @@ def _softmax_dim(name, ndim):
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "softmax")
     if dim is None:
         dim = _softmax_dim("softmax", input.ndim)
     return _softmax(input, dim, dtype=dtype)
@@ -238,21 +246,21 @@ _log_softmax = composite("LogSoftmax")(_ops.log_softmax)
 
 
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "softmin")
     if dim is None:
         dim = _softmax_dim("softmin", input.ndim)
     return _ops.softmax(-input, dim, dtype=dtype)
 
 
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "log_softmax")
     if dim is None:
         dim = _softmax_dim("log_softmax", input.ndim)
     return _log_softmax(input, dim, dtype=dtype)
 
 
 def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
-    input = floating(input)
+    input = floating(input, "normalize")
     if p == 2:
         norm = _ops.sqrt(_ops.sum(input * input, dim, keepdim=True))
     else:
@@ -261,7 +269,9 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
 
 
 # --- dropout -------------------------------------------------------------------------------------
-def _check_p(p):
+def _check_p(p, name):
+    if not isinstance(p, (int, float)):
+        raise TypeError(f"{name}(): argument 'p' must be float, not {type(p).__name__}")
     if p < 0.0 or p > 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
@@ -272,8 +282,8 @@ def _dropout_mask(input, p, per_channel=False):
 
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability p and scale the rest by 1/(1-p) (chainrule's default generator)."""
-    _check_p(p)
-    input = as_tensor_arg(input)
+    _check_p(p, "dropout")
+    input = as_tensor_arg(input, "dropout")
     if not training or p == 0.0:
         return input
     if p == 1.0:
@@ -284,8 +294,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
 
 def dropout2d(input, p=0.5, training=True, inplace=False):
     """Zero whole channels: one draw per (sample, channel) of a (N, C, H, W) or (C, H, W) input."""
-    _check_p(p)
-    input = as_tensor_arg(input)
+    _check_p(p, "dropout2d")
+    input = as_tensor_arg(input, "dropout2d")
     if not training or p == 0.0:
         return input
     if p == 1.0:
@@ -300,7 +310,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
     """Normalise over every dim but the channel dim (1). In training, batch statistics are used and the
     running ones updated in place: mean with momentum, variance with the unbiased batch variance."""
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "batch_norm")
     if input.ndim < 2:
         raise ShapeError(f"batch_norm: expected an input with at least 2 dims (N, C, ...), got {list(input.shape)}")
     c = input.shape[1]
@@ -354,7 +364,7 @@ def flatten(input, start_dim=0, end_dim=-1):
 
 def one_hot(tensor, num_classes=-1):
     """Integer class indices -> int64 one-hot vectors along a new last dim."""
-    tensor = as_tensor_arg(tensor)
+    tensor = as_tensor_arg(tensor, "one_hot", "tensor")
     data = tensor._data
     if data.dtype.kind not in "iu":
         raise DTypeError(f"one_hot is only applicable to index tensor of integer dtype, got {tensor.dtype}")
@@ -390,7 +400,7 @@ def _pad_index(size, lo, hi, mode):
 
 def pad(input, pad, mode="constant", value=None):
     """PyTorch's ``F.pad``: (left, right) of the last dim first. Non-constant modes gather by index."""
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "pad")
     if mode == "constant":
         if any(p < 0 for p in pad):  # negative padding crops
             index = [slice(None)] * input.ndim
@@ -455,7 +465,7 @@ def _same_size(name, input, target, stacklevel=3):
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
-    input, target = as_tensor_arg(input), as_tensor_arg(target)
+    input, target = as_tensor_arg(input, "mse_loss"), as_tensor_arg(target, "mse_loss", "target")
     _same_size("mse_loss", input, target, stacklevel=4)  # (a composite: one frame more)
     diff = input - target
     loss = diff * diff
@@ -467,7 +477,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
-    input, target = as_tensor_arg(input), as_tensor_arg(target)
+    input, target = as_tensor_arg(input, "l1_loss"), as_tensor_arg(target, "l1_loss", "target")
     _same_size("l1_loss", input, target)
     loss = _ops.abs(input - target)
     if weight is not None:
@@ -478,7 +488,7 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
 @composite("HuberLoss")
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     _check_reduction(reduction)
-    input, target = as_tensor_arg(input), as_tensor_arg(target)
+    input, target = as_tensor_arg(input, "huber_loss"), as_tensor_arg(target, "huber_loss", "target")
     diff = _ops.abs(input - target)
     loss = where(diff < delta, 0.5 * diff * diff, delta * (diff - 0.5 * delta))
     if weight is not None:
@@ -490,7 +500,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
-    input, target = as_tensor_arg(input), as_tensor_arg(target)
+    input, target = as_tensor_arg(input, "smooth_l1_loss"), as_tensor_arg(target, "smooth_l1_loss", "target")
     diff = _ops.abs(input - target)
     if beta == 0:
         return _reduce(diff, reduction)
@@ -554,7 +564,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     """Negative log-likelihood of class indices; ``mean`` divides by the total weight of kept targets."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
-    input, target = as_tensor_arg(input), as_tensor_arg(target)
+    input, target = as_tensor_arg(input, "nll_loss"), as_tensor_arg(target, "nll_loss", "target")
     if input.ndim < 1:
         raise ShapeError(f"nll_loss: input must have at least 1 dim, got shape {list(input.shape)}")
     n_classes = _class_targets("nll_loss", input, target)
@@ -581,7 +591,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
-    input, target = floating(input), as_tensor_arg(target)
+    input, target = floating(input, "cross_entropy"), as_tensor_arg(target, "cross_entropy", "target")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     if input.ndim < 1:
@@ -629,10 +639,13 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     gradient where x is exactly 0 or 1, as a saturated float32 sigmoid gives)."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
-    input, target = as_tensor_arg(input), as_tensor_arg(target)
+    name = "binary_cross_entropy"
+    input, target = as_tensor_arg(input, name), as_tensor_arg(target, name, "target")
     if not _same_sizes(target.shape, input.shape):
-        raise ValueError(f"Using a target size ({target.shape}) that is different to the input size ({input.shape}) "
-                         "is deprecated. Please ensure they have the same size.")
+        raise ValueError(f"{name}: Using a target size ({target.shape}) that is different to the input size "
+                         f"({input.shape}) is deprecated. Please ensure they have the same size.")
+    if input.dtype != target.dtype:
+        raise DTypeError(f"{name}: Found dtype {target.dtype} for target but expected {input.dtype} (the input's)")
     data = _values(input)
     if data is not None and data.size and not ((data >= 0) & (data <= 1)).all():
         raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1")
@@ -653,7 +666,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
-    input, target = floating(input), as_tensor_arg(target)
+    name = "binary_cross_entropy_with_logits"
+    input, target = floating(input, name), as_tensor_arg(target, name, "target")
     if not _same_sizes(target.shape, input.shape):
         raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
     target = target.to(input.dtype)
@@ -668,7 +682,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
 
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    input, target = as_tensor_arg(input), as_tensor_arg(target)
+    input, target = as_tensor_arg(input, "kl_div"), as_tensor_arg(target, "kl_div", "target")
     if log_target:
         loss = _ops.exp(target) * (target - input)
     else:

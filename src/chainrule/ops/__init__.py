@@ -169,6 +169,7 @@ from .shape import (
     permute,
     reshape,
     reshape_as,
+    reshape_method,
     squeeze,
     stack,
     swapaxes,
@@ -201,4 +202,5 @@ TENSOR_METHODS = (
     "unbind", "unflatten", "unsqueeze", "var", "view", "view_as",
 )
 
-install({**{name: globals()[name] for name in TENSOR_METHODS}, "where": _where_method, **_EXTRA_METHODS})
+install({**{name: globals()[name] for name in TENSOR_METHODS}, "where": _where_method, "reshape": reshape_method,
+         **_EXTRA_METHODS})

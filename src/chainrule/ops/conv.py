@@ -43,14 +43,16 @@ _WIDE = 32  # from this many output channels on, conv2d's GEMM produces a channe
 
 
 # --- geometry ----------------------------------------------------------------------------------
-def _pair(value, name="value"):
+def _pair(value, name="value", op="conv2d"):
+    """An int or a pair of ints, as a pair; anything else is refused naming the function ``op``."""
     if isinstance(value, (tuple, list)):
         if len(value) == 1:
-            return (int(value[0]),) * 2
+            value = (value[0], value[0])
         if len(value) != 2:
-            raise ValueError(f"expected an int or a pair for {name}, got {tuple(value)}")
-        return int(value[0]), int(value[1])
-    return int(value), int(value)
+            raise ValueError(f"{op}: expected an int or a pair for {name}, got {tuple(value)}")
+        return int(infer.check_int(op, name, value[0])), int(infer.check_int(op, name, value[1]))
+    value = int(infer.check_int(op, name, value))
+    return value, value
 
 
 def _out_size(size, k, s, lo, hi, d):
@@ -288,7 +290,7 @@ def _conv_padding(padding, kernel, stride, dilation):
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation, PyTorch's ``F.conv2d``: input (N, C, H, W) or (C, H, W), weight
     (O, C/groups, kh, kw). Computed as im2col + one matmul (a batched one per group)."""
-    input, weight = as_tensor_arg(input), as_tensor_arg(weight)
+    input, weight = as_tensor_arg(input, "conv2d"), as_tensor_arg(weight, "conv2d", "weight")
     if weight.ndim != 4:
         raise ShapeError(f"conv2d: expected a 4-D weight (out_channels, in_channels/groups, kH, kW), got shape "
                          f"{list(weight.shape)}")
@@ -571,10 +573,11 @@ def pool_sum_t(g, size, kernel, stride, padding, dilation):
 # --- pooling functions ----------------------------------------------------------------------------
 def _pool_geometry(op, input, kernel_size, stride, padding, dilation, ceil_mode):
     """Normalised (kernel, stride, padding pairs, dilation) with PyTorch's checks and ceil_mode sizes."""
-    kernel = _pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else _pair(stride)
-    pad = _pair(padding, "padding")
-    dilation = _pair(dilation, "dilation")
+    kernel = _pair(kernel_size, "kernel_size", op)
+    empty = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
+    stride = kernel if empty else _pair(stride, "stride", op)
+    pad = _pair(padding, "padding", op)
+    dilation = _pair(dilation, "dilation", op)
     if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1:
         raise ValueError(f"{op}: kernel_size, stride and dilation must be greater than zero, got kernel_size="
                          f"{kernel}, stride={stride}, dilation={dilation}")
@@ -600,7 +603,7 @@ def _pool_geometry(op, input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def _batched(input, op):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, op)
     if input.ndim == 3:
         return reshape(input, (1,) + tuple(input.shape)), True
     if input.ndim != 4:

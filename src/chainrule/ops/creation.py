@@ -6,6 +6,7 @@ from .. import _device, _dtype
 from .. import random as _random
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor, _wrap, as_array
+from . import infer
 from .op import bind, defop
 
 
@@ -27,10 +28,11 @@ def _size(size, op):
     """A shape from ``f(2, 3)`` or ``f((2, 3))``, refusing negative or non-integer sizes."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
-    try:
-        shape = tuple(int(s) for s in size)
-    except TypeError:
-        raise DTypeError(f"{op}: sizes must be ints, got {size!r}") from None
+    shape = tuple(infer.as_index(s) for s in size)
+    if None in shape:
+        bad = size[shape.index(None)]
+        raise DTypeError(f"{op}(): argument 'size' must be tuple of ints, but found element of type "
+                         f"{type(bad).__name__} (sizes: {size!r})")
     if any(s < 0 for s in shape):
         raise ShapeError(f"{op}: negative dimension in size {list(shape)}; sizes must be >= 0")
     return shape
@@ -76,6 +78,9 @@ def empty(*size, dtype=None, device=None, requires_grad=False):
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    if not isinstance(fill_value, (int, float, np.generic)) and (
+            not isinstance(fill_value, Tensor) or fill_value.numel() != 1):
+        raise DTypeError(f"full(): argument 'fill_value' must be a number, not {type(fill_value).__name__}")
     if dtype is None:
         dtype = as_array(fill_value).dtype
     return _make(np.full(_size((size,), "full"), fill_value, _dtype.to_numpy_dtype(dtype)), requires_grad, device)
@@ -98,14 +103,28 @@ def filled_like(input, value):
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    n, m = infer.check_int("eye", "n", n), m if m is None else infer.check_int("eye", "m", m)
     _size((n,) if m is None else (n, m), "eye")
     return _make(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad, device)
 
 
-def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+def _number(op, arg, value):
+    """A Python or numpy number, or a one-element tensor's value (PyTorch takes those as numbers)."""
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = value.item()
+    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
+        raise DTypeError(f"{op}(): argument '{arg}' must be a number, not {type(value).__name__}")
+    return value
+
+
+_END_NOT_GIVEN = object()  # arange(5) has no end; arange(5, None) is refused, as in PyTorch
+
+
+def arange(start, end=_END_NOT_GIVEN, step=1, dtype=None, device=None, requires_grad=False):
     """Values from ``start`` to ``end`` (exclusive); int64 for integer arguments, else float32."""
-    if end is None:
+    if end is _END_NOT_GIVEN:
         start, end = 0, start
+    start, end, step = (_number("arange", arg, v) for arg, v in (("start", start), ("end", end), ("step", step)))
     if step == 0:
         raise ShapeError("arange: step must be nonzero")
     if (end - start) * step < 0:

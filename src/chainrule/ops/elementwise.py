@@ -17,16 +17,31 @@ from .op import ELEMENTWISE, LINEAR, bind, defop
 
 
 # --- turning operands into tensors of agreeing dtypes -----------------------------------------
-def as_tensor_arg(x):
-    """Tensors pass through; anything else becomes a constant tensor (lists, arrays, scalars)."""
+def as_tensor_arg(x, fn=None, arg="input"):
+    """Tensors pass through. Given the public function's name ``fn``, anything else is refused as
+    PyTorch refuses it; without, it becomes a constant tensor (lists, arrays, scalars)."""
     if isinstance(x, Tensor):
         return x
+    if fn is not None:
+        raise not_a_tensor(fn, arg, x)
     return constant(x)
 
 
 def constant(x):
     """A new tensor of ``x`` with PyTorch's dtype inference (ints stay int64), unlike ``Tensor(x)``."""
     return _wrap(as_array(x))
+
+
+def not_a_tensor(fn, arg, value, expected="Tensor"):
+    """PyTorch's TypeError for an argument of the wrong type, naming the function and the argument."""
+    return TypeError(f"{fn}(): argument '{arg}' must be {expected}, not {type(value).__name__}")
+
+
+def _operand(x, fn, arg):
+    """A non-number operand of a binary op: arrays convert; PyTorch refuses lists, None and the rest."""
+    if fn is None or isinstance(x, np.ndarray):
+        return constant(x)
+    raise not_a_tensor(fn, arg, x, "Tensor or a number")
 
 
 def _scalar(x):
@@ -36,11 +51,12 @@ def _scalar(x):
     return x
 
 
-def coerce(a, b):
+def coerce(a, b, fn=None):
     """Operands of a binary op, promoted the way PyTorch promotes (not the way numpy does).
 
     Python scalars stay scalars (they adopt the tensor's dtype unless of a higher kind: int tensor
-    times 2.5 is float32); tensors of different dtypes are cast to the promoted dtype.
+    times 2.5 is float32); tensors of different dtypes are cast to the promoted dtype. Given the
+    public function's name ``fn``, operands that are neither tensors, numbers nor arrays are refused.
     """
     if type(a) is Tensor and type(b) is Tensor and a._data.dtype is b._data.dtype:
         return a, b
@@ -61,13 +77,13 @@ def coerce(a, b):
         b = _scalar(b)
         if isinstance(b, (int, float)):
             return _adopt(a, b), b
-        return coerce(a, constant(b))
+        return coerce(a, _operand(b, fn, "other"), fn)
     if b_is_tensor:
         a = _scalar(a)
         if isinstance(a, (int, float)):
             return a, _adopt(b, a)
-        return coerce(constant(a), b)
-    return coerce(constant(a), b)
+        return coerce(_operand(a, fn, "input"), b, fn)
+    return coerce(_operand(a, fn, "input"), b, fn)
 
 
 def _adopt(t, scalar):
@@ -75,9 +91,9 @@ def _adopt(t, scalar):
     return t if target == t._data.dtype else cast(t, target)
 
 
-def floating(x):
+def floating(x, fn=None):
     """Math that is only defined on floats promotes integer tensors to float32, as PyTorch does."""
-    x = as_tensor_arg(x)
+    x = as_tensor_arg(x, fn)
     return x if x._data.dtype.kind == "f" else cast(x, _dtype.float32.numpy)
 
 
@@ -161,10 +177,10 @@ def _unary(name, forward, derivative, saves="input", floats_only=True, jvp=ELEME
 
     if floats_only:
         def fn(input):
-            return bind(op, floating(input))
+            return bind(op, floating(input, name))
     else:
         def fn(input):
-            input = as_tensor_arg(input)
+            input = as_tensor_arg(input, name)
             if refuses_bool and input._data.dtype.kind == "b":
                 raise infer.refused(name, input._data.dtype)
             return bind(op, input)
@@ -213,7 +229,7 @@ abs = _unary("abs", np.abs, lambda g, out, x: g * sign(x), floats_only=False, re
 
 
 def rsqrt(input):
-    return 1 / sqrt(input)
+    return 1 / sqrt(as_tensor_arg(input, "rsqrt"))
 
 
 log1p = _unary("log1p", np.log1p, lambda g, out, x: g / (1 + x), doc="log(1 + x), accurate for tiny x.",
@@ -239,13 +255,14 @@ def relu_mask(g, out):
 
 
 def square(input):
+    input = as_tensor_arg(input, "square")
     return input * input
 
 
 def softplus(input, beta=1.0, threshold=20.0):
     """log(1 + exp(beta*x))/beta, linear above ``threshold`` like PyTorch's."""
-    x = floating(input) * beta
-    return where(x > threshold, x, log(1 + exp(minimum(x, threshold)))) / beta
+    x = floating(input, "softplus") * beta
+    return where(x > threshold, x, log(1 + exp(minimum_of(x, threshold)))) / beta
 
 
 # --- binary arithmetic ------------------------------------------------------------------------
@@ -300,23 +317,23 @@ minimum_op = _binary("minimum", np.minimum, (lambda g, out, x, y: _tie_split(x, 
 def add(input, other, alpha=1):
     if alpha != 1:
         other = other * alpha
-    return bind(add_op, *coerce(input, other))
+    return bind(add_op, *coerce(input, other, "add"))
 
 
 def sub(input, other, alpha=1):
     if alpha != 1:
         other = other * alpha
-    return bind(sub_op, *coerce(input, other))
+    return bind(sub_op, *coerce(input, other, "sub"))
 
 
 def mul(input, other):
-    return bind(mul_op, *coerce(input, other))
+    return bind(mul_op, *coerce(input, other, "mul"))
 
 
 def div(input, other, rounding_mode=None):
     if rounding_mode == "floor":
         return floor_divide(input, other)
-    a, b = coerce(input, other)
+    a, b = coerce(input, other, "div")
     if isinstance(a, Tensor) and a._data.dtype.kind != "f":  # true division of integers is float32
         a = cast(a, np.float32)
         b = b if not isinstance(b, Tensor) else cast(b, np.float32)
@@ -326,16 +343,21 @@ def div(input, other, rounding_mode=None):
 
 
 def pow(input, exponent):
-    a, b = coerce(input, exponent)
+    a, b = coerce(input, exponent, "pow")
     infer.check_dtype("pow", (a if isinstance(a, Tensor) else b)._data.dtype, "b")
     return bind(pow_op, a, b)
 
 
 def maximum(input, other):
-    return bind(maximum_op, *coerce(input, other))
+    return bind(maximum_op, *coerce(as_tensor_arg(input, "maximum"), as_tensor_arg(other, "maximum", "other")))
 
 
 def minimum(input, other):
+    return bind(minimum_op, *coerce(as_tensor_arg(input, "minimum"), as_tensor_arg(other, "minimum", "other")))
+
+
+def minimum_of(input, other):
+    """``minimum`` that also takes a Python number (PyTorch's ``minimum`` takes tensors only)."""
     return bind(minimum_op, *coerce(input, other))
 
 
@@ -378,9 +400,12 @@ where_op = defop(
 
 def where(condition, input, other):
     """Elementwise ``input if condition else other`` (``condition`` is a bool tensor)."""
-    condition = as_tensor_arg(condition)
+    condition = as_tensor_arg(condition, "where", "condition")
     if condition._data.dtype != np.bool_:
         raise DTypeError(f"where: expected condition to be a bool tensor, got {condition.dtype}")
+    for arg, value in (("input", input), ("other", other)):
+        if not isinstance(value, (Tensor, int, float, np.generic, np.ndarray)):
+            raise not_a_tensor("where", arg, value, "Tensor or a number")
     a, b = coerce(input, other)
     return bind(where_op, condition, a, b)
 
@@ -412,10 +437,14 @@ clamp_op = defop(
 def clamp(input, min=None, max=None):
     if min is None and max is None:
         raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+    input = as_tensor_arg(input, "clamp")
+    for arg, bound in (("min", min), ("max", max)):
+        if not (bound is None or isinstance(bound, (Tensor, int, float, np.generic))):
+            raise not_a_tensor("clamp", arg, bound, "Tensor or a number")
     if isinstance(min, Tensor) or isinstance(max, Tensor):  # tensor bounds: compose from maximum/minimum
+        infer.broadcast_shapes("clamp", *(infer.shape_of(v) for v in (input, min, max) if isinstance(v, Tensor)))
         out = input if min is None else maximum(input, min)
         return out if max is None else minimum(out, max)
-    input = as_tensor_arg(input)
     if input._data.dtype.kind != "f" and any(isinstance(v, float) for v in (min, max)):
         input = cast(input, np.float32)
     return bind(clamp_op, input, min=_scalar(min), max=_scalar(max))
@@ -425,7 +454,9 @@ clip = clamp
 
 
 # --- ops without gradients (comparisons, rounding, logic) -----------------------------------------
-def _no_grad_op(name, forward, dtype=None, arity=2, refuses="", **declarations):
+def _no_grad_op(name, forward, dtype=None, arity=2, refuses="", scalar_input=True, **declarations):
+    """``scalar_input``: the first operand may be a number (``remainder(2, t)``); comparisons and
+    logic refuse that, as PyTorch does."""
     if arity == 2:
         rule = infer.named_elementwise(name, dtype)
     else:
@@ -435,12 +466,14 @@ def _no_grad_op(name, forward, dtype=None, arity=2, refuses="", **declarations):
                **declarations)
     if arity == 2:
         def fn(input, other):
-            a, b = coerce(input, other)
+            if not scalar_input and not isinstance(input, Tensor):
+                raise not_a_tensor(name, "input", input)
+            a, b = coerce(input, other, name)
             infer.check_dtype(name, (a if isinstance(a, Tensor) else b)._data.dtype, refuses)
             return bind(op, a, b)
     else:
         def fn(input):
-            input = as_tensor_arg(input)
+            input = as_tensor_arg(input, name)
             infer.check_dtype(name, input._data.dtype, refuses)
             return bind(op, input)
     fn.__name__ = fn.__qualname__ = name
@@ -449,15 +482,15 @@ def _no_grad_op(name, forward, dtype=None, arity=2, refuses="", **declarations):
     return fn
 
 
-eq = _no_grad_op("eq", np.equal, np.bool_)
-ne = _no_grad_op("ne", np.not_equal, np.bool_)
-lt = _no_grad_op("lt", np.less, np.bool_)
-le = _no_grad_op("le", np.less_equal, np.bool_)
-gt = _no_grad_op("gt", np.greater, np.bool_)
-ge = _no_grad_op("ge", np.greater_equal, np.bool_)
-logical_and = _no_grad_op("logical_and", np.logical_and, np.bool_)
-logical_or = _no_grad_op("logical_or", np.logical_or, np.bool_)
-logical_xor = _no_grad_op("logical_xor", np.logical_xor, np.bool_)
+eq = _no_grad_op("eq", np.equal, np.bool_, scalar_input=False)
+ne = _no_grad_op("ne", np.not_equal, np.bool_, scalar_input=False)
+lt = _no_grad_op("lt", np.less, np.bool_, scalar_input=False)
+le = _no_grad_op("le", np.less_equal, np.bool_, scalar_input=False)
+gt = _no_grad_op("gt", np.greater, np.bool_, scalar_input=False)
+ge = _no_grad_op("ge", np.greater_equal, np.bool_, scalar_input=False)
+logical_and = _no_grad_op("logical_and", np.logical_and, np.bool_, scalar_input=False)
+logical_or = _no_grad_op("logical_or", np.logical_or, np.bool_, scalar_input=False)
+logical_xor = _no_grad_op("logical_xor", np.logical_xor, np.bool_, scalar_input=False)
 logical_not = _no_grad_op("logical_not", np.logical_not, np.bool_, arity=1)
 isnan = _no_grad_op("isnan", np.isnan, np.bool_, arity=1)
 isinf = _no_grad_op("isinf", np.isinf, np.bool_, arity=1)
@@ -480,6 +513,7 @@ greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 
 def remainder(input, other):
     """Python's ``%`` (sign of the divisor); its gradient is 1 in input, -floor(input/other) in other."""
+    input, other = coerce(input, other, "remainder")
     return input - floor_divide(input, other) * other
 
 
@@ -489,8 +523,8 @@ def equal(input, other):
 
 
 def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
-    return bool(np.allclose(input._data, as_tensor_arg(other)._data, rtol, atol, equal_nan))
+    return bool(np.allclose(input._data, as_tensor_arg(other, "allclose", "other")._data, rtol, atol, equal_nan))
 
 
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
-    return _wrap(np.isclose(input._data, as_tensor_arg(other)._data, rtol, atol, equal_nan))
+    return _wrap(np.isclose(input._data, as_tensor_arg(other, "isclose", "other")._data, rtol, atol, equal_nan))

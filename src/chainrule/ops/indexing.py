@@ -8,7 +8,7 @@ differentiable to any order. ``gather`` and ``scatter_add`` are each other's adj
 import numpy as np
 
 from .. import _device
-from ..errors import ShapeError
+from ..errors import IndexOutOfRangeError, ShapeError
 from ..tensor import Tensor, _wrap, as_array
 from . import infer
 from .elementwise import as_tensor_arg, coerce, where
@@ -52,9 +52,37 @@ def _index_infer(x, index):
     stand_in = {id(s): _UNKNOWN + k for k, s in enumerate(unknown)}
     dummy = np.broadcast_to(np.empty((), infer.dtype_of(x)),
                             tuple(s if infer.known(s) else stand_in[id(s)] for s in shape))
-    out = dummy[index].shape
+    try:
+        out = dummy[index].shape
+    except (IndexError, TypeError, ValueError):
+        raise _index_error(dummy.shape, index if isinstance(index, tuple) else (index,)) from None
     back = {v: s for s, v in zip(unknown, stand_in.values())}
     return tuple(back.get(s, None) if s > _UNKNOWN // 2 else s for s in out), infer.dtype_of(x)
+
+
+def _index_error(shape, index):
+    """PyTorch's message for an index numpy refused: too many indices, an index out of bounds (with
+    the dimension it indexes), or something that cannot index."""
+    for k in index:
+        if not (k is None or k is Ellipsis or isinstance(k, (int, np.integer, slice, np.ndarray))):
+            return IndexOutOfRangeError("getitem: only integers, slices (`:`), ellipsis (`...`), None and long or byte "
+                                        f"Variables are valid indices (got {type(k).__name__})")
+    ndims = [0 if k is None or k is Ellipsis else k.ndim if isinstance(k, np.ndarray) and k.dtype == bool else 1
+             for k in index]
+    if sum(ndims) > len(shape):
+        return IndexOutOfRangeError(f"getitem: too many indices for tensor of dimension {len(shape)}")
+    dim = 0
+    for k, n in zip(index, ndims):
+        if k is Ellipsis:
+            dim = len(shape) - sum(ndims[index.index(Ellipsis) + 1:])
+        elif isinstance(k, (int, np.integer, np.ndarray)) and n == 1 and np.size(k):
+            size = shape[dim]
+            bad = k if np.ndim(k) == 0 else (np.min(k) if np.min(k) < -size else np.max(k))
+            if not -size <= bad < size:
+                return IndexOutOfRangeError(
+                    f"getitem: index {bad} is out of bounds for dimension {dim} with size {size}")
+        dim += n
+    return IndexOutOfRangeError(f"getitem: invalid index {index!r} for a tensor of shape {list(shape)}")
 
 
 def _index_add_zeros_forward(g, shape, index):
@@ -266,57 +294,82 @@ scatter_op = defop(
 
 
 def _dim_of(input, dim, op):
-    return infer.normalize_dims(op, dim, as_tensor_arg(input).ndim)[0]
+    """``dim`` as an axis (0 for a 0-d tensor, where dims 0 and -1 are allowed, as in PyTorch)."""
+    dims = infer.normalize_dims(op, infer.check_int(op, "dim", dim), as_tensor_arg(input, op).ndim)
+    return dims[0] if dims else 0
+
+
+def _sized_dim(input, dim, op, error=ShapeError):
+    """``_dim_of`` for ops that need a dimension with a size: a 0-d tensor has none."""
+    dim = _dim_of(input, dim, op)
+    if input.ndim == 0:
+        raise error(f"{op}() cannot be applied to a 0-dim tensor")
+    return dim
 
 
 def gather(input, dim, index):
     """out[i][j] = input[index[i][j]][j] for dim=0 (PyTorch's gather)."""
-    return bind(gather_op, input, as_tensor_arg(index), dim=_dim_of(input, dim, "gather"))
+    return bind(gather_op, input, as_tensor_arg(index, "gather", "index"), dim=_dim_of(input, dim, "gather"))
 
 
 def scatter_add(input, dim, index, src):
     input, src = coerce(input, src)
-    return bind(scatter_add_op, input, as_tensor_arg(index), src, dim=_dim_of(input, dim, "scatter_add"))
+    index = as_tensor_arg(index, "scatter_add", "index")
+    return bind(scatter_add_op, input, index, src, dim=_dim_of(input, dim, "scatter_add"))
 
 
 def scatter(input, dim, index, src=None, value=None):
     """out[index[i][j]][j] = src[i][j] for dim=0; ``value`` scatters a scalar instead."""
     src = value if src is None else src
     input, src = coerce(input, src)
-    return bind(scatter_op, input, as_tensor_arg(index), src, dim=_dim_of(input, dim, "scatter"))
+    return bind(scatter_op, input, as_tensor_arg(index, "scatter", "index"), src, dim=_dim_of(input, dim, "scatter"))
 
 
 def masked_fill(input, mask, value):
-    return where(as_tensor_arg(mask), value, input)
+    return where(as_tensor_arg(mask, "masked_fill", "mask"), value, input)
 
 
 def index_select(input, dim, index):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "index_select")
     dim = _dim_of(input, dim, "index_select")
-    return getitem(input, (slice(None),) * dim + (as_tensor_arg(index)._data,))
+    return getitem(input, (slice(None),) * dim + (as_tensor_arg(index, "index_select", "index")._data,))
 
 
 def narrow(input, dim, start, length):
-    dim = _dim_of(input, dim, "narrow")
+    input = as_tensor_arg(input, "narrow")
+    dim = _sized_dim(input, dim, "narrow")
+    size = input.shape[dim]
+    if not -size <= infer.check_int("narrow", "start", start) <= size:
+        raise IndexError(f"narrow(): start {start} out of range for dimension {dim} of size {size}")
+    start = start + size if start < 0 else start
+    if not 0 <= infer.check_int("narrow", "length", length) <= size - start:
+        raise RuntimeError(f"narrow(): start ({start}) + length ({length}) exceeds dimension size ({size})")
     return getitem(input, (slice(None),) * dim + (slice(start, start + length),))
 
 
 def select(input, dim, index):
-    dim = _dim_of(input, dim, "select")
+    input = as_tensor_arg(input, "select")
+    dim = _sized_dim(input, dim, "select", IndexOutOfRangeError)
+    if not -input.shape[dim] <= infer.check_int("select", "index", index) < input.shape[dim]:
+        raise IndexError(f"select(): index {index} out of range for tensor of size {list(input.shape)} at dimension "
+                         f"{dim}")
     return getitem(input, (slice(None),) * dim + (index,))
 
 
 def split(tensor, split_size_or_sections, dim=0):
-    tensor = as_tensor_arg(tensor)
-    dim = _dim_of(tensor, dim, "split")
+    tensor = as_tensor_arg(tensor, "split", "tensor")
+    dim = _sized_dim(tensor, dim, "split")
     size = tensor.shape[dim]
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
+        if step < 0 or step == 0 and size:
+            raise RuntimeError(f"split(): split_size must be positive (0 only for an empty dimension), got {step}")
         sections = [min(step, size - s) for s in range(0, size, step)] or [0]
     else:
-        sections = list(split_size_or_sections)
+        sections = [infer.check_int("split", "split_size_or_sections", n) for n in _sequence(
+            "split", "split_size_or_sections", split_size_or_sections)]
         if sum(sections) != size:
-            raise ValueError(f"split: sections {sections} do not add up to the size {size} of dimension {dim}")
+            raise ShapeError(f"split: sections {sections} do not add up to the size {size} of dimension {dim}")
     parts, start = [], 0
     for n in sections:
         parts.append(narrow(tensor, dim, start, n))
@@ -325,26 +378,34 @@ def split(tensor, split_size_or_sections, dim=0):
 
 
 def chunk(input, chunks, dim=0):
-    input = as_tensor_arg(input)
-    size = input.shape[_dim_of(input, dim, "chunk")]
+    input = as_tensor_arg(input, "chunk")
+    size = input.shape[_sized_dim(input, dim, "chunk")]
+    if infer.check_int("chunk", "chunks", chunks) <= 0:
+        raise RuntimeError(f"chunk(): chunks must be greater than 0, got {chunks}")
     return split(input, max(-(-size // chunks), 1), dim)
 
 
+def _sequence(op, arg, value):
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"{op}(): argument '{arg}' must be int or a list of ints, not {type(value).__name__}")
+    return value
+
+
 def unbind(input, dim=0):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "unbind")
     dim = _dim_of(input, dim, "unbind")
     return tuple(select(input, dim, i) for i in range(input.shape[dim]))
 
 
 def flip(input, dims):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "flip")
     dims = infer.normalize_dims("flip", dims, input.ndim)
     return getitem(input, tuple(slice(None, None, -1) if d in dims else slice(None) for d in range(input.ndim)))
 
 
 def repeat(input, *sizes):
     """Tile the tensor ``sizes[i]`` times along dim i (an expand of an unsqueezed view, then a reshape)."""
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "repeat")
     if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
         sizes = tuple(sizes[0])
     if len(sizes) < input.ndim:

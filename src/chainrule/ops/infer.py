@@ -7,10 +7,12 @@ for an unknown size it cannot name. A rule raises :class:`ShapeError` naming the
 shapes; eager mode calls it only after the forward failed, to explain why.
 """
 
+import operator
+
 import numpy as np
 
 from ..errors import DTypeError, ShapeError
-from ..tensor import Meta
+from ..tensor import Meta, Tensor
 
 
 def shape_of(value):
@@ -105,12 +107,38 @@ def named_elementwise(name, dtype=None):
     return rule
 
 
+def check_int(op, arg, value):
+    """``value`` as an int (it may be a numpy integer or a one-element integer tensor, as in PyTorch);
+    anything else is refused with PyTorch's TypeError naming the function and the argument."""
+    index = as_index(value)
+    if index is None:
+        raise TypeError(f"{op}(): argument '{arg}' must be int, not {type(value).__name__}")
+    return index
+
+
+def as_index(value):
+    """``value`` as an int if PyTorch takes it as one (not a bool, a float or a float tensor), else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, bool) or not hasattr(type(value), "__index__") or (
+            isinstance(value, Tensor) and value._data.dtype == np.bool_):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def normalize_dims(op, dims, ndim):
     """Turn ``dim`` (None, int or sequence; negatives allowed) into a sorted tuple of axes or None."""
     if dims is None:
         return None
-    if isinstance(dims, (int, np.integer)):
-        dims = (dims,)
+    if as_index(dims) is not None:
+        dims = (as_index(dims),)
+    elif not isinstance(dims, (tuple, list)) or any(as_index(d) is None for d in dims):
+        raise TypeError(f"{op}(): argument 'dim' must be int or tuple of ints, not {_describe(dims)}")
+    else:
+        dims = tuple(as_index(d) for d in dims)
     rank = max(ndim, 1)
     out = []
     for d in dims:
@@ -120,8 +148,14 @@ def normalize_dims(op, dims, ndim):
             )
         out.append(int(d) % rank)
     if len(set(out)) != len(out):
-        raise ValueError(f"{op}: dim {tuple(dims)} appears multiple times in the list of dims")
+        raise ShapeError(f"{op}: dim {tuple(dims)} appears multiple times in the list of dims")
     return tuple(sorted(out)) if ndim else ()
+
+
+def _describe(value):
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__} of {', '.join(sorted({type(v).__name__ for v in value}))}"
+    return type(value).__name__
 
 
 def reduced_shape(shape, dims, keepdim):

@@ -94,7 +94,7 @@ def _sum_terms(a, b):
 
 
 def linear(input, weight):
-    a, b = coerce(as_tensor_arg(input), as_tensor_arg(weight))
+    a, b = coerce(as_tensor_arg(input, "linear"), as_tensor_arg(weight, "linear", "weight"))
     if a._data.dtype.kind == "b":  # numpy multiplies bool matrices; PyTorch refuses
         raise infer.refused("linear", a._data.dtype)
     return bind(linear_op, a, b)
@@ -102,7 +102,7 @@ def linear(input, weight):
 
 def matmul(input, other):
     """Matrix product with PyTorch's rules: 1-D operands are promoted to matrices and squeezed back."""
-    a, b = coerce(as_tensor_arg(input), as_tensor_arg(other))
+    a, b = coerce(as_tensor_arg(input, "matmul"), as_tensor_arg(other, "matmul", "other"))
     if a._data.dtype.kind == "b":  # numpy multiplies bool matrices; PyTorch refuses
         raise infer.refused("matmul", a._data.dtype)
     if a._data.ndim >= 2 and b._data.ndim >= 2:
@@ -133,6 +133,7 @@ def _check_inner(op, a, b):
 
 
 def mm(input, mat2):
+    input, mat2 = as_tensor_arg(input, "mm"), as_tensor_arg(mat2, "mm", "mat2")
     if input.ndim != 2 or mat2.ndim != 2:
         raise ShapeError(f"mm: expected 2-D matrices, got shapes {list(input.shape)} and {list(mat2.shape)}")
     _check_inner("mm", input, mat2)
@@ -140,6 +141,7 @@ def mm(input, mat2):
 
 
 def bmm(input, mat2):
+    input, mat2 = as_tensor_arg(input, "bmm"), as_tensor_arg(mat2, "bmm", "mat2")
     if input.ndim != 3 or mat2.ndim != 3:
         raise ShapeError(f"bmm: expected 3-D tensors, got shapes {list(input.shape)} and {list(mat2.shape)}")
     if input.shape[0] != mat2.shape[0]:
@@ -149,14 +151,24 @@ def bmm(input, mat2):
 
 
 def dot(input, other):
+    input, other = as_tensor_arg(input, "dot"), as_tensor_arg(other, "dot", "other")
     if input.ndim != 1 or other.ndim != 1:
         raise ShapeError(f"dot: 1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
     return matmul(input, other)
 
 
 def mv(input, vec):
+    input, vec = as_tensor_arg(input, "mv"), as_tensor_arg(vec, "mv", "vec")
+    if input.ndim != 2 or vec.ndim != 1:
+        raise ShapeError(f"mv: expected a 2-D matrix and a 1-D vector, got shapes {list(input.shape)} and "
+                         f"{list(vec.shape)}")
+    if input.shape[1] != vec.shape[0]:
+        raise ShapeError(f"mv: size mismatch, got input ({input.shape[0]}x{input.shape[1]}), vec ({vec.shape[0]})")
     return matmul(input, vec)
 
 
 def outer(input, vec2):
+    input, vec2 = as_tensor_arg(input, "outer"), as_tensor_arg(vec2, "outer", "vec2")
+    if input.ndim != 1 or vec2.ndim != 1:
+        raise ShapeError(f"outer: 1D tensors expected, but got {input.ndim}D and {vec2.ndim}D tensors")
     return reshape(input, (-1, 1)) * reshape(vec2, (1, -1))

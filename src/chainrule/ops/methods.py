@@ -206,6 +206,16 @@ def _reflected(fn):
     return lambda self, other: fn(other, self)
 
 
+def _equality(fn):
+    """``t == None`` or ``t != 'a'`` is a plain False or True, as in PyTorch, not an error."""
+    def compare(self, other):
+        if other is None or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return fn(self, other)
+    compare.__name__ = fn.__name__
+    return compare
+
+
 ARITHMETIC = {"add": add, "sub": sub, "mul": mul, "truediv": div, "floordiv": floor_divide, "mod": remainder,
               "pow": pow, "matmul": matmul}
 LOGIC = {"and": logical_and, "or": logical_or, "xor": logical_xor}
@@ -225,6 +235,7 @@ def install(functions):
     Tensor.clip_ = clamp_
     for name, fn in {**ARITHMETIC, **LOGIC, **COMPARISONS}.items():
         setattr(Tensor, f"__{name}__", fn)  # each takes (input, other): the method is the function itself
+    Tensor.__eq__, Tensor.__ne__ = _equality(eq), _equality(ne)
     for name, fn in ARITHMETIC.items():
         setattr(Tensor, f"__r{name}__", _reflected(fn))
     for name, fn in IN_PLACE.items():

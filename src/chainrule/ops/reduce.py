@@ -94,7 +94,7 @@ def _reduction(op, input, dim, keepdim):
 
 
 def sum(input, dim=None, keepdim=False, dtype=None):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "sum")
     if dtype is not None:
         input = input.to(dtype)
     return _reduction(sum_op, input, dim, keepdim)
@@ -111,14 +111,14 @@ def amin(input, dim=None, keepdim=False):
 def argmax(input, dim=None, keepdim=False):
     if isinstance(dim, (tuple, list)):
         raise TypeError("argmax: dim must be a single int")
-    infer.check_dtype("argmax", as_tensor_arg(input)._data.dtype, "b")
+    infer.check_dtype("argmax", as_tensor_arg(input, "argmax")._data.dtype, "b")
     return _reduction(argmax_op, input, dim, keepdim)
 
 
 def argmin(input, dim=None, keepdim=False):
     if isinstance(dim, (tuple, list)):
         raise TypeError("argmin: dim must be a single int")
-    infer.check_dtype("argmin", as_tensor_arg(input)._data.dtype, "b")
+    infer.check_dtype("argmin", as_tensor_arg(input, "argmin")._data.dtype, "b")
     return _reduction(argmin_op, input, dim, keepdim)
 
 
@@ -163,7 +163,7 @@ def _spread_mean(g, dim):
 
 def mean(input, dim=None, keepdim=False, dtype=None):
     """Average; like PyTorch's it refuses integer and bool tensors unless given a float ``dtype``."""
-    input = as_tensor_arg(input) if dtype is None else as_tensor_arg(input).to(dtype)
+    input = as_tensor_arg(input, "mean") if dtype is None else as_tensor_arg(input, "mean").to(dtype)
     infer.check_dtype("mean", input._data.dtype, "biu")
     return _reduction(mean_op, input, dim, keepdim)
 
@@ -176,7 +176,7 @@ def _correction(unbiased, correction):
 
 def var(input, dim=None, unbiased=None, keepdim=False, correction=None):
     """Variance; ``correction`` (default 1, Bessel's) is subtracted from the count, as in PyTorch."""
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "var")
     infer.check_dtype("var", input._data.dtype, "biu")
     axes = infer.normalize_dims("var", dim, input.ndim)
     centered = input - mean(input, dim, keepdim=True)
@@ -208,7 +208,7 @@ std_op = defop(
 
 def std(input, dim=None, unbiased=None, keepdim=False, correction=None):
     """Standard deviation (a primitive, so that a constant input has gradient 0 rather than nan)."""
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "std")
     infer.check_dtype("std", input._data.dtype, "biu")
     return bind(std_op, input, dim=infer.normalize_dims("std", dim, input.ndim), keepdim=bool(keepdim),
                 correction=_correction(unbiased, correction))
@@ -227,24 +227,31 @@ logsumexp_op = defop(
     _logsumexp_forward,
     _reduce_infer("logsumexp"),
     vjp=(lambda g, out, x, dim, keepdim: _kept(g, x, dim, keepdim) * exp(x - _kept(out, x, dim, keepdim)),),
-    jvp=lambda tangents, out, x, dim, keepdim: sum(tangents[0] * softmax(x, dim), dim, keepdim),
+    jvp=lambda tangents, out, x, dim, keepdim: sum(tangents[0] * _softmax(x, dim), dim, keepdim),
     saves_output=True, explain=("d/d{0} = softmax({0})",),
 )
 
 
 def logsumexp(input, dim, keepdim=False):
     """log(sum(exp(x))) along ``dim``, computed stably; its gradient is softmax(x)."""
-    return _reduction(logsumexp_op, floating(input), dim, keepdim)
+    return _reduction(logsumexp_op, floating(input, "logsumexp"), dim, keepdim)
 
 
 def softmax(input, dim, dtype=None):
-    input = floating(input) if dtype is None else as_tensor_arg(input).to(dtype)
+    input = floating(input, "softmax") if dtype is None else as_tensor_arg(input, "softmax").to(dtype)
+    infer.normalize_dims("softmax", infer.check_int("softmax", "dim", dim), input.ndim)
+    return _softmax(input, dim)
+
+
+def _softmax(input, dim):
+    """softmax along ``dim`` (an int or a tuple of dims: the gradient of logsumexp)."""
     shifted = exp(input - amax(input, dim, keepdim=True).detach())
     return shifted / sum(shifted, dim, keepdim=True)
 
 
 def log_softmax(input, dim, dtype=None):
-    input = floating(input) if dtype is None else as_tensor_arg(input).to(dtype)
+    input = floating(input, "log_softmax") if dtype is None else as_tensor_arg(input, "log_softmax").to(dtype)
+    infer.normalize_dims("log_softmax", infer.check_int("log_softmax", "dim", dim), input.ndim)
     return input - logsumexp(input, dim, keepdim=True)
 
 
@@ -281,13 +288,13 @@ def min(input, dim=None, keepdim=False, other=None):
 def all(input, dim=None, keepdim=False):
     """Whether every element (over ``dim``) is nonzero: bool, or uint8 for a uint8 input (PyTorch's rule).
     A composition (no element is zero), so it traces into static graphs like any op."""
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "all")
     return _count_test(eq(input, 0), dim, keepdim, eq, input.dtype)
 
 
 def any(input, dim=None, keepdim=False):
     """Whether some element (over ``dim``) is nonzero; dtype as in :func:`all`."""
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "any")
     return _count_test(ne(input, 0), dim, keepdim, gt, input.dtype)
 
 

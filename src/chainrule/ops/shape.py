@@ -93,12 +93,21 @@ reshape_op = defop(
 )
 
 
-def reshape(input, *shape):
-    input = as_tensor_arg(input)
-    shape = shape[0] if len(shape) == 1 and type(shape[0]) is tuple else _sizes(shape, "reshape")
+def reshape(input, shape):
+    """``input`` with the given shape (one size may be -1); the method ``t.reshape(2, 3)`` also
+    takes the sizes one by one (``reshape_method``), the function takes a tuple, as in PyTorch."""
+    input = as_tensor_arg(input, "reshape")
+    if type(shape) is not tuple:
+        if not isinstance(shape, (tuple, list)):
+            raise TypeError(f"reshape(): argument 'shape' must be tuple of ints, not {type(shape).__name__}")
+        shape = _sizes((shape,), "reshape")
     if shape == input._data.shape:
         return input
     return bind(reshape_op, input, shape=shape)
+
+
+def reshape_method(self, *shape):
+    return reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 
 
 def view(input, *shape):
@@ -142,7 +151,7 @@ permute_op = defop(
 
 
 def permute(input, *dims):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "permute")
     dims = _sizes(dims, "permute")
     ndim = input.ndim
     if len(dims) != ndim:
@@ -167,7 +176,7 @@ def swap_last_two(x):
 
 
 def transpose(input, dim0, dim1):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "transpose")
     ndim = input.ndim
     if ndim < 2 and dim0 in (0, -1) and dim1 in (0, -1):
         return input
@@ -182,7 +191,7 @@ swapaxes = transpose
 
 
 def t(input):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "t")
     if input.ndim > 2:
         raise ShapeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
     return transpose(input, 0, 1) if input.ndim == 2 else input
@@ -238,7 +247,7 @@ expand_op = defop(
 
 def expand(input, *sizes):
     """Broadcast to a larger shape without copying (-1 keeps a size); the result is read-only."""
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "expand")
     sizes = sizes[0] if len(sizes) == 1 and type(sizes[0]) is tuple else _sizes(sizes, "expand")
     source = input._data.shape
     lead = len(sizes) - len(source)
@@ -265,7 +274,7 @@ reshape_as = view_as
 
 def squeeze(input, dim=None):
     """Remove dims of size 1 (all of them, or those in ``dim``; others in ``dim`` are left alone)."""
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "squeeze")
     shape = input._data.shape
     dims = infer.normalize_dims("squeeze", dim, len(shape))
     if dims is None:
@@ -274,10 +283,10 @@ def squeeze(input, dim=None):
 
 
 def unsqueeze(input, dim):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "unsqueeze")
     shape = input._data.shape
     rank = len(shape) + 1
-    if not -rank <= dim < rank:
+    if not -rank <= infer.check_int("unsqueeze", "dim", dim) < rank:
         raise IndexError(f"unsqueeze: Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], "
                          f"but got {dim})")
     dim %= rank
@@ -285,19 +294,20 @@ def unsqueeze(input, dim):
 
 
 def flatten(input, start_dim=0, end_dim=-1):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "flatten")
     shape = input._data.shape
+    start = infer.normalize_dims("flatten", infer.check_int("flatten", "start_dim", start_dim), len(shape))
+    end = infer.normalize_dims("flatten", infer.check_int("flatten", "end_dim", end_dim), len(shape))
     if not shape:
         return reshape(input, (1,))
-    start = infer.normalize_dims("flatten", start_dim, len(shape))[0]
-    end = infer.normalize_dims("flatten", end_dim, len(shape))[0]
+    start, end = start[0], end[0]
     if start > end:
         raise ValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
     return reshape(input, shape[:start] + (_numel(shape[start:end + 1]),) + shape[end + 1:])
 
 
 def unflatten(input, dim, sizes):
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "unflatten")
     shape = input._data.shape
     dim = infer.normalize_dims("unflatten", dim, len(shape))[0]
     return reshape(input, shape[:dim] + tuple(sizes) + shape[dim + 1:])
@@ -340,10 +350,17 @@ cat_op = defop(
 )
 
 
+def _tensor_list(op, tensors):
+    if not isinstance(tensors, (tuple, list)):
+        raise TypeError(f"{op}(): argument 'tensors' must be tuple of Tensors, not {type(tensors).__name__}")
+    return [as_tensor_arg(t, op, "tensors") for t in tensors]
+
+
 def cat(tensors, dim=0):
-    tensors = [as_tensor_arg(t) for t in tensors]
+    tensors = _tensor_list("cat", tensors)
+    infer.check_int("cat", "dim", dim)
     if not tensors:
-        raise ValueError("cat: expected a non-empty list of tensors")
+        raise ShapeError("cat: expected a non-empty list of tensors")
     ndim = tensors[0].ndim
     if ndim == 0:
         raise ShapeError("cat: zero-dimensional tensor (at position 0) cannot be concatenated")
@@ -382,9 +399,10 @@ stack_op = defop(
 
 def stack(tensors, dim=0):
     """Join equal-shaped tensors along a new dimension ``dim``."""
-    tensors = [as_tensor_arg(t) for t in tensors]
+    tensors = _tensor_list("stack", tensors)
+    infer.check_int("stack", "dim", dim)
     if not tensors:
-        raise ValueError("stack: expected a non-empty list of tensors")
+        raise ShapeError("stack: expected a non-empty list of tensors")
     rank = tensors[0].ndim + 1
     if not -rank <= dim < rank:
         raise IndexError(f"stack: Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], "
@@ -424,7 +442,7 @@ pad_op = defop(
 
 def pad(input, pad, mode="constant", value=0.0):
     """Constant padding with PyTorch's ``pad`` order: (left, right) of the last dim, then the one before."""
-    input = as_tensor_arg(input)
+    input = as_tensor_arg(input, "pad")
     if mode != "constant":
         raise NotImplementedError(f"pad: mode {mode!r} is not supported; only 'constant'")
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
