@@ -197,10 +197,11 @@ def _sigmoid_forward(x, out=None):
     ``out`` when given."""
     e = np.exp(-np.abs(x))
     r = 1 / (1 + e)  # 1 / (1 + e^-x) for x >= 0, and e^x / (1 + e^x) below:
+    positive = x >= 0  # read before ``out`` is written: it may be x's own buffer (compiled programs)
     if out is None:
-        return np.where(x >= 0, r, e * r)
+        return np.where(positive, r, e * r)
     np.multiply(e, r, out=out)
-    np.copyto(out, r, where=x >= 0)
+    np.copyto(out, r, where=positive)
     return out
 
 
