@@ -19,6 +19,8 @@ from .op import LINEAR, bind, defop
 def _sizes(args, op):
     """Accept both ``f(x, 2, 3)`` and ``f(x, (2, 3))``, as PyTorch does. A static graph's symbolic size
     (``x.view(x.size(0), -1)`` over a dynamic batch) is kept as it is."""
+    if not args:
+        raise TypeError(f"{op}() missing 1 required positional argument: the sizes (ints or one tuple)")
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = tuple(args[0])
     try:
