@@ -210,8 +210,10 @@ def ddp_no_sync(rank, world):
             F.cross_entropy(ddp(x, extra=True), y).backward()
     differs = [not_same_on_every_rank(p.grad, world) for p in model.parameters()]
     assert all(differs)  # no_sync did not reduce
+    held = [p.grad for p in model.parameters()]  # references held across the synchronised backward
     x, y = shard(steps[2], rank)
     F.cross_entropy(ddp(x, extra=True), y).backward()
+    assert all(h is p.grad for h, p in zip(held, model.parameters()))  # averaged in place, as in PyTorch
     for batch in steps:
         F.cross_entropy(reference(batch[0], extra=True), batch[1]).backward()
     for p, q in zip(model.parameters(), reference.parameters()):
