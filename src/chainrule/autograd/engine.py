@@ -142,11 +142,12 @@ def run_backward(roots, root_grads, retain_graph, create_graph, inputs=None):
                         results[k] = g
             if isinstance(node, AccumulateGrad):
                 if capture is None and grads[0] is not None:
-                    g = _run_leaf_hooks(node.variable, grads[0])
+                    leaf = node.variable
+                    g = _call_hooks(leaf._hooks, grads[0]) if leaf._hooks else grads[0]
                     grads = None
                     # Only this frame refers to g and only g to its array: the leaf may keep it uncopied.
                     sole = sys.getrefcount(g) == 2 and sys.getrefcount(g._data) == 2 and g._data.base is None
-                    node.accumulate(g, create_graph, sole)
+                    accumulate_into(leaf, g, create_graph, sole)
                     if node._post_hooks is not None:
                         grads = (g,)
                     g = None
@@ -196,17 +197,18 @@ def _count_dependencies(roots):
     """For each node reachable from ``roots``: how many edges point into it."""
     dependencies = {}
     stack = list(roots)
-    seen = set(stack)
     while stack:
         node = stack.pop()
         for edge in node.edges:
             if edge is not None:
                 nxt = edge[0]
-                dependencies[nxt] = dependencies.get(nxt, 0) + 1
-                if nxt not in seen:
-                    seen.add(nxt)
-                    stack.append(nxt)
-    return dependencies, seen
+                if nxt in dependencies:
+                    dependencies[nxt] += 1
+                else:  # first seen: its own edges are walked once, from here (roots: from the start)
+                    dependencies[nxt] = 1
+                    if nxt not in roots:
+                        stack.append(nxt)
+    return dependencies, dependencies.keys() | roots
 
 
 def _nodes_leading_to(targets, reachable):
@@ -278,11 +280,6 @@ def _run_tensor_hooks(node, grads, create_graph):
             t = ref()
             if t is not None and grads[nr] is not None:
                 _accumulate_into(t, grads[nr], create_graph)
-
-
-def _run_leaf_hooks(variable, grad):
-    hooks = variable._hooks
-    return _call_hooks(hooks, grad) if hooks else grad
 
 
 def _call_hooks(hooks, grad):

@@ -95,6 +95,8 @@ def _reduction(op, input, dim, keepdim):
 
 def sum(input, dim=None, keepdim=False, dtype=None):
     input = as_tensor_arg(input, "sum")
+    if dim is None and dtype is None:  # the loss's full sum: no dims to check (the hot path)
+        return bind(sum_op, input, dim=None, keepdim=bool(keepdim))
     if dtype is not None:
         input = input.to(dtype)
     return _reduction(sum_op, input, dim, keepdim)
