@@ -46,11 +46,12 @@ _WIDE = 32  # from this many output channels on, conv2d's GEMM produces a channe
 def _pair(value, name="value", op="conv2d"):
     """An int or a pair of ints, as a pair; anything else is refused naming the function ``op``."""
     if isinstance(value, (tuple, list)):
+        value = tuple(int(infer.check_int(op, name, v)) for v in value)  # types first, as PyTorch checks
         if len(value) == 1:
             value = (value[0], value[0])
         if len(value) != 2:
-            raise ValueError(f"{op}: expected an int or a pair for {name}, got {tuple(value)}")
-        return int(infer.check_int(op, name, value[0])), int(infer.check_int(op, name, value[1]))
+            raise ShapeError(f"{op}: expected an int or a pair for {name}, got {value}")
+        return value
     value = int(infer.check_int(op, name, value))
     return value, value
 

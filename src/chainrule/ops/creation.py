@@ -78,6 +78,8 @@ def empty(*size, dtype=None, device=None, requires_grad=False):
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    if not isinstance(size, (tuple, list)):  # PyTorch takes full((2, 3), v), never full(2, v)
+        raise TypeError(f"full(): argument 'size' must be a tuple of ints, not {type(size).__name__}")
     if not isinstance(fill_value, (int, float, np.generic)) and (
             not isinstance(fill_value, Tensor) or fill_value.numel() != 1):
         raise DTypeError(f"full(): argument 'fill_value' must be a number, not {type(fill_value).__name__}")

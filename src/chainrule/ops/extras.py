@@ -360,13 +360,15 @@ def is_nonzero(input):
 def _new(factory):
     def method(self, *size, dtype=None, device=None, requires_grad=False, **kwargs):
         dtype = dtype if dtype is not None else _dtype.from_numpy_dtype(self._data.dtype)
-        return factory(*size, dtype=dtype, requires_grad=requires_grad, **kwargs)
+        device = device if device is not None else self.device  # PyTorch: the new tensor on self's device
+        return factory(*size, dtype=dtype, device=device, requires_grad=requires_grad, **kwargs)
     return method
 
 
 def _new_full(self, size, fill_value, *, dtype=None, device=None, requires_grad=False):
     dtype = dtype if dtype is not None else _dtype.from_numpy_dtype(self._data.dtype)
-    return full(size, fill_value, dtype=dtype, requires_grad=requires_grad)
+    device = device if device is not None else self.device
+    return full(size, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def _new_tensor(self, data, dtype=None, device=None, requires_grad=False):

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import _dtype
 from ..errors import ShapeError
+from ..tensor import Tensor
 from . import infer
 from .elementwise import as_tensor_arg, cast
 from .op import LINEAR, bind, defop
@@ -23,6 +24,8 @@ def _sizes(args, op):
         raise TypeError(f"{op}() missing 1 required positional argument: the sizes (ints or one tuple)")
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = tuple(args[0])
+    if any(isinstance(a, float) or (isinstance(a, Tensor) and a._data.dtype.kind not in "iu") for a in args):
+        raise TypeError(f"{op}(): sizes must be a tuple of ints, got {args!r}")
     try:
         return tuple(a if infer.symbolic(a) else int(a) for a in args)
     except TypeError:
