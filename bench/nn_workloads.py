@@ -88,11 +88,18 @@ def _train_step(framework, build_cr, build_torch, make_opt, x, y):
 MLP_SIZES, MLP_BATCH, MLP_LR, MLP_MOMENTUM = (784, 512, 512, 10), 256, 0.01, 0.9
 
 
-def _mlp(lib):
-    layers = []
-    for fan_in, fan_out in zip(MLP_SIZES[:-1], MLP_SIZES[1:]):
-        layers += [lib.nn.Linear(fan_in, fan_out), lib.nn.ReLU()]
-    return lib.nn.Sequential(*layers[:-1])
+def _mlp_of(sizes):
+    """A builder ``lib -> Sequential`` of Linear layers of ``sizes`` with ReLUs between them."""
+    def build(lib):
+        layers = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            layers += [lib.nn.Linear(fan_in, fan_out), lib.nn.ReLU()]
+        return lib.nn.Sequential(*layers[:-1])
+
+    return build
+
+
+_mlp = _mlp_of(MLP_SIZES)
 
 
 def make_mlp_mnist_step(framework):
@@ -100,6 +107,14 @@ def make_mlp_mnist_step(framework):
     x, y = _batch((MLP_BATCH, MLP_SIZES[0]), MLP_SIZES[-1])
     return _train_step(framework, _mlp, _mlp,
                        lambda lib, params: lib.optim.SGD(params, lr=MLP_LR, momentum=MLP_MOMENTUM), x, y)
+
+
+def make_mlp_small_eager_step(framework):
+    """64-32-10 MLP, batch 32, CrossEntropyLoss, SGD(lr=0.01), full eager step: overhead-bound (the
+    eager twin of static_workloads' compiled ``mlp_small_step``)."""
+    x, y = _batch((32, 64), 10)
+    build = _mlp_of((64, 32, 10))
+    return _train_step(framework, build, build, lambda lib, params: lib.optim.SGD(params, lr=0.01), x, y)
 
 
 def _cross_entropy_grad(logits, labels):
@@ -380,6 +395,8 @@ def make_mnist_epoch(framework):
 NN_WORKLOADS = {
     "mlp_mnist_step": Workload("mlp_mnist_step", make_mlp_mnist_step, rounds=9, steps_per_round=15, target=1.0,
                                floor=make_mlp_mnist_step_numpy),
+    "mlp_small_eager_step": Workload("mlp_small_eager_step", make_mlp_small_eager_step, rounds=9,
+                                     steps_per_round=200),
     "lenet_step": Workload("lenet_step", make_lenet_step, rounds=9, steps_per_round=20, target=2.2,
                            floor=make_lenet_step_numpy),
     "conv_fwd_bwd": Workload("conv_fwd_bwd", make_conv_fwd_bwd, rounds=7, steps_per_round=3, target=2.5,
