@@ -528,6 +528,8 @@ def _check_class_range(name, target, n_classes, ignore_index):
     data = _values(target)
     if data is None or not data.size:
         return
+    if np.minimum.reduce(data, None) >= 0 and np.maximum.reduce(data, None) < n_classes:
+        return  # every target a class: the usual case, in two reductions
     bad = (data != ignore_index) & ((data < 0) | (data >= n_classes))
     if bad.any():
         raise IndexError(f"{name}: Target {int(data[bad].flat[0])} is out of bounds (classes 0..{n_classes - 1}).")

@@ -144,7 +144,10 @@ def _kept(g, x, dim, keepdim):
 
 
 def _mean_forward(x, dim, keepdim):
-    return np.mean(x, axis=dim, keepdims=keepdim)
+    if type(x) is not np.ndarray or x.dtype.itemsize < 4:  # device arrays; float16 (np.mean sums it in float32)
+        return np.mean(x, axis=dim, keepdims=keepdim)
+    total = np.add.reduce(x, axis=dim, keepdims=keepdim)  # np.mean's own steps without its Python wrapper
+    return total / (x.size // total.size if total.size else 1)
 
 
 mean_op = defop(
