@@ -486,3 +486,17 @@ def test_new_methods_make_tensors_on_self_device(gpu):
     for made in (x.new_zeros(3), x.new_ones((2, 2)), x.new_full((2,), 3.0), x.new_empty(2)):
         assert made.device == x.device and made.dtype == x.dtype
     assert x.new_zeros(2, device="cpu").device == cr.device("cpu")
+
+
+def test_sequence_layers_make_their_own_tensors_on_the_input_device(gpu):
+    cr.manual_seed(0)
+    x = cr.randn(5, 2, 3)
+    lstm, cell = cr.nn.LSTM(3, 4), cr.nn.GRUCell(3, 4)
+    cpu_out = (lstm(x)[0], cell(x[0]), F.scaled_dot_product_attention(x, x, x, is_causal=True))
+    lstm.to(gpu)
+    cell.to(gpu)
+    xg = x.to(gpu)
+    gpu_out = (lstm(xg)[0], cell(xg[0]), F.scaled_dot_product_attention(xg, xg, xg, is_causal=True))
+    for ours, ref in zip(gpu_out, cpu_out):
+        assert ours.device == xg.device
+        np.testing.assert_allclose(ours.cpu().detach().numpy(), ref.detach().numpy(), rtol=1e-5, atol=1e-6)

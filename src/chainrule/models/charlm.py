@@ -38,7 +38,7 @@ class CharGPT(nn.Module):
         length = idx.shape[1]
         if length > self.context:
             raise ValueError(f"CharGPT: a sequence of {length} characters is longer than the context {self.context}")
-        x = self.token(idx) + self.position(_ops.arange(length))
+        x = self.token(idx) + self.position(_ops.arange(length, device=idx.device))
         x = self.blocks(x, mask=self.causal_mask[:length, :length], is_causal=True)
         return self.head(x)
 

@@ -737,7 +737,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     scale = 1 / float(query.shape[-1]) ** 0.5 if scale is None else scale
     scores = _ops.matmul(query, _ops.transpose(key, -2, -1)) * scale
     if is_causal:  # with an attn_mask too, both apply (as in PyTorch)
-        scores = where(_ops.tril(_ops.ones((query.shape[-2], key.shape[-2]), dtype=_dtype.bool_)), scores, -np.inf)
+        allowed = _ops.tril(_ops.ones((query.shape[-2], key.shape[-2]), dtype=_dtype.bool_, device=query.device))
+        scores = where(allowed, scores, -np.inf)
     if attn_mask is not None:
         attn_mask = as_tensor_arg(attn_mask)
         if attn_mask.dtype == _dtype.bool_:

@@ -126,7 +126,7 @@ class RNNBase(Module):
 
     def _zeros(self, input):
         shape = (self.num_layers * (2 if self.bidirectional else 1), input.shape[1], self.hidden_size)
-        return _ops.zeros(shape, dtype=input.dtype)
+        return _ops.zeros(shape, dtype=input.dtype, device=input.device)
 
     def forward(self, input, hx=None):
         input = _ops.as_tensor(input)
@@ -252,7 +252,7 @@ class RNNCellBase(Module):
         if not batched:
             input = _ops.unsqueeze(input, 0)
         if hx is None:
-            zeros = _ops.zeros((input.shape[0], self.hidden_size), dtype=input.dtype)
+            zeros = _ops.zeros((input.shape[0], self.hidden_size), dtype=input.dtype, device=input.device)
             hx = (zeros, zeros) if self.mode == "LSTM" else zeros
         elif not batched:
             hx = tuple(_ops.unsqueeze(h, 0) for h in hx) if self.mode == "LSTM" else _ops.unsqueeze(hx, 0)
