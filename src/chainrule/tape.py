@@ -194,7 +194,7 @@ def accumulate_into(var, grad, create_graph, sole_owner=False):
         var.grad = grad if create_graph or sole_owner else _wrap(grad._data.copy())
     elif create_graph:
         var.grad = old + grad
-    elif old._data.flags.writeable and old._data.shape == grad._data.shape:
+    elif old._data.shape == grad._data.shape and getattr(old._data.flags, "writeable", True):  # (CuPy: no flag)
         data = old._data
         data += grad._data
         old._version[0] += 1
