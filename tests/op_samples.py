@@ -161,6 +161,31 @@ also("std", lambda rng, dt: ((data(rng, (2, 3), dt),), {"dim": None, "keepdim": 
 sample("logsumexp", lambda rng, dt: ((data(rng, (2, 3), dt),), {"dim": (1,), "keepdim": True}),
        torch=lambda lib, x: lib.logsumexp(x, 1, keepdim=True))
 also("logsumexp", lambda rng, dt: ((data(rng, (2, 3), dt),), {"dim": (0, 1), "keepdim": False}))
+for _name in ("softmax", "log_softmax"):
+    sample(_name, lambda rng, dt: ((data(rng, (2, 3), dt),), {"dim": 1}), refuses=(I64, BOOL),
+           torch=lambda lib, x, _name=_name: getattr(lib, _name)(x, 1))
+    also(_name, lambda rng, dt: ((data(rng, (3, 2, 2), dt),), {"dim": 0}),
+         lambda rng, dt: ((np.asarray(data(rng, (), dt)),), {"dim": None}))
+sample("softmax_backward", lambda rng, dt: ((data(rng, (2, 3), dt), data(rng, (2, 3), dt, 0.1, 0.5)), {"dim": 1}))
+sample("log_softmax_backward", lambda rng, dt: ((data(rng, (2, 3), dt), data(rng, (2, 3), dt, -2.0, -0.5)),
+                                                {"dim": 1}))
+also("log_softmax_backward", lambda rng, dt: ((data(rng, (3, 2, 2), dt), data(rng, (3, 2, 2), dt, -2.0, -0.5)),
+                                              {"dim": 0}))
+for _reduction in ("mean", "sum", "none"):
+    _make = (lambda rng, dt, r=_reduction: ((data(rng, (4, 3), dt), np.array([2, 0, -100, 1]), None),
+                                            {"ignore_index": -100, "reduction": r}))
+    _grad = (lambda rng, dt, r=_reduction: ((np.asarray(data(rng, (4,) if r == "none" else (), dt)),
+                                             np.array([2, 0, 5, 1]), None),
+                                            {"shape": (4, 3), "ignore_index": 5, "reduction": r}))
+    if _reduction == "mean":
+        sample("nll_loss", _make, refuses=(I64, BOOL), torch=lambda lib, x, t: lib.nn.functional.nll_loss(x, t))
+        sample("nll_loss_backward", _grad)
+    else:
+        also("nll_loss", _make)
+        also("nll_loss_backward", _grad)
+also("nll_loss", lambda rng, dt: ((data(rng, (2, 3, 2), dt), np.array([[2, 0], [1, 1]]), None),
+                                  {"ignore_index": -100, "reduction": "mean"}),
+     lambda rng, dt: ((data(rng, (3,), dt), np.array(1), None), {"ignore_index": -100, "reduction": "sum"}))
 
 # --- shapes --------------------------------------------------------------------------------------
 sample("reshape", lambda rng, dt: ((data(rng, (2, 3), dt),), {"shape": (3, 2)}), ALL,

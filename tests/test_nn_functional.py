@@ -457,3 +457,18 @@ def test_legacy_size_average_reduce_arguments():
         got = F.mse_loss(cr.tensor(x), cr.tensor(y), size_average=False)
     assert got.item() == pytest.approx(6.0)
     assert math.isclose(F.l1_loss(cr.tensor(x), cr.tensor(y)).item(), 1.0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_nll_loss_class_weight_gradient_to_second_order(reduction):
+    """PyTorch does not differentiate nll_loss in its class weights; chainrule does (plain ops), twice."""
+    rng = np.random.default_rng(0)
+    x = cr.tensor(rng.standard_normal((5, 4)), requires_grad=True)
+    w = cr.tensor(rng.uniform(0.5, 2.0, 4), requires_grad=True)
+    t = cr.tensor([1, 0, 3, 0, 3])
+
+    def loss(x, w):
+        return F.nll_loss(F.log_softmax(x, 1), t, weight=w, ignore_index=1, reduction=reduction)
+
+    assert cr.autograd.gradcheck(loss, (x, w))
+    assert cr.autograd.gradgradcheck(loss, (x, w))

@@ -115,6 +115,13 @@ class OpNode(Node):
         shown = _SHOWN.get(self)
         return self.op.grad_name if shown is None else shown[0]
 
+    @property
+    def next_functions(self):
+        listed = self.op.listed_inputs
+        if listed is None or self in _SHOWN:
+            return Node.next_functions.fget(self)
+        return tuple(self.edges[i] or (None, 0) for i in listed)
+
     def input_metadata(self, i):
         a = self.inputs[i]
         return (a._data.shape, a._data.dtype) if isinstance(a, Tensor) else a  # a Meta is (shape, dtype)

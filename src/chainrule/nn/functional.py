@@ -20,6 +20,7 @@ from ..ops import conv as _conv
 from ..ops import infer as _infer
 from ..ops.elementwise import as_tensor_arg, floating, minimum_of, where
 from ..ops.nn import binary_cross_entropy_op, dropout_mask_op, log_sigmoid_op
+from ..ops.nn import nll_loss as nll_primitive
 from ..ops.op import bind
 from ..tensor import _wrap
 from ._functional_more import *  # noqa: F403 - more of torch.nn.functional, same namespace
@@ -241,8 +242,8 @@ def softmax(input, dim=None, _stacklevel=3, dtype=None):
     return _softmax(input, dim, dtype=dtype)
 
 
-_softmax = composite("Softmax")(_ops.softmax)
-_log_softmax = composite("LogSoftmax")(_ops.log_softmax)
+_softmax = _ops.softmax  # primitives: their nodes are PyTorch's SoftmaxBackward0 / LogSoftmaxBackward0
+_log_softmax = _ops.log_softmax
 
 
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
@@ -567,6 +568,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     input, target = as_tensor_arg(input, "nll_loss"), as_tensor_arg(target, "nll_loss", "target")
+    _infer.check_dtype("nll_loss", input._data.dtype, "biu")  # log-probabilities: floats, as PyTorch insists
     if input.ndim < 1:
         raise ShapeError(f"nll_loss: input must have at least 1 dim, got shape {list(input.shape)}")
     n_classes = _class_targets("nll_loss", input, target)
@@ -577,9 +579,9 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     return _nll_loss(input, target, weight, ignore_index, reduction, n_classes, 1 if input.ndim >= 2 else 0)
 
 
-@composite("NllLoss")
 def _nll_loss(logp, target, weight, ignore_index, reduction, n_classes, class_dim):
-    return _nll_reduce(*_nll(logp, target, weight, ignore_index, n_classes, class_dim), reduction)
+    """The primitive (one NllLossBackward0 node, as in PyTorch), for arguments already checked."""
+    return nll_primitive(logp, target, weight, ignore_index, reduction)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",

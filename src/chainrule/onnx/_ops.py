@@ -147,6 +147,22 @@ for _op, _type in [(reduce.sum_op, "ReduceSum"), (reduce.mean_op, "ReduceMean"),
     converter(_op)(_reduction(_type))
 
 
+def _softmax(op_type):
+    """Softmax / LogSoftmax over the op's one axis (a 0-d input: over its single element)."""
+    def convert(b, node):
+        x, dim = b.arg(node, 0), node.params["dim"]
+        if dim is not None:
+            return b.result(node, op_type, [x], axis=int(dim))
+        flat = b.emit(op_type, [b.emit("Reshape", [x, b.ints([1])])], axis=0)
+        return b.result(node, "Reshape", [flat, b.ints([])])
+
+    return convert
+
+
+converter(reduce.softmax_op)(_softmax("Softmax"))
+converter(reduce.log_softmax_op)(_softmax("LogSoftmax"))
+
+
 def _arg_reduce(op_type):
     def convert(b, node):
         x = b.arg(node, 0)

@@ -174,7 +174,7 @@ def write_into_view(chain, root, value):
 
 
 # --- gather / scatter -----------------------------------------------------------------------------
-def _scatter_index(index, dim):
+def scatter_index(index, dim):
     """Full coordinates for numpy fancy indexing from a PyTorch-style ``index`` along ``dim``."""
     xp = _device.array_module(index)
     ndim = index.ndim
@@ -188,7 +188,7 @@ def _leading(src, shape):
 
 
 def _gather_forward(x, index, dim):
-    return x[_scatter_index(index, dim)]
+    return x[scatter_index(index, dim)]
 
 
 def _check_gather(op, x, index, dim):
@@ -231,7 +231,7 @@ gather_op = defop(
 def _gather_backward_forward(g, index, dim, shape):
     xp = _device.array_module(g)
     out = xp.zeros(shape, g.dtype)
-    xp.add.at(out, _scatter_index(index, dim), g)  # repeated indices must add up
+    xp.add.at(out, scatter_index(index, dim), g)  # repeated indices must add up
     return out
 
 
@@ -253,13 +253,13 @@ def gather_backward(g, index, dim, shape):
 
 def _scatter_add_forward(x, index, src, dim):
     out = x.copy()
-    _device.array_module(x).add.at(out, _scatter_index(index, dim), _leading(src, index.shape))
+    _device.array_module(x).add.at(out, scatter_index(index, dim), _leading(src, index.shape))
     return out
 
 
 def _scatter_forward(x, index, src, dim):
     out = x.copy()
-    out[_scatter_index(index, dim)] = _leading(src, index.shape)
+    out[scatter_index(index, dim)] = _leading(src, index.shape)
     return out
 
 

@@ -66,6 +66,9 @@ class OpDef:
         its ONNX converter (see ``chainrule.onnx``).
     ``pure``
         same inputs, same output; False for random ops, which a compiler must not fold or merge.
+    ``listed_inputs``
+        the inputs (indices) its backward node lists in ``next_functions``, where PyTorch lists fewer
+        than all (the non-differentiable target and class weights of ``nll_loss``); None: all.
     ``grad_name``
         the name of its backward node (``grad_fn.name()``) where PyTorch's differs from the one derived
         from ``name`` (a reshape shows as PyTorch's ``ViewBackward0``).
@@ -73,12 +76,12 @@ class OpDef:
 
     __slots__ = ("name", "forward", "infer", "vjp", "jvp", "saves", "saves_output", "view", "pure", "grad_name",
                  "doc", "view_inverse", "takes_out", "fresh", "lower", "identity", "simplify",
-                 "explain", "infix", "export", "elementwise")
+                 "explain", "infix", "export", "elementwise", "listed_inputs")
 
     def __init__(self, name, forward, infer, vjp=None, jvp=None, saves=None, saves_output=False, view=False,
                  pure=True, doc="", *, view_inverse=None, takes_out=None, fresh=None,
                  lower=None, identity=None, simplify=None, explain=None, infix=None, export=None,
-                 elementwise=False, grad_name=None):
+                 elementwise=False, grad_name=None, listed_inputs=None):
         self.name = name
         self.forward = forward
         self.infer = infer
@@ -100,6 +103,7 @@ class OpDef:
         self.infix = infix
         self.export = export
         self.elementwise = elementwise
+        self.listed_inputs = listed_inputs
 
     def __repr__(self):
         return f"<op {self.name}>"

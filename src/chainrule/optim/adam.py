@@ -15,6 +15,7 @@ rounding. With ``t`` the step count (kept in the state as a float32 scalar tenso
 
 import numpy as np
 
+from ..autograd.grad_mode import state as mode
 from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
 from ..tensor import Tensor, _wrap
@@ -113,8 +114,9 @@ class Adam(Optimizer):
         for index, group in enumerate(self.param_groups):
             branches = self._branches(group)
             hyper = self._hyper(index, "lr", ("betas", 0), ("betas", 1), "eps", "weight_decay")
+            update = _adam_update if mode.tracer is None else _adam_update_traced
             for p in with_grads(group["params"]):
-                _adam_update(p, self._state_of(p, branches[2]), branches, *hyper)
+                update(p, self._state_of(p, branches[2]), branches, *hyper)
         return loss
 
     def _state_of(self, p, amsgrad):
@@ -130,7 +132,48 @@ class Adam(Optimizer):
 
 
 def _adam_update(p, state, branches, lr, beta1, beta2, eps, weight_decay):
-    """One parameter's Adam update, in place (the module docstring's formulas)."""
+    """One parameter's eager Adam update: the operations of ``_adam_update_traced`` (so the same rounding)
+    done on the arrays in place, with two temporaries, instead of a dozen tensor ops per parameter."""
+    has_weight_decay, decoupled, amsgrad, maximize, large_weight = branches
+    x = p._data
+    g = -p.grad._data if maximize else p.grad._data
+    if has_weight_decay and decoupled:
+        x *= 1 - lr * weight_decay
+    elif has_weight_decay:
+        g = x * weight_decay + g
+    m, v = state["exp_avg"]._data, state["exp_avg_sq"]._data
+    scratch = g - m
+    if large_weight:
+        scratch *= -beta1
+        scratch += g
+        m[...] = scratch
+    else:
+        scratch *= 1 - beta1
+        m += scratch
+    np.multiply(g, 1 - beta2, out=scratch)
+    scratch *= g
+    v *= beta2
+    v += scratch
+    state["step"]._data += 1
+    step = float(state["step"]._data)
+    second = v
+    if amsgrad:
+        second = state["max_exp_avg_sq"]._data
+        np.maximum(second, v, out=second)
+    np.sqrt(second, out=scratch)
+    scratch /= (1 - beta2**step) ** 0.5
+    scratch += eps
+    update = m * (lr / (1 - beta1**step))
+    update /= scratch
+    x -= update
+    changed = (p, state["exp_avg"], state["exp_avg_sq"], state["step"])
+    for t in changed + ((state["max_exp_avg_sq"],) if amsgrad else ()):
+        t._version[0] += 1
+
+
+def _adam_update_traced(p, state, branches, lr, beta1, beta2, eps, weight_decay):
+    """One parameter's Adam update as tensor ops, in place (the module docstring's formulas): what a
+    static graph records."""
     has_weight_decay, decoupled, amsgrad, maximize, large_weight = branches
     g = -p.grad if maximize else p.grad
     if has_weight_decay and decoupled:

@@ -85,9 +85,35 @@ class SGD(Optimizer):
             lr, *values = self._hyper(index, "lr", "momentum", "dampening", "weight_decay")
             for p in with_grads(group["params"]):
                 state = self.state[p] if branches[0] else None  # no momentum, no state
+                if mode.tracer is None:
+                    _update_arrays(p, state, branches, lr, *values)
+                    continue
                 g, owned = _direction(p, state, branches, *values)
                 p.sub_(g.mul_(lr) if owned else g * lr)
         return loss
+
+
+def _update_arrays(p, state, branches, lr, momentum, dampening, weight_decay):
+    """The eager update: the operations of ``_direction`` and ``p.sub_(g * lr)`` (so the same rounding),
+    done on the arrays in place with at most two temporaries, not as a dozen tensor ops per parameter.
+    A static graph records the tensor ops instead (``_direction``), which its compiler fuses."""
+    has_momentum, has_dampening, has_weight_decay, nesterov, maximize = branches
+    x = p._data
+    g = -p.grad._data if maximize else p.grad._data
+    if has_weight_decay:
+        g = x * weight_decay + g
+    if has_momentum:
+        buf = state.get("momentum_buffer")
+        if buf is None:  # PyTorch's first step: the buffer starts as the gradient
+            buf = state["momentum_buffer"] = _wrap(g.copy())
+        else:
+            b = buf._data
+            b *= momentum
+            b += g * (1 - dampening) if has_dampening else g
+            buf._version[0] += 1
+        g = buf._data * momentum + g if nesterov else buf._data
+    x -= g * lr
+    p._version[0] += 1
 
 
 def _direction(p, state, branches, momentum, dampening, weight_decay):
