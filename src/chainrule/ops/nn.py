@@ -88,10 +88,14 @@ def _nll_scale(w, reduction):
     return w / w.sum() if reduction == "mean" else w
 
 
+def _at_targets(safe, dim):
+    """Fancy index of each sample's target entry along the class ``dim`` of the input."""
+    return scatter_index(safe.reshape(safe.shape[:dim] + (1,) + safe.shape[dim:]), dim)
+
+
 def _nll_forward(logp, target, weight, ignore_index, reduction):
-    dim = _class_dim(logp)
     safe, w = _target_weights(target, weight, ignore_index, logp.dtype)
-    picked = logp[scatter_index(_device.array_module(safe).expand_dims(safe, dim), dim)].reshape(safe.shape)
+    picked = logp[_at_targets(safe, _class_dim(logp))].reshape(safe.shape)
     if reduction == "none":
         return -(picked * w)
     total = -(picked * w).sum()
@@ -103,7 +107,8 @@ def _nll_backward_forward(g, target, weight, shape, ignore_index, reduction):
     dim = 1 if len(shape) >= 2 else 0
     safe, w = _target_weights(target, weight, ignore_index, g.dtype)
     grad = xp.zeros(shape, g.dtype)
-    grad[scatter_index(xp.expand_dims(safe, dim), dim)] = xp.expand_dims(-g * _nll_scale(w, reduction), dim)
+    values = -g * _nll_scale(w, reduction)
+    grad[_at_targets(safe, dim)] = values.reshape(values.shape[:dim] + (1,) + values.shape[dim:])
     return grad
 
 

@@ -7,6 +7,8 @@ import numpy as np
 
 import chainrule as cr
 
+from ...tensor import _wrap
+
 _UNSUPPORTED = ("default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; "
                 "found {}. Convert it in the dataset, or pass a collate_fn that handles it.")
 
@@ -23,6 +25,23 @@ def _check_same_shape(shapes):
                                f"the samples, or pass a collate_fn that batches them your way")
 
 
+class GatheredSamples(list):
+    """A list of samples that were read as whole columns (one fancy-index read per tensor of a
+    ``TensorDataset``): each sample's tensors are views of those columns. ``default_collate`` hands
+    the columns out as the batch, as long as the list still holds the very samples that were read,
+    instead of stacking the samples back into a copy of the same arrays."""
+
+    __slots__ = ("columns", "samples")
+
+    def __init__(self, columns):
+        self.columns = columns
+        self.samples = tuple(tuple(_wrap(np.asarray(c[k])) for c in columns) for k in range(len(columns[0])))
+        super().__init__(self.samples)
+
+    def unchanged(self):
+        return len(self) == len(self.samples) and all(a is b for a, b in zip(self, self.samples))
+
+
 def default_collate(batch):
     """Stack a list of samples into a batch, recursing into dicts, tuples and lists.
 
@@ -32,6 +51,8 @@ def default_collate(batch):
     dict of batches, a namedtuple a namedtuple, any other sequence a list of batches (one per
     position), so ``[(image, label), ...]`` becomes ``[images, labels]``.
     """
+    if type(batch) is GatheredSamples and batch.unchanged():
+        return [cr.from_numpy(column) for column in batch.columns]
     elem = batch[0]
     if isinstance(elem, cr.Tensor):
         _check_same_shape([tuple(t.shape) for t in batch])

@@ -9,6 +9,8 @@ import numpy as np
 
 import chainrule as cr
 
+from .collate import GatheredSamples
+
 
 class Dataset:
     """A map-style dataset: ``dataset[i]`` is sample ``i``; define ``__len__`` for samplers to use.
@@ -51,8 +53,7 @@ class TensorDataset(Dataset):
         """A batch's samples from one fancy-index read per tensor instead of one read per sample."""
         if any(getattr(t, "requires_grad", False) or getattr(t, "is_cuda", False) for t in self.tensors):
             return [self[i] for i in indices]  # keep each sample's graph, or its device
-        columns = [np.asarray(t)[list(indices)] for t in self.tensors]
-        return [tuple(cr.from_numpy(np.asarray(c[k])) for c in columns) for k in range(len(indices))]
+        return GatheredSamples([np.asarray(t)[list(indices)] for t in self.tensors])
 
     def __len__(self):
         return self.tensors[0].shape[0]
