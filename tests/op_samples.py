@@ -233,6 +233,10 @@ also("matmul", lambda rng, dt: ((data(rng, (2, 1, 3, 4), dt), data(rng, (3, 4, 2
 sample("linear", lambda rng, dt: ((data(rng, (2, 3), dt), data(rng, (4, 3), dt)), {}), NUMBERS, refuses=(BOOL,),
        torch=lambda lib, x, w: lib.nn.functional.linear(x, w))
 also("linear", lambda rng, dt: ((data(rng, (2, 2, 3), dt), data(rng, (4, 3), dt)), {}))
+sample("weight_grad", lambda rng, dt: ((data(rng, (5, 2), dt), data(rng, (5, 3), dt)), {}), NUMBERS, refuses=(BOOL,))
+sample("addmm", lambda rng, dt: ((data(rng, (4,), dt), data(rng, (2, 3), dt), data(rng, (4, 3), dt)), {}),
+       torch=lambda lib, b, x, w: lib.nn.functional.linear(x, w, b))
+also("addmm", lambda rng, dt: ((data(rng, (2, 4), dt), data(rng, (2, 3), dt), data(rng, (4, 3), dt)), {}))
 
 # --- convolution and pooling (internal primitives: no public function of their own) -------------------
 GEO = {"kernel": (2, 2), "stride": (1, 2), "padding": ((1, 0), (1, 1)), "dilation": (1, 1)}  # 3x3 input -> 3x2

@@ -20,6 +20,7 @@ from ..ops import conv as _conv
 from ..ops import infer as _infer
 from ..ops.elementwise import as_tensor_arg, floating, minimum_of, where
 from ..ops.nn import binary_cross_entropy_op, dropout_mask_op, log_sigmoid_op
+from ..ops.linalg import addmm_op
 from ..ops.nn import nll_loss as nll_primitive
 from ..ops.op import bind
 from ..tensor import _wrap
@@ -76,8 +77,10 @@ def linear(input, weight, bias=None):
     """``input @ weight.T + bias`` (weight: (out_features, in_features))."""
     input, weight = as_tensor_arg(input, "linear"), as_tensor_arg(weight, "linear", "weight")
     if bias is not None:
-        as_tensor_arg(bias, "linear", "bias")
+        bias = as_tensor_arg(bias, "linear", "bias")
         if weight.ndim == 2 and input.ndim == 2:
+            if input.dtype == weight.dtype == bias.dtype and input.dtype.is_floating_point:
+                return bind(addmm_op, bias, input, weight)  # one op, one AddmmBackward0 node
             return _addmm(input, weight, bias)
     out = _ops.linear(input, weight) if weight.ndim == 2 else _ops.matmul(input, weight)
     return out if bias is None else out + bias

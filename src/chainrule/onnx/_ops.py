@@ -121,6 +121,16 @@ def _clamp(b, node):
     b.result(node, "Clip", [b.arg(node, 0)] + (bounds if bounds[1] else bounds[:1]))
 
 
+@converter(linalg.addmm_op)
+def _addmm(b, node):
+    b.result(node, "Gemm", [b.arg(node, 1), b.arg(node, 2), b.arg(node, 0)], transB=1)
+
+
+@converter(linalg.weight_grad_op)
+def _weight_grad(b, node):
+    b.result(node, "Gemm", [b.arg(node, 0), b.arg(node, 1)], transA=1)
+
+
 @converter(linalg.linear_op)
 def _linear(b, node):
     """x @ w.T: a Gemm for a matrix, else MatMul against the transposed weight."""

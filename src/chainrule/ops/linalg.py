@@ -9,6 +9,7 @@ from ..errors import ShapeError
 from . import infer
 from .elementwise import as_tensor_arg, coerce
 from .op import bind, defop
+from .reduce import sum_op
 from .shape import reshape, swap_last_two
 
 
@@ -49,7 +50,8 @@ matmul_op = defop(
     infer.refusing("matmul", "b", _matmul_infer),
     # The rules bind directly: operands are tensors of one dtype with >= 2 dims (no argument checks).
     vjp=(lambda g, out, x, y: bind(linear_op, g, y) if y.ndim == 2 else bind(matmul_op, g, swap_last_two(y)),
-         lambda g, out, x, y: bind(matmul_op, swap_last_two(x), g)),
+         lambda g, out, x, y: bind(weight_grad_op, x, g) if x.ndim == 2 == g.ndim
+         else bind(matmul_op, swap_last_two(x), g)),
     jvp=_matmul_jvp,
     saves={0: (1,), 1: (0,)}, explain=("received @ {1}^T", "{0}^T @ received"), infix="@",
     lower=lambda args, params, dtype: f"np.matmul({args[0]}, {args[1]})",
@@ -71,7 +73,31 @@ def _linear_weight_grad(g, out, x, w):
     """g^T x summed over every leading dim: one GEMM producing a fresh, contiguous (out, in) array."""
     rows_g = reshape(g, (-1, g.shape[-1])) if g.ndim != 2 else g
     rows_x = reshape(x, (-1, x.shape[-1])) if x.ndim != 2 else x
-    return bind(matmul_op, swap_last_two(rows_g), rows_x)
+    return bind(weight_grad_op, rows_g, rows_x)
+
+
+def _weight_grad_infer(a, b):
+    sa, sb = infer.shape_of(a), infer.shape_of(b)
+    if len(sa) != 2 or len(sb) != 2:
+        raise ShapeError(f"weight_grad: expected two matrices, got shapes {list(sa)} and {list(sb)}")
+    if infer.known(sa[0]) and infer.known(sb[0]) and sa[0] != sb[0]:
+        raise ShapeError(f"weight_grad: a^T @ b needs the same number of rows, got {list(sa)} and {list(sb)}")
+    return (sa[1], sb[1]), infer.first_dtype((a, b))
+
+
+weight_grad_op = defop(
+    "weight_grad",
+    lambda a, b: np.dot(a.T, b),
+    infer.refusing("weight_grad", "b", _weight_grad_infer),
+    vjp=(lambda h, out, a, b: bind(linear_op, b, h), lambda h, out, a, b: bind(matmul_op, a, h)),
+    jvp=lambda tangents, out, a, b: _sum_terms(
+        bind(weight_grad_op, tangents[0], b) if tangents[0] is not None else None,
+        bind(weight_grad_op, a, tangents[1]) if tangents[1] is not None else None),
+    saves={0: (1,), 1: (0,)},
+    doc="a^T @ b for matrices, the weight gradient of linear and matmul: one GEMM reading a transposed "
+        "(no transposing copy and no separate transpose op).",
+    explain=("{1} @ received^T", "{0} @ received"),
+)
 
 
 linear_op = defop(
@@ -86,6 +112,42 @@ linear_op = defop(
     doc="x @ w.T with w stored (out_features, in_features), as nn.Linear keeps it: its weight "
         "gradient comes out as one contiguous GEMM result, not a transposed view.",
     explain=("received @ {1}", "received^T @ {0}"),
+)
+
+
+def _addmm_infer(bias, x, w):
+    shape, dtype = _linear_infer(x, w)
+    if len(shape) != 2:
+        raise ShapeError(f"addmm: expected a matrix input, got shape {list(infer.shape_of(x))}")
+    if infer.broadcast_shapes("addmm", infer.shape_of(bias), shape) != tuple(shape):
+        raise ShapeError(f"addmm: bias of shape {list(infer.shape_of(bias))} does not broadcast to the output "
+                         f"{list(shape)}")
+    return shape, infer.first_dtype((bias, x, w))
+
+
+def _addmm_forward(bias, x, w):
+    out = np.dot(x, w.T)
+    out += bias  # in place: the product is a fresh array
+    return out
+
+
+def _bias_grad(g, out, bias, x, w):
+    return bind(sum_op, g, dim=(0,), keepdim=False) if bias.ndim == 1 else g  # (other shapes: un-broadcast)
+
+
+addmm_op = defop(
+    "addmm",
+    _addmm_forward,
+    infer.refusing("addmm", "b", _addmm_infer),
+    vjp=(_bias_grad, lambda g, out, bias, x, w: bind(matmul_op, g, w),
+         lambda g, out, bias, x, w: bind(weight_grad_op, g, x)),
+    jvp=lambda tangents, out, bias, x, w: _sum_terms(_sum_terms(
+        tangents[0], linear(tangents[1], w) if tangents[1] is not None else None),
+        linear(x, tangents[2]) if tangents[2] is not None else None),
+    saves={0: (), 1: (2,), 2: (1,)},
+    doc="bias + x @ w.T for a matrix x, w stored (out_features, in_features): nn.Linear's forward as one "
+        "op and one backward node (PyTorch's AddmmBackward0, its edges in PyTorch's order: bias, input, weight).",
+    explain=("received summed over the rows", "received @ {2}", "received^T @ {1}"),
 )
 
 
