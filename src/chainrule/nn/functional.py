@@ -19,8 +19,8 @@ from ..errors import DTypeError, ShapeError
 from ..ops import conv as _conv
 from ..ops import infer as _infer
 from ..ops.elementwise import as_tensor_arg, floating, minimum_of, where
-from ..ops.nn import binary_cross_entropy_op, dropout_mask_op, log_sigmoid_op
 from ..ops.linalg import addmm_op
+from ..ops.nn import binary_cross_entropy_op, dropout_mask_op, log_sigmoid_op
 from ..ops.nn import nll_loss as nll_primitive
 from ..ops.op import bind
 from ..tensor import _wrap
