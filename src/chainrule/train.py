@@ -84,7 +84,12 @@ def load_data(dataset, data_dir):
 
 
 def _normalise(x, mean, std):
-    return ((x - mean) / std).astype(np.float32)
+    """(x - mean) / std in place: ``x`` is a fresh float32 array, and for MNIST's 188 MB the two
+    temporaries of the plain expression cost more than the arithmetic (the values are the same)."""
+    x = x.astype(np.float32, copy=False)
+    x -= mean
+    x /= std
+    return x
 
 
 def build_model(name, image_shape):
