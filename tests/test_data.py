@@ -450,3 +450,22 @@ def test_large_batches_arrive_through_shared_memory():
     assert isinstance(out["array"], np.ndarray) and mapped(out["array"]) and out["array"][3, 9, 9] == 3
     assert isinstance(out["tensor"], cr.Tensor) and out["tensor"].numpy()[3, 0, 0] == 6
     assert out["small"].tolist() == [0, 1, 2] and not mapped(out["small"]) and out["name"] == "batch"
+
+
+def test_tensor_dataset_batches_equal_stacked_samples_and_edits_are_seen():
+    """TensorDataset hands default_collate its gathered columns; a collate_fn that edits the sample
+    list before calling default_collate gets the edited samples stacked, as PyTorch would."""
+    x, y = cr.arange(40.0).reshape(10, 4), cr.arange(10) * 3
+    ds = TensorDataset(x, y)
+    for images, labels in DataLoader(ds, batch_size=4, shuffle=True):
+        index = (labels // 3).tolist()
+        assert images.tolist() == x.numpy()[index].tolist() and images.dtype == cr.float32
+        assert labels.dtype == cr.int64 and images.is_contiguous()
+
+    def replace_first(samples):
+        samples[0] = (cr.full((4,), -1.0), cr.tensor(-1))
+        return default_collate(samples)
+
+    images, labels = next(iter(DataLoader(ds, batch_size=3, collate_fn=replace_first)))
+    assert images.tolist() == [[-1.0] * 4, [4.0, 5.0, 6.0, 7.0], [8.0, 9.0, 10.0, 11.0]]
+    assert labels.tolist() == [-1, 3, 6]
