@@ -196,6 +196,21 @@ def test_mixing_devices_names_the_op_and_both_devices(gpu):
             call()
 
 
+def test_a_zero_dim_cpu_tensor_joins_a_gpu_op_like_a_number(gpu):
+    """PyTorch's exception to the same-device rule: a 0-d CPU tensor moves to the other operand's device
+    (its gradient comes back to the CPU); a CPU tensor with dimensions is still refused."""
+    x = cr.tensor([1.0, 2.0, 3.0], device=gpu, requires_grad=True)
+    scale = cr.tensor(2.0, requires_grad=True)
+    out = x * scale + cr.tensor(1)
+    assert out.device == x.device and host(out).tolist() == [3.0, 5.0, 7.0]
+    assert host(scale - x).tolist() == [1.0, 0.0, -1.0] and host(x > cr.tensor(1.5)).tolist() == [False, True, True]
+    out.sum().backward()
+    assert scale.grad.device.type == "cpu" and scale.grad.item() == 6.0
+    assert host(x.grad).tolist() == [2.0, 2.0, 2.0]
+    with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
+        x * cr.ones(1)
+
+
 def test_device_tensors_refuse_numpy_and_print_their_device(gpu):
     x = cr.tensor([1.5, 2.0], device=gpu)
     for call in (x.numpy, lambda: np.asarray(x)):

@@ -200,7 +200,7 @@ def test_graph_of_custom_forward_with_several_inputs_and_outputs(tmp_path):
     nodes = {n.name: n for n in _read(tmp_path).Graph().node}
     assert {"input/x", "input/y", "output/output.0", "output/output.1"} <= set(nodes)
     assert nodes["TwoHeads/mul"].attr["attr"].s == b"{ arg1 : 0.5 }"
-    assert nodes["TwoHeads/Linear[b]/linear"].op == "linear"
+    assert nodes["TwoHeads/Linear[b]/addmm"].op == "addmm"  # nn.Linear is one addmm, as in PyTorch
     assert nodes["TwoHeads/cat"].input[1] == "TwoHeads/getitem"
 
 

@@ -59,12 +59,13 @@ def coerce(a, b, fn=None):
     public function's name ``fn``, operands that are neither tensors, numbers nor arrays are refused.
     """
     if type(a) is Tensor and type(b) is Tensor and a._data.dtype is b._data.dtype:
-        return a, b
+        return (a, b) if type(a._data) is type(b._data) else _same_device(a, b)
     if (type(b) is float or type(b) is int) and isinstance(a, Tensor) and a._data.dtype.kind == "f":
         return a, b  # a float tensor with a Python number keeps its dtype
     a_is_tensor = isinstance(a, Tensor)
     b_is_tensor = isinstance(b, Tensor)
     if a_is_tensor and b_is_tensor:
+        a, b = _same_device(a, b)
         da, db = a._data.dtype, b._data.dtype
         if da != db:
             target = _dtype.result_type(da, db, a._data.ndim == 0, b._data.ndim == 0)
@@ -84,6 +85,18 @@ def coerce(a, b, fn=None):
             return a, _adopt(b, a)
         return coerce(_operand(a, fn, "input"), b, fn)
     return coerce(_operand(a, fn, "input"), b, fn)
+
+
+def _same_device(a, b):
+    """As in PyTorch, a 0-d CPU tensor may join an op on another device, like a number would: it is
+    moved there (differentiably). Any other mix is left to fail in the op, which names both devices."""
+    if type(a._data) is type(b._data):
+        return a, b
+    if a._data.ndim == 0 and a.device.type == "cpu":
+        return a.to(b.device), b
+    if b._data.ndim == 0 and b.device.type == "cpu":
+        return a, b.to(a.device)
+    return a, b
 
 
 def _adopt(t, scalar):
