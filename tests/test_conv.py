@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import chainrule as cr
+from chainrule.ops import conv as conv_ops
 from helpers import assert_close
 
 F = importlib.import_module(cr.__name__ + ".nn.functional")
@@ -121,6 +122,25 @@ def test_conv2d_double_backward_matches_torch(wshape, kw):
             assert got is None or np.allclose(got.numpy(), 0)
         else:
             assert_close(got, want, rtol=1e-9, atol=1e-10, what=f"second-order grad of {name}")
+
+
+@pytest.mark.parametrize("wshape,kw,chunk_bytes", [
+    ((6, 4, 3, 3), dict(padding=1), 2 * 36 * 64 * 8),  # stride 1: the input grad is a flipped-kernel convolution
+    ((6, 2, 3, 2), dict(stride=2, padding=(1, 0), groups=2), 2 * 24 * 16 * 8),  # input grad: col2im per chunk
+    ((4, 4, 1, 1), dict(padding=2), 2 * 4 * 144 * 8)])  # padding wider than the kernel: col2im too
+def test_conv2d_in_several_chunks_matches_torch(monkeypatch, wshape, kw, chunk_bytes):
+    """Host convolutions work a few images at a time: with chunks of about 2 images (5 = 2 + 2 + 1) the
+    values and both gradients still match PyTorch."""
+    monkeypatch.setattr(conv_ops, "_COLS_BYTES", chunk_bytes)
+    x, w, b = _randn(5, 4, 8, 8, dtype=np.float64), _randn(*wshape, dtype=np.float64), _randn(wshape[0])
+    results = []
+    for lib in (torch, cr):
+        tx, tw, tb = _pair(lib, x, w, b.astype(np.float64))
+        out = (F if lib is cr else TF).conv2d(tx, tw, tb, **kw)
+        (out * lib.tensor(np.linspace(-1, 1, out.numel()).reshape(tuple(out.shape)))).sum().backward()
+        results.append((out, tx.grad, tw.grad, tb.grad))
+    for name, got, want in zip(("output", "x grad", "w grad", "b grad"), results[1], results[0]):
+        assert_close(got, want, rtol=1e-9, atol=1e-10, what=name)
 
 
 @pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:DeprecationWarning")

@@ -40,6 +40,7 @@ from .shape import permute, reshape, swap_last_two
 
 _CHUNK_BYTES = 1 << 20  # col2im works on groups of channels whose padded planes fit in cache
 _WIDE = 32  # from this many output channels on, conv2d's GEMM produces a channels-last output
+_COLS_BYTES = 1 << 21  # host convolutions build the columns of this many bytes of images at a time
 
 
 # --- geometry ----------------------------------------------------------------------------------
@@ -268,6 +269,197 @@ def col2im(cols, size, kernel, stride, padding, dilation, groups=1):
                 dilation=dilation, groups=groups)
 
 
+# --- convolution by image chunks (host arrays) --------------------------------------------------------
+def _chunks(n, bytes_per_image):
+    """Ranges of images whose columns take about ``_COLS_BYTES``: the GEMM operands stay in cache."""
+    step = max(1, min(n, _COLS_BYTES // max(1, bytes_per_image)))
+    return [(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+class _Windows:
+    """im2col of an NCHW image batch, one chunk of images at a time, into buffers reused across chunks.
+
+    A chunk's columns are (groups, Cg * kh * kw, n * Ho * Wo) with rows in (c, i, j) order, the
+    weight's own (O, Cg, kh, kw) order, so ``weight.reshape(groups, O / groups, -1)`` multiplies them
+    as they are; the image is copied channel-major into a zero-bordered buffer first, so every window
+    copy moves whole rows of Wo pixels.
+    """
+
+    def __init__(self, x, kernel, stride, padding, dilation, groups):
+        self.xp = _device.array_module(x)
+        self.x, self.kernel, self.stride, self.dilation, self.groups = x, kernel, stride, dilation, groups
+        n, c, h, w = x.shape
+        self.pad_hw = padding[0][0], padding[1][0]
+        self.out_hw = _out_hw(h, w, kernel, stride, padding, dilation)
+        self.rows = c * kernel[0] * kernel[1]
+        self.chunks = _chunks(n, self.rows * self.out_hw[0] * self.out_hw[1] * x.itemsize)
+        most = self.chunks[0][1]
+        self.padded = _padded_zeros(self.xp, most, c, h, w, padding, x.dtype, (1, 0, 2, 3))
+        self.flat = self.xp.empty(self.rows * most * self.out_hw[0] * self.out_hw[1], x.dtype)
+
+    def columns(self, start, stop):
+        n, (pt, pl), (ho, wo) = stop - start, self.pad_hw, self.out_hw
+        c, h, w = self.x.shape[1:]
+        src = self.padded[:n]
+        src[:, :, pt:pt + h, pl:pl + w] = self.x[start:stop]
+        s_n, s_c, s_h, s_w = src.strides
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        view = self.xp.lib.stride_tricks.as_strided(src, (c, kh, kw, n, ho, wo),  # read only
+                                                    (s_c, s_h * dh, s_w * dw, s_n, s_h * sh, s_w * sw))
+        cols = self.flat[:self.rows * n * ho * wo].reshape(view.shape)
+        cols[...] = view
+        return cols.reshape(self.groups, self.rows // self.groups, n * ho * wo)
+
+
+def _grad_rows(g, start, stop, groups):
+    """Images start:stop of the NCHW gradient ``g`` as (groups, O / groups, n * Ho * Wo) matrices."""
+    return g[start:stop].transpose(1, 0, 2, 3).reshape(groups, g.shape[1] // groups, -1)
+
+
+def _conv_forward(x, w, stride, padding, dilation, groups):
+    """Chunk by chunk, ``weight @ columns`` into the rows of a channel-major (O, N, Ho, Wo) output."""
+    o = w.shape[0]
+    windows = _Windows(x, tuple(w.shape[2:]), stride, padding, dilation, groups)
+    out = windows.xp.empty((o, x.shape[0]) + windows.out_hw, x.dtype)
+    wmat = w.reshape(groups, o // groups, -1)
+    for start, stop in windows.chunks:
+        windows.xp.matmul(wmat, windows.columns(start, stop), out=out[:, start:stop].reshape(groups, o // groups, -1))
+    return out.transpose(1, 0, 2, 3)
+
+
+def _conv_weight_grad_forward(x, g, kernel, stride, padding, dilation, groups):
+    """The weight gradient, summed over chunks as columns @ gradient.T (OpenBLAS's faster orientation)."""
+    windows = _Windows(x, kernel, stride, padding, dilation, groups)
+    total = None
+    for start, stop in windows.chunks:
+        part = windows.xp.matmul(windows.columns(start, stop), _grad_rows(g, start, stop, groups).transpose(0, 2, 1))
+        total = part if total is None else windows.xp.add(total, part, out=total)
+    o = g.shape[1]
+    return windows.xp.ascontiguousarray(total.transpose(0, 2, 1)).reshape((o, x.shape[1] // groups) + kernel)
+
+
+def _flipped(w, groups):
+    """The kernel of the transposed convolution: (C, O / groups, kh, kw), rotated by 180 degrees."""
+    o, cg, kh, kw = w.shape
+    return (w.reshape(groups, o // groups, cg, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+            .reshape(groups * cg, o // groups, kh, kw))
+
+
+def _transposed_padding(kernel, padding, dilation):
+    """Padding that makes a stride-1 transposed convolution a plain one (None where it would be negative)."""
+    pads = tuple((d * (k - 1) - lo, d * (k - 1) - hi) for k, (lo, hi), d in zip(kernel, padding, dilation))
+    return pads if min(min(p) for p in pads) >= 0 else None
+
+
+def _conv_input_grad_forward(g, w, size, stride, padding, dilation, groups):
+    """The input gradient (a transposed convolution). Stride 1: a convolution of the padded gradient
+    with the flipped kernel; else per chunk kernel.T @ gradient, added back at its windows (col2im)."""
+    kernel = tuple(w.shape[2:])
+    pads = _transposed_padding(kernel, padding, dilation) if stride == (1, 1) else None
+    if pads is not None:
+        return _conv_forward(g, _flipped(w, groups), stride, pads, dilation, groups)
+    xp = _device.array_module(g)
+    n, o, ho, wo = g.shape
+    c = w.shape[1] * groups
+    out = xp.empty((c, n) + tuple(size), g.dtype)
+    wt = w.transpose(0, 2, 3, 1).reshape(groups, o // groups, -1).transpose(0, 2, 1)  # rows (i, j, c): col2im's
+    for start, stop in _chunks(n, c * kernel[0] * kernel[1] * ho * wo * g.itemsize):
+        cols = xp.matmul(wt, _grad_rows(g, start, stop, groups)).reshape((groups, -1, stop - start, ho, wo))
+        image = _col2im_forward(cols, size, kernel, stride, padding, dilation, groups)
+        out[:, start:stop] = image.transpose(1, 0, 2, 3)
+    return out.transpose(1, 0, 2, 3)
+
+
+def _conv_infer(x, w, stride, padding, dilation, groups):
+    xs, ws = infer.shape_of(x), infer.shape_of(w)
+    _check_4d("conv2d", xs)
+    if len(ws) != 4:
+        raise ShapeError(f"conv2d: expected a 4-D weight (O, C/groups, kh, kw), got shape {list(ws)}")
+    n, c, h, w_ = xs
+    if infer.known(c) and c != ws[1] * groups:
+        raise ShapeError(f"conv2d: Given groups={groups}, weight of size {list(ws)}, expected input{list(xs)} to "
+                         f"have {ws[1] * groups} channels, but got {c} channels instead")
+    ho, wo = _check_geometry("conv2d", h, w_, tuple(ws[2:]), stride, padding, dilation)
+    return (n, ws[0], ho, wo), infer.first_dtype((x, w))
+
+
+def _conv_input_grad_infer(g, w, size, stride, padding, dilation, groups):
+    gs, ws = infer.shape_of(g), infer.shape_of(w)
+    _check_4d("conv2d_input_grad", gs)
+    return (gs[0], ws[1] * groups) + tuple(size), infer.first_dtype((g, w))
+
+
+def _conv_weight_grad_infer(x, g, kernel, stride, padding, dilation, groups):
+    xs, gs = infer.shape_of(x), infer.shape_of(g)
+    _check_4d("conv2d_weight_grad", xs)
+    _check_4d("conv2d_weight_grad", gs)
+    cg = xs[1] // groups if infer.known(xs[1]) else None
+    return (gs[1], cg) + tuple(kernel), infer.first_dtype((x, g))
+
+
+def conv(x, w, stride, padding, dilation, groups):
+    """Primitive: conv2d without bias (geometry normalised as for :func:`im2col`)."""
+    return bind(conv_op, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def conv_input_grad(g, w, size, stride, padding, dilation, groups):
+    return bind(conv_input_grad_op, g, w, size=tuple(size), stride=stride, padding=padding, dilation=dilation,
+                groups=groups)
+
+
+def conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
+    return bind(conv_weight_grad_op, x, g, kernel=tuple(kernel), stride=stride, padding=padding,
+                dilation=dilation, groups=groups)
+
+
+def _bilinear_jvp(fn):
+    """Forward mode of an op linear in each of its two tensor inputs: fn(dx, y) + fn(x, dy)."""
+    def jvp(tangents, out, x, y, **params):
+        dx, dy = tangents
+        terms = [fn(a, b, **params) for a, b, t in ((dx, y, dx), (x, dy, dy)) if t is not None]
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+    return jvp
+
+
+conv_op = defop(
+    "conv2d",
+    _conv_forward,
+    _conv_infer,
+    vjp=(lambda g, out, x, w, **geo: conv_input_grad(g, w, tuple(x.shape[2:]), **geo),
+         lambda g, out, x, w, **geo: conv_weight_grad(x, g, tuple(w.shape[2:]), **geo)),
+    jvp=_bilinear_jvp(conv),
+    saves={0: (1,), 1: (0,)},
+    doc="2-D cross-correlation without bias, im2col + GEMM one cache-sized chunk of images at a time "
+        "(host arrays); the output is channel-major in memory.",
+    explain=("conv2d_input_grad(received, {1})", "conv2d_weight_grad({0}, received)"),
+)
+
+conv_input_grad_op = defop(
+    "conv2d_input_grad",
+    _conv_input_grad_forward,
+    _conv_input_grad_infer,
+    vjp=(lambda g, out, grad, w, size, **geo: conv(g, w, **geo),
+         lambda g, out, grad, w, size, **geo: conv_weight_grad(g, grad, tuple(w.shape[2:]), **geo)),
+    jvp=_bilinear_jvp(conv_input_grad),
+    saves={0: (1,), 1: (0,)},
+    doc="The input gradient of conv2d (a transposed convolution) of the gradient and the kernel.",
+    explain=("conv2d(received, {1})", "conv2d_weight_grad(received, {0})"),
+)
+
+conv_weight_grad_op = defop(
+    "conv2d_weight_grad",
+    _conv_weight_grad_forward,
+    _conv_weight_grad_infer,
+    vjp=(lambda g, out, x, grad, kernel, **geo: conv_input_grad(grad, g, tuple(x.shape[2:]), **geo),
+         lambda g, out, x, grad, kernel, **geo: conv(x, g, **geo)),
+    jvp=_bilinear_jvp(conv_weight_grad),
+    saves={0: (1,), 1: (0,)},
+    doc="The weight gradient of conv2d: each window of the input times the gradient at its output pixel.",
+    explain=("conv2d_input_grad({1}, received)", "conv2d({0}, received)"),
+)
+
+
 # --- convolution -----------------------------------------------------------------------------------
 def _conv_padding(padding, kernel, stride, dilation):
     if isinstance(padding, str):
@@ -318,6 +510,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
     pads = _conv_padding(padding, kernel, stride, dilation)
     _check_geometry("conv2d", h, w, kernel, stride, pads, dilation)
+    if input.device.type == "cpu":  # host: im2col chunk by chunk inside one primitive (cache-sized GEMMs)
+        out = conv(input, weight, stride, pads, dilation, groups)
+        return out if bias is None else out + reshape(bias, (o, 1, 1))
     cols = im2col(input, kernel, stride, pads, dilation, groups)  # (G, kh*kw*Cg, N, Ho, Wo)
     _, kkcg, _, ho, wo = cols.shape
     wmat = permute(weight, (0, 2, 3, 1))  # (O, kh, kw, Cg): the columns' row order
