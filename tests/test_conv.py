@@ -43,6 +43,15 @@ def _randn(*shape, dtype=np.float32):
 
 
 # --- conv2d against torch -------------------------------------------------------------------------
+@pytest.fixture(params=["im2col", "chunked"])
+def conv_path(request, monkeypatch):
+    """Both host algorithms: one im2col of the whole batch (small convolutions), and the conv2d primitive
+    that builds the columns chunk by chunk (convolutions whose columns outgrow the cache)."""
+    if request.param == "chunked":
+        monkeypatch.setattr(conv_ops, "_CACHE_BYTES", 0)
+    return request.param
+
+
 CONV_CASES = [
     # (input shape, weight shape, kwargs)
     ((2, 3, 7, 6), (4, 3, 3, 3), {}),
@@ -61,7 +70,7 @@ CONV_CASES = [
 
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("xshape,wshape,kw", CONV_CASES)
-def test_conv2d_matches_torch(xshape, wshape, kw, bias):
+def test_conv2d_matches_torch(xshape, wshape, kw, bias, conv_path):
     x, w, b = _randn(*xshape), _randn(*wshape), _randn(wshape[0])
     tx, tw, tb = _pair(torch, x, w, b)
     cx, cw, cb = _pair(cr, x, w, b)
@@ -93,20 +102,20 @@ GRADCHECK_CASES = [
 
 
 @pytest.mark.parametrize("xshape,wshape,kw", GRADCHECK_CASES)
-def test_conv2d_gradcheck(xshape, wshape, kw):
+def test_conv2d_gradcheck(xshape, wshape, kw, conv_path):
     x, w, b = _pair(cr, _randn(*xshape, dtype=np.float64), _randn(*wshape, dtype=np.float64),
                     _randn(wshape[0], dtype=np.float64))
     assert cr.autograd.gradcheck(lambda a, k, c: F.conv2d(a, k, c, **kw), (x, w, b))
 
 
 @pytest.mark.parametrize("xshape,wshape,kw", GRADCHECK_CASES[:2] + GRADCHECK_CASES[3:])
-def test_conv2d_second_order_gradcheck(xshape, wshape, kw):
+def test_conv2d_second_order_gradcheck(xshape, wshape, kw, conv_path):
     x, w = _pair(cr, _randn(*xshape, dtype=np.float64), _randn(*wshape, dtype=np.float64))
     assert second_order_check(lambda a, k: F.conv2d(a * a, k, **kw), (x, w))
 
 
 @pytest.mark.parametrize("wshape,kw", [((3, 2, 3, 3), dict(padding=1, stride=2)), ((34, 2, 2, 3), dict(dilation=2))])
-def test_conv2d_double_backward_matches_torch(wshape, kw):
+def test_conv2d_double_backward_matches_torch(wshape, kw, conv_path):
     x, w = _randn(2, 2, 7, 6, dtype=np.float64), _randn(*wshape, dtype=np.float64)
     b = _randn(wshape[0], dtype=np.float64)
     results = []
@@ -132,6 +141,7 @@ def test_conv2d_in_several_chunks_matches_torch(monkeypatch, wshape, kw, chunk_b
     """Host convolutions work a few images at a time: with chunks of about 2 images (5 = 2 + 2 + 1) the
     values and both gradients still match PyTorch."""
     monkeypatch.setattr(conv_ops, "_COLS_BYTES", chunk_bytes)
+    monkeypatch.setattr(conv_ops, "_CACHE_BYTES", 0)
     x, w, b = _randn(5, 4, 8, 8, dtype=np.float64), _randn(*wshape, dtype=np.float64), _randn(wshape[0])
     results = []
     for lib in (torch, cr):
@@ -144,7 +154,7 @@ def test_conv2d_in_several_chunks_matches_torch(monkeypatch, wshape, kw, chunk_b
 
 
 @pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:DeprecationWarning")
-def test_conv2d_forward_mode_matches_torch():
+def test_conv2d_forward_mode_matches_torch(conv_path):
     x, w, tx_, tw_ = (_randn(2, 3, 5, 5, dtype=np.float64), _randn(4, 3, 3, 3, dtype=np.float64),
                       _randn(2, 3, 5, 5, dtype=np.float64), _randn(4, 3, 3, 3, dtype=np.float64))
     fwad = cr.autograd.forward_ad

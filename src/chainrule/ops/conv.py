@@ -41,6 +41,7 @@ from .shape import permute, reshape, swap_last_two
 _CHUNK_BYTES = 1 << 20  # col2im works on groups of channels whose padded planes fit in cache
 _WIDE = 32  # from this many output channels on, conv2d's GEMM produces a channels-last output
 _COLS_BYTES = 1 << 21  # host convolutions build the columns of this many bytes of images at a time
+_CACHE_BYTES = 8 << 20  # ... when all the batch's columns take more than this
 
 
 # --- geometry ----------------------------------------------------------------------------------
@@ -279,36 +280,60 @@ def _chunks(n, bytes_per_image):
 class _Windows:
     """im2col of an NCHW image batch, one chunk of images at a time, into buffers reused across chunks.
 
-    A chunk's columns are (groups, Cg * kh * kw, n * Ho * Wo) with rows in (c, i, j) order, the
+    A chunk's columns are (groups, Cg * kh * kw, n * Ho * width) with rows in (c, i, j) order, the
     weight's own (O, Cg, kh, kw) order, so ``weight.reshape(groups, O / groups, -1)`` multiplies them
-    as they are; the image is copied channel-major into a zero-bordered buffer first, so every window
-    copy moves whole rows of Wo pixels.
+    as they are. The images are copied channel-major into a zero-bordered buffer first. With a
+    horizontal stride of 1 every output row is computed at the padded width (``width`` = Wp, not Wo):
+    then one window copy moves Ho * Wp contiguous pixels instead of Ho rows of Wo (numpy's copy
+    costs per row), for (Wp - Wo) / Wo more GEMM work, whose extra columns are cropped off (an extra
+    zero row under the buffer keeps their reads inside it).
     """
 
     def __init__(self, x, kernel, stride, padding, dilation, groups):
         self.xp = _device.array_module(x)
         self.x, self.kernel, self.stride, self.dilation, self.groups = x, kernel, stride, dilation, groups
         n, c, h, w = x.shape
-        self.pad_hw = padding[0][0], padding[1][0]
+        (pt, pb), (pl, pr) = padding
         self.out_hw = _out_hw(h, w, kernel, stride, padding, dilation)
+        self.width = pl + w + max(pr, 0) if stride[1] == 1 else self.out_hw[1]
+        self.pad_hw = pt, pl
         self.rows = c * kernel[0] * kernel[1]
-        self.chunks = _chunks(n, self.rows * self.out_hw[0] * self.out_hw[1] * x.itemsize)
+        self.chunks = _chunks(n, self.rows * self.out_hw[0] * self.width * x.itemsize)
         most = self.chunks[0][1]
-        self.padded = _padded_zeros(self.xp, most, c, h, w, padding, x.dtype, (1, 0, 2, 3))
-        self.flat = self.xp.empty(self.rows * most * self.out_hw[0] * self.out_hw[1], x.dtype)
+        self.padded = _padded_zeros(self.xp, most, c, h, w, ((pt, max(pb, 0) + 1), (pl, pr)), x.dtype, (1, 0, 2, 3))
+        self.flat = self.xp.empty(self.rows * most * self.out_hw[0] * self.width, x.dtype)
+        self.grad = None
 
     def columns(self, start, stop):
-        n, (pt, pl), (ho, wo) = stop - start, self.pad_hw, self.out_hw
+        n, (pt, pl), ho = stop - start, self.pad_hw, self.out_hw[0]
         c, h, w = self.x.shape[1:]
         src = self.padded[:n]
         src[:, :, pt:pt + h, pl:pl + w] = self.x[start:stop]
         s_n, s_c, s_h, s_w = src.strides
         (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
-        view = self.xp.lib.stride_tricks.as_strided(src, (c, kh, kw, n, ho, wo),  # read only
+        view = self.xp.lib.stride_tricks.as_strided(src, (c, kh, kw, n, ho, self.width),  # read only
                                                     (s_c, s_h * dh, s_w * dw, s_n, s_h * sh, s_w * sw))
-        cols = self.flat[:self.rows * n * ho * wo].reshape(view.shape)
+        cols = self.flat[:self.rows * n * ho * self.width].reshape(view.shape)
         cols[...] = view
-        return cols.reshape(self.groups, self.rows // self.groups, n * ho * wo)
+        return cols.reshape(self.groups, self.rows // self.groups, -1)
+
+    def product_into(self, out, product, start, stop):
+        """Store a product (O, n * Ho * width) of the columns as images start:stop of ``out`` (O, N, Ho, Wo)."""
+        o, (ho, wo) = out.shape[0], self.out_hw
+        out[:, start:stop] = product.reshape(o, stop - start, ho, self.width)[..., :wo]
+
+    def gradient(self, g, start, stop):
+        """Images start:stop of the NCHW gradient ``g`` (O, N, Ho, Wo) laid out like a product of the columns:
+        (groups, O / groups, n * Ho * width), zero in the extra columns."""
+        o, (ho, wo) = g.shape[1], self.out_hw
+        rows = g[start:stop].transpose(1, 0, 2, 3)
+        if self.width == wo:
+            return rows.reshape(self.groups, o // self.groups, -1)
+        if self.grad is None:
+            self.grad = self.xp.zeros((o, stop - start, ho, self.width), g.dtype)
+        buf = self.grad[:, :stop - start]
+        buf[..., :wo] = rows
+        return buf.reshape(self.groups, o // self.groups, -1)
 
 
 def _grad_rows(g, start, stop, groups):
@@ -317,13 +342,17 @@ def _grad_rows(g, start, stop, groups):
 
 
 def _conv_forward(x, w, stride, padding, dilation, groups):
-    """Chunk by chunk, ``weight @ columns`` into the rows of a channel-major (O, N, Ho, Wo) output."""
+    """Chunk by chunk, ``weight @ columns`` into a channel-major (O, N, Ho, Wo) output."""
     o = w.shape[0]
     windows = _Windows(x, tuple(w.shape[2:]), stride, padding, dilation, groups)
     out = windows.xp.empty((o, x.shape[0]) + windows.out_hw, x.dtype)
     wmat = w.reshape(groups, o // groups, -1)
     for start, stop in windows.chunks:
-        windows.xp.matmul(wmat, windows.columns(start, stop), out=out[:, start:stop].reshape(groups, o // groups, -1))
+        cols = windows.columns(start, stop)
+        if windows.width == windows.out_hw[1]:  # straight into the output's rows
+            windows.xp.matmul(wmat, cols, out=out[:, start:stop].reshape(groups, o // groups, -1))
+        else:
+            windows.product_into(out, windows.xp.matmul(wmat, cols), start, stop)
     return out.transpose(1, 0, 2, 3)
 
 
@@ -332,7 +361,7 @@ def _conv_weight_grad_forward(x, g, kernel, stride, padding, dilation, groups):
     windows = _Windows(x, kernel, stride, padding, dilation, groups)
     total = None
     for start, stop in windows.chunks:
-        part = windows.xp.matmul(windows.columns(start, stop), _grad_rows(g, start, stop, groups).transpose(0, 2, 1))
+        part = windows.xp.matmul(windows.columns(start, stop), windows.gradient(g, start, stop).transpose(0, 2, 1))
         total = part if total is None else windows.xp.add(total, part, out=total)
     o = g.shape[1]
     return windows.xp.ascontiguousarray(total.transpose(0, 2, 1)).reshape((o, x.shape[1] // groups) + kernel)
@@ -480,6 +509,15 @@ def _conv_padding(padding, kernel, stride, dilation):
     return ((ph, ph), (pw, pw))
 
 
+def _columns_outgrow_cache(x, weight, ho, wo):
+    """Whether the whole batch's im2col columns outgrow the cache: then a host convolution builds them
+    chunk by chunk inside the conv2d primitive; smaller ones are cheaper as one im2col kept for backward."""
+    n, c = x.shape[:2]
+    if not (infer.known(n) and infer.known(c) and infer.known(ho) and infer.known(wo)):
+        return False
+    return n * c * weight.shape[2] * weight.shape[3] * ho * wo * x.element_size() > _CACHE_BYTES
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation, PyTorch's ``F.conv2d``: input (N, C, H, W) or (C, H, W), weight
     (O, C/groups, kh, kw). Computed as im2col + one matmul (a batched one per group)."""
@@ -509,9 +547,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     kernel = (kh, kw)
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
     pads = _conv_padding(padding, kernel, stride, dilation)
-    _check_geometry("conv2d", h, w, kernel, stride, pads, dilation)
-    if input.device.type == "cpu":  # host: im2col chunk by chunk inside one primitive (cache-sized GEMMs)
-        out = conv(input, weight, stride, pads, dilation, groups)
+    ho, wo = _check_geometry("conv2d", h, w, kernel, stride, pads, dilation)
+    if input.device.type == "cpu" and _columns_outgrow_cache(input, weight, ho, wo):
+        out = conv(input, weight, stride, pads, dilation, groups)  # im2col chunk by chunk: cache-sized GEMMs
         return out if bias is None else out + reshape(bias, (o, 1, 1))
     cols = im2col(input, kernel, stride, pads, dilation, groups)  # (G, kh*kw*Cg, N, Ho, Wo)
     _, kkcg, _, ho, wo = cols.shape
