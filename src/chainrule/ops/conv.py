@@ -117,9 +117,24 @@ def _padded(x, padding, fill):
     return out
 
 
-def _padded_zeros(xp, n, c, h, w, padding, dtype, order):
+def _padded_zeros(xp, n, c, h, w, padding, dtype, order, fill=0):
     (pt, pb), (pl, pr) = padding
-    return _alloc(xp, (n, c, pt + h + max(pb, 0), pl + w + max(pr, 0)), dtype, order, fill=0)
+    return _alloc(xp, (n, c, pt + h + max(pb, 0), pl + w + max(pr, 0)), dtype, order, fill=fill)
+
+
+def _in_layout(a, order):
+    """``a``, copied into the memory layout ``order`` (see :func:`_order`) unless it has it already."""
+    if _order(a) == order:
+        return a
+    out = _alloc(_device.array_module(a), a.shape, a.dtype, order)
+    out[...] = a
+    return out
+
+
+def _tiles(size, out_hw, kernel, stride, padding, dilation):
+    """True when the windows cover the input exactly once (a scatter then writes every element)."""
+    return (dilation == (1, 1) and stride == kernel and padding == ((0, 0), (0, 0))
+            and tuple(size) == (out_hw[0] * kernel[0], out_hw[1] * kernel[1]))
 
 
 def _crop(buf, padding, h, w):
@@ -632,8 +647,11 @@ def _select(hit, values, finite):
 def _pool_scatter_forward(g, idx, size, kernel, stride, padding, dilation):
     n, c, ho, wo = g.shape
     h, w = size
+    order = _order(idx)
     # laid out like the pooled input (idx has its layout): the gradient's next consumers read it so
-    buf = _padded_zeros(_device.array_module(g), n, c, h, w, padding, g.dtype, _order(idx))
+    buf = _padded_zeros(_device.array_module(g), n, c, h, w, padding, g.dtype, order,
+                        fill=None if _tiles(size, (ho, wo), kernel, stride, padding, dilation) else 0)
+    g = _in_layout(g, order)  # the passes below then walk g, idx and buf in step
     assign = _disjoint(kernel, stride, dilation)
     finite = bool(np.isfinite(g).all())
     for k, (i, j) in enumerate(_offsets(kernel)):
