@@ -213,7 +213,8 @@ also("linear", lambda rng, dt: ((data(rng, (2, 2, 3), dt), data(rng, (4, 3), dt)
 GEO = {"kernel": (2, 2), "stride": (1, 2), "padding": ((1, 0), (1, 1)), "dilation": (1, 1)}  # 3x3 input -> 3x2
 DILATED = {"kernel": (2, 2), "stride": (1, 1), "padding": ((0, 0), (0, 0)), "dilation": (2, 1)}  # 4x3 -> 2x2
 sample("im2col", lambda rng, dt: ((data(rng, (2, 2, 3, 3), dt),), dict(GEO, groups=2)))
-also("im2col", lambda rng, dt: ((data(rng, (1, 2, 4, 3), dt),), dict(DILATED, groups=1)))
+also("im2col", lambda rng, dt: ((data(rng, (1, 2, 4, 3), dt),), dict(DILATED, groups=1)),
+     lambda rng, dt: ((data(rng, (2, 2, 3, 3), dt),), dict(GEO, groups=2, batch_last=True)))
 sample("col2im", lambda rng, dt: ((data(rng, (2, 4, 2, 3, 2), dt),), dict(GEO, size=(3, 3), groups=2)))
 sample("max_pool2d", lambda rng, dt: ((distinct(rng, (1, 2, 3, 3), dt),), GEO))
 also("max_pool2d", lambda rng, dt: ((distinct(rng, (1, 1, 4, 3), dt),), DILATED))

@@ -163,7 +163,7 @@ def _check_4d(op, shape):
 
 
 # --- im2col / col2im ----------------------------------------------------------------------------
-def _im2col_forward(x, kernel, stride, padding, dilation, groups):
+def _im2col_forward(x, kernel, stride, padding, dilation, groups, batch_last=False):
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     (pt, pb), (pl, pr) = padding
@@ -172,17 +172,23 @@ def _im2col_forward(x, kernel, stride, padding, dilation, groups):
         raise ValueError("kernel larger than the padded input")
     cg = c // groups
     xp = _device.array_module(x)
-    xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W): free when x is channel-major in memory
-    if pt or pb > 0 or pl or pr > 0 or not (xt.strides[3] == x.itemsize and xt.strides[2] == w * x.itemsize):
-        src = xp.zeros((c, n, pt + h + max(pb, 0), pl + w + max(pr, 0)), x.dtype)
-        src[:, :, pt:pt + h, pl:pl + w] = xt
+    # the source as (C, N, H, W), or (C, H, W, N) with batch_last: free when x is laid out so in memory
+    xt = x.transpose((1, 2, 3, 0) if batch_last else (1, 0, 2, 3))
+    if pt or pb > 0 or pl or pr > 0 or not (xt.strides[3] == x.itemsize and xt.strides[2] == xt.shape[3] * x.itemsize):
+        padded = (c, pt + h + max(pb, 0), pl + w + max(pr, 0), n) if batch_last else \
+            (c, n, pt + h + max(pb, 0), pl + w + max(pr, 0))
+        src = xp.zeros(padded, x.dtype)
+        src[(slice(None),) * (1 if batch_last else 2) + (slice(pt, pt + h), slice(pl, pl + w))] = xt
     else:
         src = xt
-    s_c, s_n, s_h, s_w = src.strides
-    view = xp.lib.stride_tricks.as_strided(src, (groups, kh, kw, cg, n, ho, wo),  # read only
-                                           (s_c * cg, s_h * dh, s_w * dw, s_c, s_n, s_h * sh, s_w * sw))
-    cols = xp.empty((groups, kh, kw, cg, n, ho, wo), x.dtype)
-    cols[...] = view  # whole rows of Wo pixels per copy
+    s_c, s_n, s_h, s_w = (src.strides[i] for i in ((0, 3, 1, 2) if batch_last else (0, 1, 2, 3)))
+    shape, strides = (groups, kh, kw, cg), (s_c * cg, s_h * dh, s_w * dw, s_c)
+    pixels = ((ho, wo, n), (s_h * sh, s_w * sw, s_n)) if batch_last else ((n, ho, wo), (s_n, s_h * sh, s_w * sw))
+    view = xp.lib.stride_tricks.as_strided(src, shape + pixels[0], strides + pixels[1])  # read only
+    cols = xp.empty(view.shape, x.dtype)
+    cols[...] = view  # whole rows of Wo pixels (of Wo * N values with batch_last) per copy
+    if batch_last:
+        return cols.reshape(groups, kh * kw * cg, ho, wo, n).transpose(0, 1, 4, 2, 3)
     return cols.reshape(groups, kh * kw * cg, n, ho, wo)
 
 
@@ -211,19 +217,25 @@ def _col2im_forward(cols, size, kernel, stride, padding, dilation, groups):
                 for j, q in cols_:
                     b[:, r, q] += p[:, :, :, :, i, j]
         return buf.reshape(n, hp, wp, c)[:, pt:pt + h, pl:pl + w].transpose(0, 3, 1, 2)
-    # Columns stored channel-major: every kernel offset adds whole (N, Ho, Wo) planes, channel by channel
-    planes = cols.reshape(g, kh, kw, cg, n, ho, wo)
-    buf = _device.array_module(cols).zeros((g, cg, n, hp, wp), cols.dtype)
+    # Columns stored channel-major: every kernel offset adds whole (N, Ho, Wo) planes, channel by channel;
+    # with the batch innermost (im2col's batch_last) (Ho, Wo, N) planes, Wo * N values per row
+    batch_last = n > 1 and cols.strides[2] == cols.itemsize
+    pixels = (ho, wo, n) if batch_last else (n, ho, wo)
+    planes = cols.transpose((0, 1, 3, 4, 2) if batch_last else (0, 1, 2, 3, 4)).reshape((g, kh, kw, cg) + pixels)
+    buf = _device.array_module(cols).zeros((g, cg) + ((hp, wp, n) if batch_last else (n, hp, wp)), cols.dtype)
     chunk = max(1, min(cg, _CHUNK_BYTES // max(1, n * hp * wp * cols.itemsize)))
+    tail = (slice(None),) if batch_last else ()
     for start in range(0, cg, chunk):
         b, p = buf[:, start:start + chunk], planes[:, :, :, start:start + chunk]
         for i, _, r in rows:
             for j, q in cols_:
-                b[:, :, :, r, q] += p[:, i, j]
+                b[(Ellipsis, r, q) + tail] += p[:, i, j]
+    if batch_last:
+        return buf.reshape(c, hp, wp, n)[:, pt:pt + h, pl:pl + w].transpose(3, 0, 1, 2)
     return buf.reshape(c, n, hp, wp)[:, :, pt:pt + h, pl:pl + w].transpose(1, 0, 2, 3)
 
 
-def _im2col_infer(x, kernel, stride, padding, dilation, groups):
+def _im2col_infer(x, kernel, stride, padding, dilation, groups, batch_last=False):
     shape = infer.shape_of(x)
     _check_4d("im2col", shape)
     n, c, h, w = shape
@@ -255,7 +267,7 @@ im2col_op = defop(
     "im2col",
     _im2col_forward,
     _im2col_infer,
-    vjp=(lambda g, out, x, **geo: col2im(g, tuple(x.shape[2:]), **geo),),
+    vjp=(lambda g, out, x, batch_last=False, **geo: col2im(g, tuple(x.shape[2:]), **geo),),
     jvp=LINEAR,
     saves=(),
     doc="Windows of an NCHW image as columns: (groups, kh*kw*C/groups, N, Ho, Wo).",
@@ -274,9 +286,11 @@ col2im_op = defop(
 )
 
 
-def im2col(x, kernel, stride, padding, dilation, groups=1):
-    """Primitive: windows as columns (see the module docstring for the layout and parameters)."""
-    return bind(im2col_op, x, kernel=kernel, stride=stride, padding=padding, dilation=dilation, groups=groups)
+def im2col(x, kernel, stride, padding, dilation, groups=1, batch_last=False):
+    """Primitive: windows as columns (see the module docstring for the layout and parameters); with
+    ``batch_last`` they are stored (groups, kh*kw*C/groups, Ho, Wo, N) in memory."""
+    return bind(im2col_op, x, kernel=kernel, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                batch_last=batch_last)
 
 
 def col2im(cols, size, kernel, stride, padding, dilation, groups=1):
@@ -563,26 +577,31 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
     pads = _conv_padding(padding, kernel, stride, dilation)
     ho, wo = _check_geometry("conv2d", h, w, kernel, stride, pads, dilation)
-    if input.device.type == "cpu" and _columns_outgrow_cache(input, weight, ho, wo):
+    host = input.device.type == "cpu"
+    if host and _columns_outgrow_cache(input, weight, ho, wo):
         out = conv(input, weight, stride, pads, dilation, groups)  # im2col chunk by chunk: cache-sized GEMMs
         return out if bias is None else out + reshape(bias, (o, 1, 1))
-    cols = im2col(input, kernel, stride, pads, dilation, groups)  # (G, kh*kw*Cg, N, Ho, Wo)
-    _, kkcg, _, ho, wo = cols.shape
+    # On the host the columns (and so the output and the gradients) keep the batch innermost in memory:
+    # every window copy and col2im add then moves Wo * N values at once, not rows of Wo.
+    cols = im2col(input, kernel, stride, pads, dilation, groups, batch_last=host)  # (G, kh*kw*Cg, N, Ho, Wo)
+    kkcg = cols.shape[1]
+    pixels = (ho, wo, -1) if host else (-1, ho, wo)  # their memory order
+    mats = reshape(permute(cols, (0, 1, 3, 4, 2)) if host else cols, (groups, kkcg, -1))
     wmat = permute(weight, (0, 2, 3, 1))  # (O, kh, kw, Cg): the columns' row order
     if groups == 1 and o >= _WIDE:
-        # Many output channels: (N*Ho*Wo, O) = columns.T @ kernel.T, which OpenBLAS runs faster in this
+        # Many output channels: (pixels, O) = columns.T @ kernel.T, which OpenBLAS runs faster in this
         # orientation (and so are the two products of its backward); the output is channels-last.
-        out = swap_last_two(reshape(cols, (kkcg, -1))) @ swap_last_two(reshape(wmat, (o, kkcg)))
+        out = swap_last_two(reshape(mats, (kkcg, -1))) @ swap_last_two(reshape(wmat, (o, kkcg)))
         if bias is not None:
             out = out + bias
-        return permute(reshape(out, (-1, ho, wo, o)), (0, 3, 1, 2))
+        return permute(reshape(out, pixels + (o,)), (2, 3, 0, 1) if host else (0, 3, 1, 2))
     if groups == 1:
-        out = reshape(wmat, (o, kkcg)) @ reshape(cols, (kkcg, -1))  # (O, N*Ho*Wo): one GEMM
+        out = reshape(wmat, (o, kkcg)) @ reshape(mats, (kkcg, -1))  # (O, pixels): one GEMM
     else:
-        out = reshape(reshape(wmat, (groups, o // groups, kkcg)) @ reshape(cols, (groups, kkcg, -1)), (o, -1))
+        out = reshape(reshape(wmat, (groups, o // groups, kkcg)) @ mats, (o, -1))
     if bias is not None:
         out = out + reshape(bias, (o, 1))
-    return permute(reshape(out, (o, -1, ho, wo)), (1, 0, 2, 3))
+    return permute(reshape(out, (o,) + pixels), (3, 0, 1, 2) if host else (1, 0, 2, 3))
 
 
 # --- pooling primitives ---------------------------------------------------------------------------
