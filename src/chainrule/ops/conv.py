@@ -1,18 +1,27 @@
 """Convolution and pooling: window primitives and the compositions built on them.
 
-A 2-D convolution is ``im2col`` (gather every kernel window into a column) followed by one matrix
-multiplication with the kernel. ``im2col`` and ``col2im`` are linear and each is the other's vjp,
-so convolution is differentiable to any order with no gradient code of its own.
+``conv2d`` picks one of two algorithms by where the data lives and how big the columns get:
 
-Layout: images are NCHW, as in PyTorch, but the columns are channel-major, ``(groups, kh * kw *
-C/groups, N, Ho, Wo)``: the product ``kernel @ columns`` is (O, N * Ho * Wo), and the convolution's
-output is an NCHW view of that (O, N, Ho, Wo) array. Bias adds and their gradients then run along
-contiguous rows, and every window copy moves whole image rows, which matters for the few-channel
-layers of small networks. Layers with many output channels multiply the other way round,
-``columns.T @ kernel.T`` (OpenBLAS runs that orientation and its two backward products faster), and
-get a channels-last output. Elementwise ops and the pools keep an input's memory layout, and
-``im2col`` reads channel-major input without a transposing copy. Values are the same whatever the
-layout; only strides differ.
+* **im2col + one GEMM** (GPU, and host convolutions whose im2col columns fit in the cache, 8 MiB):
+  ``im2col`` gathers every kernel window into a column, one matrix multiplication applies the
+  kernel. ``im2col`` and ``col2im`` are linear and each is the other's vjp, so this composition is
+  differentiable to any order with no gradient code of its own.
+* **the ``conv2d`` primitive** (host convolutions with bigger columns): im2col and GEMM one
+  cache-sized chunk of images at a time, so the columns never reach main memory. Its vjps are two
+  more primitives, ``conv2d_input_grad`` (a transposed convolution: for stride 1 a convolution of the
+  padded gradient with the flipped kernel, else kernel.T @ gradient + col2im, chunk by chunk) and
+  ``conv2d_weight_grad`` (columns @ gradient.T summed over chunks). All three are bilinear and each
+  one's vjps are the other two, so this path is differentiable to any order too.
+
+Layout: images are NCHW, as in PyTorch, but the columns are ``(groups, kh * kw * C/groups, N, Ho,
+Wo)``, stored channel-major on a GPU and batch-innermost ((..., Ho, Wo, N) in memory, ``batch_last``)
+on the host: the product ``kernel @ columns`` is (O, pixels), and the convolution's output is an
+NCHW view of it. Every window copy and col2im add then moves Wo * N contiguous values, which matters
+for the small images and few channels of small networks (numpy's strided copies cost per row). Layers
+with many output channels multiply the other way round, ``columns.T @ kernel.T`` (OpenBLAS runs that
+orientation and its two backward products faster), and get a channels-last output. The chunked
+primitive writes a channel-major output. Elementwise ops and the pools keep an input's memory
+layout. Values are the same whatever the layout; only strides differ.
 
 Pooling reads the same strided windows, one kernel offset at a time (``kh * kw`` vectorised passes,
 no loop over pixels):
@@ -549,7 +558,7 @@ def _columns_outgrow_cache(x, weight, ho, wo):
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation, PyTorch's ``F.conv2d``: input (N, C, H, W) or (C, H, W), weight
-    (O, C/groups, kh, kw). Computed as im2col + one matmul (a batched one per group)."""
+    (O, C/groups, kh, kw). im2col + one matmul, or the chunked conv2d primitive (see the module docstring)."""
     input, weight = as_tensor_arg(input, "conv2d"), as_tensor_arg(weight, "conv2d", "weight")
     if weight.ndim != 4:
         raise ShapeError(f"conv2d: expected a 4-D weight (out_channels, in_channels/groups, kH, kW), got shape "
