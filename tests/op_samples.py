@@ -242,12 +242,27 @@ also("addmm", lambda rng, dt: ((data(rng, (2, 4), dt), data(rng, (2, 3), dt), da
 GEO = {"kernel": (2, 2), "stride": (1, 2), "padding": ((1, 0), (1, 1)), "dilation": (1, 1)}  # 3x3 input -> 3x2
 DILATED = {"kernel": (2, 2), "stride": (1, 1), "padding": ((0, 0), (0, 0)), "dilation": (2, 1)}  # 4x3 -> 2x2
 sample("im2col", lambda rng, dt: ((data(rng, (2, 2, 3, 3), dt),), dict(GEO, groups=2)))
-also("im2col", lambda rng, dt: ((data(rng, (1, 2, 4, 3), dt),), dict(DILATED, groups=1)))
+also("im2col", lambda rng, dt: ((data(rng, (1, 2, 4, 3), dt),), dict(DILATED, groups=1)),
+     lambda rng, dt: ((data(rng, (2, 2, 3, 3), dt),), dict(GEO, groups=2, batch_last=True)))
 sample("col2im", lambda rng, dt: ((data(rng, (2, 4, 2, 3, 2), dt),), dict(GEO, size=(3, 3), groups=2)))
 sample("max_pool2d", lambda rng, dt: ((distinct(rng, (1, 2, 3, 3), dt),), GEO))
 also("max_pool2d", lambda rng, dt: ((distinct(rng, (1, 1, 4, 3), dt),), DILATED))
 sample("pool_sum", lambda rng, dt: ((data(rng, (1, 2, 3, 3), dt),), GEO))
 sample("pool_sum_t", lambda rng, dt: ((data(rng, (1, 2, 3, 2), dt),), dict(GEO, size=(3, 3))))
+GROUPED = {"stride": (1, 2), "padding": ((1, 1), (1, 1)), "dilation": (1, 1), "groups": 2}  # 5x4, k 3x2 -> 5x3
+SHIFTED = {"stride": (1, 1), "padding": ((1, 0), (0, 1)), "dilation": (2, 1), "groups": 1}  # 5x4, k 2x2 -> 4x4
+WIDE_PAD = {"stride": (1, 1), "padding": ((2, 2), (1, 1)), "dilation": (1, 1), "groups": 1}  # 3x3, k 1x1 -> 7x5
+sample("conv2d", lambda rng, dt: ((data(rng, (2, 4, 5, 4), dt), data(rng, (6, 2, 3, 2), dt)), GROUPED))
+also("conv2d", lambda rng, dt: ((data(rng, (1, 2, 5, 4), dt), data(rng, (3, 2, 2, 2), dt)), SHIFTED))
+sample("conv2d_input_grad", lambda rng, dt: ((data(rng, (2, 6, 5, 3), dt), data(rng, (6, 2, 3, 2), dt)),
+                                             dict(GROUPED, size=(5, 4))))
+also("conv2d_input_grad",  # stride 1: the flipped-kernel convolution, then one the padding keeps on col2im
+     lambda rng, dt: ((data(rng, (1, 3, 4, 4), dt), data(rng, (3, 2, 2, 2), dt)), dict(SHIFTED, size=(5, 4))),
+     lambda rng, dt: ((data(rng, (1, 2, 7, 5), dt), data(rng, (2, 3, 1, 1), dt)), dict(WIDE_PAD, size=(3, 3))))
+sample("conv2d_weight_grad", lambda rng, dt: ((data(rng, (2, 4, 5, 4), dt), data(rng, (2, 6, 5, 3), dt)),
+                                              dict(GROUPED, kernel=(3, 2))))
+also("conv2d_weight_grad",
+     lambda rng, dt: ((data(rng, (1, 2, 5, 4), dt), data(rng, (1, 3, 4, 4), dt)), dict(SHIFTED, kernel=(2, 2))))
 WINNERS = np.array([[[[0, 3], [1, 2], [2, 0]], [[3, 3], [0, 1], [2, 2]]]], np.int8)  # a kernel offset per window
 
 

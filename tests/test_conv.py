@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import chainrule as cr
+from chainrule.ops import conv as conv_ops
 from helpers import assert_close
 
 F = importlib.import_module(cr.__name__ + ".nn.functional")
@@ -42,6 +43,15 @@ def _randn(*shape, dtype=np.float32):
 
 
 # --- conv2d against torch -------------------------------------------------------------------------
+@pytest.fixture(params=["im2col", "chunked"])
+def conv_path(request, monkeypatch):
+    """Both host algorithms: one im2col of the whole batch (small convolutions), and the conv2d primitive
+    that builds the columns chunk by chunk (convolutions whose columns outgrow the cache)."""
+    if request.param == "chunked":
+        monkeypatch.setattr(conv_ops, "_CACHE_BYTES", 0)
+    return request.param
+
+
 CONV_CASES = [
     # (input shape, weight shape, kwargs)
     ((2, 3, 7, 6), (4, 3, 3, 3), {}),
@@ -60,7 +70,7 @@ CONV_CASES = [
 
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("xshape,wshape,kw", CONV_CASES)
-def test_conv2d_matches_torch(xshape, wshape, kw, bias):
+def test_conv2d_matches_torch(xshape, wshape, kw, bias, conv_path):
     x, w, b = _randn(*xshape), _randn(*wshape), _randn(wshape[0])
     tx, tw, tb = _pair(torch, x, w, b)
     cx, cw, cb = _pair(cr, x, w, b)
@@ -92,20 +102,20 @@ GRADCHECK_CASES = [
 
 
 @pytest.mark.parametrize("xshape,wshape,kw", GRADCHECK_CASES)
-def test_conv2d_gradcheck(xshape, wshape, kw):
+def test_conv2d_gradcheck(xshape, wshape, kw, conv_path):
     x, w, b = _pair(cr, _randn(*xshape, dtype=np.float64), _randn(*wshape, dtype=np.float64),
                     _randn(wshape[0], dtype=np.float64))
     assert cr.autograd.gradcheck(lambda a, k, c: F.conv2d(a, k, c, **kw), (x, w, b))
 
 
 @pytest.mark.parametrize("xshape,wshape,kw", GRADCHECK_CASES[:2] + GRADCHECK_CASES[3:])
-def test_conv2d_second_order_gradcheck(xshape, wshape, kw):
+def test_conv2d_second_order_gradcheck(xshape, wshape, kw, conv_path):
     x, w = _pair(cr, _randn(*xshape, dtype=np.float64), _randn(*wshape, dtype=np.float64))
     assert second_order_check(lambda a, k: F.conv2d(a * a, k, **kw), (x, w))
 
 
 @pytest.mark.parametrize("wshape,kw", [((3, 2, 3, 3), dict(padding=1, stride=2)), ((34, 2, 2, 3), dict(dilation=2))])
-def test_conv2d_double_backward_matches_torch(wshape, kw):
+def test_conv2d_double_backward_matches_torch(wshape, kw, conv_path):
     x, w = _randn(2, 2, 7, 6, dtype=np.float64), _randn(*wshape, dtype=np.float64)
     b = _randn(wshape[0], dtype=np.float64)
     results = []
@@ -123,8 +133,28 @@ def test_conv2d_double_backward_matches_torch(wshape, kw):
             assert_close(got, want, rtol=1e-9, atol=1e-10, what=f"second-order grad of {name}")
 
 
+@pytest.mark.parametrize("wshape,kw,chunk_bytes", [
+    ((6, 4, 3, 3), dict(padding=1), 2 * 36 * 64 * 8),  # stride 1: the input grad is a flipped-kernel convolution
+    ((6, 2, 3, 2), dict(stride=2, padding=(1, 0), groups=2), 2 * 24 * 16 * 8),  # input grad: col2im per chunk
+    ((4, 4, 1, 1), dict(padding=2), 2 * 4 * 144 * 8)])  # padding wider than the kernel: col2im too
+def test_conv2d_in_several_chunks_matches_torch(monkeypatch, wshape, kw, chunk_bytes):
+    """Host convolutions work a few images at a time: with chunks of about 2 images (5 = 2 + 2 + 1) the
+    values and both gradients still match PyTorch."""
+    monkeypatch.setattr(conv_ops, "_COLS_BYTES", chunk_bytes)
+    monkeypatch.setattr(conv_ops, "_CACHE_BYTES", 0)
+    x, w, b = _randn(5, 4, 8, 8, dtype=np.float64), _randn(*wshape, dtype=np.float64), _randn(wshape[0])
+    results = []
+    for lib in (torch, cr):
+        tx, tw, tb = _pair(lib, x, w, b.astype(np.float64))
+        out = (F if lib is cr else TF).conv2d(tx, tw, tb, **kw)
+        (out * lib.tensor(np.linspace(-1, 1, out.numel()).reshape(tuple(out.shape)))).sum().backward()
+        results.append((out, tx.grad, tw.grad, tb.grad))
+    for name, got, want in zip(("output", "x grad", "w grad", "b grad"), results[1], results[0]):
+        assert_close(got, want, rtol=1e-9, atol=1e-10, what=name)
+
+
 @pytest.mark.filterwarnings("ignore:.*torch.jit.script.*:DeprecationWarning")
-def test_conv2d_forward_mode_matches_torch():
+def test_conv2d_forward_mode_matches_torch(conv_path):
     x, w, tx_, tw_ = (_randn(2, 3, 5, 5, dtype=np.float64), _randn(4, 3, 3, 3, dtype=np.float64),
                       _randn(2, 3, 5, 5, dtype=np.float64), _randn(4, 3, 3, 3, dtype=np.float64))
     fwad = cr.autograd.forward_ad

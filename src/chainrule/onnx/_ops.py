@@ -368,7 +368,8 @@ def _pool_sum(b, node):
     b.result(node, "Mul", [mean, b.const(np.asarray(p["kernel"][0] * p["kernel"][1], node.dtype))])
 
 
-converter(conv.im2col_op)(refuse(
-    "F.conv2d called directly is traced down to im2col; use an nn.Conv2d layer, which exports as Conv."))
+for _op in (conv.im2col_op, conv.conv_op):
+    converter(_op)(refuse(f"F.conv2d called directly is traced down to {_op.name}; use an nn.Conv2d layer, which "
+                          "exports as Conv."))
 converter(conv.argmax_op)(refuse("Use MaxPool2d without return_indices.",
                                  what="return_indices=True (pooling indices have no ONNX form here)"))

@@ -1,18 +1,27 @@
 """Convolution and pooling: window primitives and the compositions built on them.
 
-A 2-D convolution is ``im2col`` (gather every kernel window into a column) followed by one matrix
-multiplication with the kernel. ``im2col`` and ``col2im`` are linear and each is the other's vjp,
-so convolution is differentiable to any order with no gradient code of its own.
+``conv2d`` picks one of two algorithms by where the data lives and how big the columns get:
 
-Layout: images are NCHW, as in PyTorch, but the columns are channel-major, ``(groups, kh * kw *
-C/groups, N, Ho, Wo)``: the product ``kernel @ columns`` is (O, N * Ho * Wo), and the convolution's
-output is an NCHW view of that (O, N, Ho, Wo) array. Bias adds and their gradients then run along
-contiguous rows, and every window copy moves whole image rows, which matters for the few-channel
-layers of small networks. Layers with many output channels multiply the other way round,
-``columns.T @ kernel.T`` (OpenBLAS runs that orientation and its two backward products faster), and
-get a channels-last output. Elementwise ops and the pools keep an input's memory layout, and
-``im2col`` reads channel-major input without a transposing copy. Values are the same whatever the
-layout; only strides differ.
+* **im2col + one GEMM** (GPU, and host convolutions whose im2col columns fit in the cache, 8 MiB):
+  ``im2col`` gathers every kernel window into a column, one matrix multiplication applies the
+  kernel. ``im2col`` and ``col2im`` are linear and each is the other's vjp, so this composition is
+  differentiable to any order with no gradient code of its own.
+* **the ``conv2d`` primitive** (host convolutions with bigger columns): im2col and GEMM one
+  cache-sized chunk of images at a time, so the columns never reach main memory. Its vjps are two
+  more primitives, ``conv2d_input_grad`` (a transposed convolution: for stride 1 a convolution of the
+  padded gradient with the flipped kernel, else kernel.T @ gradient + col2im, chunk by chunk) and
+  ``conv2d_weight_grad`` (columns @ gradient.T summed over chunks). All three are bilinear and each
+  one's vjps are the other two, so this path is differentiable to any order too.
+
+Layout: images are NCHW, as in PyTorch, but the columns are ``(groups, kh * kw * C/groups, N, Ho,
+Wo)``, stored channel-major on a GPU and batch-innermost ((..., Ho, Wo, N) in memory, ``batch_last``)
+on the host: the product ``kernel @ columns`` is (O, pixels), and the convolution's output is an
+NCHW view of it. Every window copy and col2im add then moves Wo * N contiguous values, which matters
+for the small images and few channels of small networks (numpy's strided copies cost per row). Layers
+with many output channels multiply the other way round, ``columns.T @ kernel.T`` (OpenBLAS runs that
+orientation and its two backward products faster), and get a channels-last output. The chunked
+primitive writes a channel-major output. Elementwise ops and the pools keep an input's memory
+layout. Values are the same whatever the layout; only strides differ.
 
 Pooling reads the same strided windows, one kernel offset at a time (``kh * kw`` vectorised passes,
 no loop over pixels):
@@ -40,6 +49,8 @@ from .shape import permute, reshape, swap_last_two
 
 _CHUNK_BYTES = 1 << 20  # col2im works on groups of channels whose padded planes fit in cache
 _WIDE = 32  # from this many output channels on, conv2d's GEMM produces a channels-last output
+_COLS_BYTES = 1 << 21  # host convolutions build the columns of this many bytes of images at a time
+_CACHE_BYTES = 8 << 20  # ... when all the batch's columns take more than this
 
 
 # --- geometry ----------------------------------------------------------------------------------
@@ -115,9 +126,24 @@ def _padded(x, padding, fill):
     return out
 
 
-def _padded_zeros(xp, n, c, h, w, padding, dtype, order):
+def _padded_zeros(xp, n, c, h, w, padding, dtype, order, fill=0):
     (pt, pb), (pl, pr) = padding
-    return _alloc(xp, (n, c, pt + h + max(pb, 0), pl + w + max(pr, 0)), dtype, order, fill=0)
+    return _alloc(xp, (n, c, pt + h + max(pb, 0), pl + w + max(pr, 0)), dtype, order, fill=fill)
+
+
+def _in_layout(a, order):
+    """``a``, copied into the memory layout ``order`` (see :func:`_order`) unless it has it already."""
+    if _order(a) == order:
+        return a
+    out = _alloc(_device.array_module(a), a.shape, a.dtype, order)
+    out[...] = a
+    return out
+
+
+def _tiles(size, out_hw, kernel, stride, padding, dilation):
+    """True when the windows cover the input exactly once (a scatter then writes every element)."""
+    return (dilation == (1, 1) and stride == kernel and padding == ((0, 0), (0, 0))
+            and tuple(size) == (out_hw[0] * kernel[0], out_hw[1] * kernel[1]))
 
 
 def _crop(buf, padding, h, w):
@@ -146,7 +172,7 @@ def _check_4d(op, shape):
 
 
 # --- im2col / col2im ----------------------------------------------------------------------------
-def _im2col_forward(x, kernel, stride, padding, dilation, groups):
+def _im2col_forward(x, kernel, stride, padding, dilation, groups, batch_last=False):
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     (pt, pb), (pl, pr) = padding
@@ -155,17 +181,23 @@ def _im2col_forward(x, kernel, stride, padding, dilation, groups):
         raise ValueError("kernel larger than the padded input")
     cg = c // groups
     xp = _device.array_module(x)
-    xt = x.transpose(1, 0, 2, 3)  # (C, N, H, W): free when x is channel-major in memory
-    if pt or pb > 0 or pl or pr > 0 or not (xt.strides[3] == x.itemsize and xt.strides[2] == w * x.itemsize):
-        src = xp.zeros((c, n, pt + h + max(pb, 0), pl + w + max(pr, 0)), x.dtype)
-        src[:, :, pt:pt + h, pl:pl + w] = xt
+    # the source as (C, N, H, W), or (C, H, W, N) with batch_last: free when x is laid out so in memory
+    xt = x.transpose((1, 2, 3, 0) if batch_last else (1, 0, 2, 3))
+    if pt or pb > 0 or pl or pr > 0 or not (xt.strides[3] == x.itemsize and xt.strides[2] == xt.shape[3] * x.itemsize):
+        padded = (c, pt + h + max(pb, 0), pl + w + max(pr, 0), n) if batch_last else \
+            (c, n, pt + h + max(pb, 0), pl + w + max(pr, 0))
+        src = xp.zeros(padded, x.dtype)
+        src[(slice(None),) * (1 if batch_last else 2) + (slice(pt, pt + h), slice(pl, pl + w))] = xt
     else:
         src = xt
-    s_c, s_n, s_h, s_w = src.strides
-    view = xp.lib.stride_tricks.as_strided(src, (groups, kh, kw, cg, n, ho, wo),  # read only
-                                           (s_c * cg, s_h * dh, s_w * dw, s_c, s_n, s_h * sh, s_w * sw))
-    cols = xp.empty((groups, kh, kw, cg, n, ho, wo), x.dtype)
-    cols[...] = view  # whole rows of Wo pixels per copy
+    s_c, s_n, s_h, s_w = (src.strides[i] for i in ((0, 3, 1, 2) if batch_last else (0, 1, 2, 3)))
+    shape, strides = (groups, kh, kw, cg), (s_c * cg, s_h * dh, s_w * dw, s_c)
+    pixels = ((ho, wo, n), (s_h * sh, s_w * sw, s_n)) if batch_last else ((n, ho, wo), (s_n, s_h * sh, s_w * sw))
+    view = xp.lib.stride_tricks.as_strided(src, shape + pixels[0], strides + pixels[1])  # read only
+    cols = xp.empty(view.shape, x.dtype)
+    cols[...] = view  # whole rows of Wo pixels (of Wo * N values with batch_last) per copy
+    if batch_last:
+        return cols.reshape(groups, kh * kw * cg, ho, wo, n).transpose(0, 1, 4, 2, 3)
     return cols.reshape(groups, kh * kw * cg, n, ho, wo)
 
 
@@ -194,19 +226,25 @@ def _col2im_forward(cols, size, kernel, stride, padding, dilation, groups):
                 for j, q in cols_:
                     b[:, r, q] += p[:, :, :, :, i, j]
         return buf.reshape(n, hp, wp, c)[:, pt:pt + h, pl:pl + w].transpose(0, 3, 1, 2)
-    # Columns stored channel-major: every kernel offset adds whole (N, Ho, Wo) planes, channel by channel
-    planes = cols.reshape(g, kh, kw, cg, n, ho, wo)
-    buf = _device.array_module(cols).zeros((g, cg, n, hp, wp), cols.dtype)
+    # Columns stored channel-major: every kernel offset adds whole (N, Ho, Wo) planes, channel by channel;
+    # with the batch innermost (im2col's batch_last) (Ho, Wo, N) planes, Wo * N values per row
+    batch_last = n > 1 and cols.strides[2] == cols.itemsize
+    pixels = (ho, wo, n) if batch_last else (n, ho, wo)
+    planes = cols.transpose((0, 1, 3, 4, 2) if batch_last else (0, 1, 2, 3, 4)).reshape((g, kh, kw, cg) + pixels)
+    buf = _device.array_module(cols).zeros((g, cg) + ((hp, wp, n) if batch_last else (n, hp, wp)), cols.dtype)
     chunk = max(1, min(cg, _CHUNK_BYTES // max(1, n * hp * wp * cols.itemsize)))
+    tail = (slice(None),) if batch_last else ()
     for start in range(0, cg, chunk):
         b, p = buf[:, start:start + chunk], planes[:, :, :, start:start + chunk]
         for i, _, r in rows:
             for j, q in cols_:
-                b[:, :, :, r, q] += p[:, i, j]
+                b[(Ellipsis, r, q) + tail] += p[:, i, j]
+    if batch_last:
+        return buf.reshape(c, hp, wp, n)[:, pt:pt + h, pl:pl + w].transpose(3, 0, 1, 2)
     return buf.reshape(c, n, hp, wp)[:, :, pt:pt + h, pl:pl + w].transpose(1, 0, 2, 3)
 
 
-def _im2col_infer(x, kernel, stride, padding, dilation, groups):
+def _im2col_infer(x, kernel, stride, padding, dilation, groups, batch_last=False):
     shape = infer.shape_of(x)
     _check_4d("im2col", shape)
     n, c, h, w = shape
@@ -238,7 +276,7 @@ im2col_op = defop(
     "im2col",
     _im2col_forward,
     _im2col_infer,
-    vjp=(lambda g, out, x, **geo: col2im(g, tuple(x.shape[2:]), **geo),),
+    vjp=(lambda g, out, x, batch_last=False, **geo: col2im(g, tuple(x.shape[2:]), **geo),),
     jvp=LINEAR,
     saves=(),
     doc="Windows of an NCHW image as columns: (groups, kh*kw*C/groups, N, Ho, Wo).",
@@ -257,15 +295,236 @@ col2im_op = defop(
 )
 
 
-def im2col(x, kernel, stride, padding, dilation, groups=1):
-    """Primitive: windows as columns (see the module docstring for the layout and parameters)."""
-    return bind(im2col_op, x, kernel=kernel, stride=stride, padding=padding, dilation=dilation, groups=groups)
+def im2col(x, kernel, stride, padding, dilation, groups=1, batch_last=False):
+    """Primitive: windows as columns (see the module docstring for the layout and parameters); with
+    ``batch_last`` they are stored (groups, kh*kw*C/groups, Ho, Wo, N) in memory."""
+    return bind(im2col_op, x, kernel=kernel, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                batch_last=batch_last)
 
 
 def col2im(cols, size, kernel, stride, padding, dilation, groups=1):
     """Primitive: the adjoint of :func:`im2col`, back to an NCHW image of spatial ``size``."""
     return bind(col2im_op, cols, size=tuple(size), kernel=kernel, stride=stride, padding=padding,
                 dilation=dilation, groups=groups)
+
+
+# --- convolution by image chunks (host arrays) --------------------------------------------------------
+def _chunks(n, bytes_per_image):
+    """Ranges of images whose columns take about ``_COLS_BYTES``: the GEMM operands stay in cache."""
+    step = max(1, min(n, _COLS_BYTES // max(1, bytes_per_image)))
+    return [(start, min(n, start + step)) for start in range(0, n, step)]
+
+
+class _Windows:
+    """im2col of an NCHW image batch, one chunk of images at a time, into buffers reused across chunks.
+
+    A chunk's columns are (groups, Cg * kh * kw, n * Ho * width) with rows in (c, i, j) order, the
+    weight's own (O, Cg, kh, kw) order, so ``weight.reshape(groups, O / groups, -1)`` multiplies them
+    as they are. The images are copied channel-major into a zero-bordered buffer first. With a
+    horizontal stride of 1 every output row is computed at the padded width (``width`` = Wp, not Wo):
+    then one window copy moves Ho * Wp contiguous pixels instead of Ho rows of Wo (numpy's copy
+    costs per row), for (Wp - Wo) / Wo more GEMM work, whose extra columns are cropped off (an extra
+    zero row under the buffer keeps their reads inside it).
+    """
+
+    def __init__(self, x, kernel, stride, padding, dilation, groups):
+        self.xp = _device.array_module(x)
+        self.x, self.kernel, self.stride, self.dilation, self.groups = x, kernel, stride, dilation, groups
+        n, c, h, w = x.shape
+        (pt, pb), (pl, pr) = padding
+        self.out_hw = _out_hw(h, w, kernel, stride, padding, dilation)
+        self.width = pl + w + max(pr, 0) if stride[1] == 1 else self.out_hw[1]
+        self.pad_hw = pt, pl
+        self.rows = c * kernel[0] * kernel[1]
+        self.chunks = _chunks(n, self.rows * self.out_hw[0] * self.width * x.itemsize)
+        most = self.chunks[0][1]
+        self.padded = _padded_zeros(self.xp, most, c, h, w, ((pt, max(pb, 0) + 1), (pl, pr)), x.dtype, (1, 0, 2, 3))
+        self.flat = self.xp.empty(self.rows * most * self.out_hw[0] * self.width, x.dtype)
+        self.grad = None
+
+    def columns(self, start, stop):
+        n, (pt, pl), ho = stop - start, self.pad_hw, self.out_hw[0]
+        c, h, w = self.x.shape[1:]
+        src = self.padded[:n]
+        src[:, :, pt:pt + h, pl:pl + w] = self.x[start:stop]
+        s_n, s_c, s_h, s_w = src.strides
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        view = self.xp.lib.stride_tricks.as_strided(src, (c, kh, kw, n, ho, self.width),  # read only
+                                                    (s_c, s_h * dh, s_w * dw, s_n, s_h * sh, s_w * sw))
+        cols = self.flat[:self.rows * n * ho * self.width].reshape(view.shape)
+        cols[...] = view
+        return cols.reshape(self.groups, self.rows // self.groups, -1)
+
+    def product_into(self, out, product, start, stop):
+        """Store a product (O, n * Ho * width) of the columns as images start:stop of ``out`` (O, N, Ho, Wo)."""
+        o, (ho, wo) = out.shape[0], self.out_hw
+        out[:, start:stop] = product.reshape(o, stop - start, ho, self.width)[..., :wo]
+
+    def gradient(self, g, start, stop):
+        """Images start:stop of the NCHW gradient ``g`` (O, N, Ho, Wo) laid out like a product of the columns:
+        (groups, O / groups, n * Ho * width), zero in the extra columns."""
+        o, (ho, wo) = g.shape[1], self.out_hw
+        rows = g[start:stop].transpose(1, 0, 2, 3)
+        if self.width == wo:
+            return rows.reshape(self.groups, o // self.groups, -1)
+        if self.grad is None:
+            self.grad = self.xp.zeros((o, stop - start, ho, self.width), g.dtype)
+        buf = self.grad[:, :stop - start]
+        buf[..., :wo] = rows
+        return buf.reshape(self.groups, o // self.groups, -1)
+
+
+def _grad_rows(g, start, stop, groups):
+    """Images start:stop of the NCHW gradient ``g`` as (groups, O / groups, n * Ho * Wo) matrices."""
+    return g[start:stop].transpose(1, 0, 2, 3).reshape(groups, g.shape[1] // groups, -1)
+
+
+def _conv_forward(x, w, stride, padding, dilation, groups):
+    """Chunk by chunk, ``weight @ columns`` into a channel-major (O, N, Ho, Wo) output."""
+    o = w.shape[0]
+    windows = _Windows(x, tuple(w.shape[2:]), stride, padding, dilation, groups)
+    out = windows.xp.empty((o, x.shape[0]) + windows.out_hw, x.dtype)
+    wmat = w.reshape(groups, o // groups, -1)
+    for start, stop in windows.chunks:
+        cols = windows.columns(start, stop)
+        if windows.width == windows.out_hw[1]:  # straight into the output's rows
+            windows.xp.matmul(wmat, cols, out=out[:, start:stop].reshape(groups, o // groups, -1))
+        else:
+            windows.product_into(out, windows.xp.matmul(wmat, cols), start, stop)
+    return out.transpose(1, 0, 2, 3)
+
+
+def _conv_weight_grad_forward(x, g, kernel, stride, padding, dilation, groups):
+    """The weight gradient, summed over chunks as columns @ gradient.T (OpenBLAS's faster orientation)."""
+    windows = _Windows(x, kernel, stride, padding, dilation, groups)
+    total = None
+    for start, stop in windows.chunks:
+        part = windows.xp.matmul(windows.columns(start, stop), windows.gradient(g, start, stop).transpose(0, 2, 1))
+        total = part if total is None else windows.xp.add(total, part, out=total)
+    o = g.shape[1]
+    return windows.xp.ascontiguousarray(total.transpose(0, 2, 1)).reshape((o, x.shape[1] // groups) + kernel)
+
+
+def _flipped(w, groups):
+    """The kernel of the transposed convolution: (C, O / groups, kh, kw), rotated by 180 degrees."""
+    o, cg, kh, kw = w.shape
+    return (w.reshape(groups, o // groups, cg, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+            .reshape(groups * cg, o // groups, kh, kw))
+
+
+def _transposed_padding(kernel, padding, dilation):
+    """Padding that makes a stride-1 transposed convolution a plain one (None where it would be negative)."""
+    pads = tuple((d * (k - 1) - lo, d * (k - 1) - hi) for k, (lo, hi), d in zip(kernel, padding, dilation))
+    return pads if min(min(p) for p in pads) >= 0 else None
+
+
+def _conv_input_grad_forward(g, w, size, stride, padding, dilation, groups):
+    """The input gradient (a transposed convolution). Stride 1: a convolution of the padded gradient
+    with the flipped kernel; else per chunk kernel.T @ gradient, added back at its windows (col2im)."""
+    kernel = tuple(w.shape[2:])
+    pads = _transposed_padding(kernel, padding, dilation) if stride == (1, 1) else None
+    if pads is not None:
+        return _conv_forward(g, _flipped(w, groups), stride, pads, dilation, groups)
+    xp = _device.array_module(g)
+    n, o, ho, wo = g.shape
+    c = w.shape[1] * groups
+    out = xp.empty((c, n) + tuple(size), g.dtype)
+    wt = w.transpose(0, 2, 3, 1).reshape(groups, o // groups, -1).transpose(0, 2, 1)  # rows (i, j, c): col2im's
+    for start, stop in _chunks(n, c * kernel[0] * kernel[1] * ho * wo * g.itemsize):
+        cols = xp.matmul(wt, _grad_rows(g, start, stop, groups)).reshape((groups, -1, stop - start, ho, wo))
+        image = _col2im_forward(cols, size, kernel, stride, padding, dilation, groups)
+        out[:, start:stop] = image.transpose(1, 0, 2, 3)
+    return out.transpose(1, 0, 2, 3)
+
+
+def _conv_infer(x, w, stride, padding, dilation, groups):
+    xs, ws = infer.shape_of(x), infer.shape_of(w)
+    _check_4d("conv2d", xs)
+    if len(ws) != 4:
+        raise ShapeError(f"conv2d: expected a 4-D weight (O, C/groups, kh, kw), got shape {list(ws)}")
+    n, c, h, w_ = xs
+    if infer.known(c) and c != ws[1] * groups:
+        raise ShapeError(f"conv2d: Given groups={groups}, weight of size {list(ws)}, expected input{list(xs)} to "
+                         f"have {ws[1] * groups} channels, but got {c} channels instead")
+    ho, wo = _check_geometry("conv2d", h, w_, tuple(ws[2:]), stride, padding, dilation)
+    return (n, ws[0], ho, wo), infer.first_dtype((x, w))
+
+
+def _conv_input_grad_infer(g, w, size, stride, padding, dilation, groups):
+    gs, ws = infer.shape_of(g), infer.shape_of(w)
+    _check_4d("conv2d_input_grad", gs)
+    return (gs[0], ws[1] * groups) + tuple(size), infer.first_dtype((g, w))
+
+
+def _conv_weight_grad_infer(x, g, kernel, stride, padding, dilation, groups):
+    xs, gs = infer.shape_of(x), infer.shape_of(g)
+    _check_4d("conv2d_weight_grad", xs)
+    _check_4d("conv2d_weight_grad", gs)
+    cg = xs[1] // groups if infer.known(xs[1]) else None
+    return (gs[1], cg) + tuple(kernel), infer.first_dtype((x, g))
+
+
+def conv(x, w, stride, padding, dilation, groups):
+    """Primitive: conv2d without bias (geometry normalised as for :func:`im2col`)."""
+    return bind(conv_op, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def conv_input_grad(g, w, size, stride, padding, dilation, groups):
+    return bind(conv_input_grad_op, g, w, size=tuple(size), stride=stride, padding=padding, dilation=dilation,
+                groups=groups)
+
+
+def conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
+    return bind(conv_weight_grad_op, x, g, kernel=tuple(kernel), stride=stride, padding=padding,
+                dilation=dilation, groups=groups)
+
+
+def _bilinear_jvp(fn):
+    """Forward mode of an op linear in each of its two tensor inputs: fn(dx, y) + fn(x, dy)."""
+    def jvp(tangents, out, x, y, **params):
+        dx, dy = tangents
+        terms = [fn(a, b, **params) for a, b, t in ((dx, y, dx), (x, dy, dy)) if t is not None]
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+    return jvp
+
+
+conv_op = defop(
+    "conv2d",
+    _conv_forward,
+    _conv_infer,
+    vjp=(lambda g, out, x, w, **geo: conv_input_grad(g, w, tuple(x.shape[2:]), **geo),
+         lambda g, out, x, w, **geo: conv_weight_grad(x, g, tuple(w.shape[2:]), **geo)),
+    jvp=_bilinear_jvp(conv),
+    saves={0: (1,), 1: (0,)},
+    doc="2-D cross-correlation without bias, im2col + GEMM one cache-sized chunk of images at a time "
+        "(host arrays); the output is channel-major in memory.",
+    explain=("conv2d_input_grad(received, {1})", "conv2d_weight_grad({0}, received)"),
+)
+
+conv_input_grad_op = defop(
+    "conv2d_input_grad",
+    _conv_input_grad_forward,
+    _conv_input_grad_infer,
+    vjp=(lambda g, out, grad, w, size, **geo: conv(g, w, **geo),
+         lambda g, out, grad, w, size, **geo: conv_weight_grad(g, grad, tuple(w.shape[2:]), **geo)),
+    jvp=_bilinear_jvp(conv_input_grad),
+    saves={0: (1,), 1: (0,)},
+    doc="The input gradient of conv2d (a transposed convolution) of the gradient and the kernel.",
+    explain=("conv2d(received, {1})", "conv2d_weight_grad(received, {0})"),
+)
+
+conv_weight_grad_op = defop(
+    "conv2d_weight_grad",
+    _conv_weight_grad_forward,
+    _conv_weight_grad_infer,
+    vjp=(lambda g, out, x, grad, kernel, **geo: conv_input_grad(grad, g, tuple(x.shape[2:]), **geo),
+         lambda g, out, x, grad, kernel, **geo: conv(x, g, **geo)),
+    jvp=_bilinear_jvp(conv_weight_grad),
+    saves={0: (1,), 1: (0,)},
+    doc="The weight gradient of conv2d: each window of the input times the gradient at its output pixel.",
+    explain=("conv2d_input_grad({1}, received)", "conv2d({0}, received)"),
+)
 
 
 # --- convolution -----------------------------------------------------------------------------------
@@ -288,9 +547,18 @@ def _conv_padding(padding, kernel, stride, dilation):
     return ((ph, ph), (pw, pw))
 
 
+def _columns_outgrow_cache(x, weight, ho, wo):
+    """Whether the whole batch's im2col columns outgrow the cache: then a host convolution builds them
+    chunk by chunk inside the conv2d primitive; smaller ones are cheaper as one im2col kept for backward."""
+    n, c = x.shape[:2]
+    if not (infer.known(n) and infer.known(c) and infer.known(ho) and infer.known(wo)):
+        return False
+    return n * c * weight.shape[2] * weight.shape[3] * ho * wo * x.element_size() > _CACHE_BYTES
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation, PyTorch's ``F.conv2d``: input (N, C, H, W) or (C, H, W), weight
-    (O, C/groups, kh, kw). Computed as im2col + one matmul (a batched one per group)."""
+    (O, C/groups, kh, kw). im2col + one matmul, or the chunked conv2d primitive (see the module docstring)."""
     input, weight = as_tensor_arg(input, "conv2d"), as_tensor_arg(weight, "conv2d", "weight")
     if weight.ndim != 4:
         raise ShapeError(f"conv2d: expected a 4-D weight (out_channels, in_channels/groups, kH, kW), got shape "
@@ -317,24 +585,32 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     kernel = (kh, kw)
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
     pads = _conv_padding(padding, kernel, stride, dilation)
-    _check_geometry("conv2d", h, w, kernel, stride, pads, dilation)
-    cols = im2col(input, kernel, stride, pads, dilation, groups)  # (G, kh*kw*Cg, N, Ho, Wo)
-    _, kkcg, _, ho, wo = cols.shape
+    ho, wo = _check_geometry("conv2d", h, w, kernel, stride, pads, dilation)
+    host = input.device.type == "cpu"
+    if host and _columns_outgrow_cache(input, weight, ho, wo):
+        out = conv(input, weight, stride, pads, dilation, groups)  # im2col chunk by chunk: cache-sized GEMMs
+        return out if bias is None else out + reshape(bias, (o, 1, 1))
+    # On the host the columns (and so the output and the gradients) keep the batch innermost in memory:
+    # every window copy and col2im add then moves Wo * N values at once, not rows of Wo.
+    cols = im2col(input, kernel, stride, pads, dilation, groups, batch_last=host)  # (G, kh*kw*Cg, N, Ho, Wo)
+    kkcg = cols.shape[1]
+    pixels = (ho, wo, -1) if host else (-1, ho, wo)  # their memory order
+    mats = reshape(permute(cols, (0, 1, 3, 4, 2)) if host else cols, (groups, kkcg, -1))
     wmat = permute(weight, (0, 2, 3, 1))  # (O, kh, kw, Cg): the columns' row order
     if groups == 1 and o >= _WIDE:
-        # Many output channels: (N*Ho*Wo, O) = columns.T @ kernel.T, which OpenBLAS runs faster in this
+        # Many output channels: (pixels, O) = columns.T @ kernel.T, which OpenBLAS runs faster in this
         # orientation (and so are the two products of its backward); the output is channels-last.
-        out = swap_last_two(reshape(cols, (kkcg, -1))) @ swap_last_two(reshape(wmat, (o, kkcg)))
+        out = swap_last_two(reshape(mats, (kkcg, -1))) @ swap_last_two(reshape(wmat, (o, kkcg)))
         if bias is not None:
             out = out + bias
-        return permute(reshape(out, (-1, ho, wo, o)), (0, 3, 1, 2))
+        return permute(reshape(out, pixels + (o,)), (2, 3, 0, 1) if host else (0, 3, 1, 2))
     if groups == 1:
-        out = reshape(wmat, (o, kkcg)) @ reshape(cols, (kkcg, -1))  # (O, N*Ho*Wo): one GEMM
+        out = reshape(wmat, (o, kkcg)) @ reshape(mats, (kkcg, -1))  # (O, pixels): one GEMM
     else:
-        out = reshape(reshape(wmat, (groups, o // groups, kkcg)) @ reshape(cols, (groups, kkcg, -1)), (o, -1))
+        out = reshape(reshape(wmat, (groups, o // groups, kkcg)) @ mats, (o, -1))
     if bias is not None:
         out = out + reshape(bias, (o, 1))
-    return permute(reshape(out, (o, -1, ho, wo)), (1, 0, 2, 3))
+    return permute(reshape(out, (o,) + pixels), (3, 0, 1, 2) if host else (1, 0, 2, 3))
 
 
 # --- pooling primitives ---------------------------------------------------------------------------
@@ -399,8 +675,11 @@ def _select(hit, values, finite):
 def _pool_scatter_forward(g, idx, size, kernel, stride, padding, dilation):
     n, c, ho, wo = g.shape
     h, w = size
+    order = _order(idx)
     # laid out like the pooled input (idx has its layout): the gradient's next consumers read it so
-    buf = _padded_zeros(_device.array_module(g), n, c, h, w, padding, g.dtype, _order(idx))
+    buf = _padded_zeros(_device.array_module(g), n, c, h, w, padding, g.dtype, order,
+                        fill=None if _tiles(size, (ho, wo), kernel, stride, padding, dilation) else 0)
+    g = _in_layout(g, order)  # the passes below then walk g, idx and buf in step
     assign = _disjoint(kernel, stride, dilation)
     finite = bool(np.isfinite(g).all())
     for k, (i, j) in enumerate(_offsets(kernel)):
