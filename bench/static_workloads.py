@@ -15,6 +15,7 @@ import tracemalloc
 
 import numpy as np
 
+from . import nn_workloads
 from .harness import Workload, report, run, time_step
 
 
@@ -164,9 +165,33 @@ def make_static_branches(framework):
     return step
 
 
+def _compiled_or_eager(make_eager):
+    """``make_eager``'s PyTorch eager step, or its chainrule step compiled whole by ``chainrule.compile``:
+    zero_grad, forward, loss, backward and the optimizer update in one program (the batch is captured,
+    so it is read as a variable). Same weights and batch as the eager workload."""
+    def make(framework):
+        step = make_eager(framework)
+        if framework == "torch":
+            return step
+        compiled = _chainrule().compile(step)
+        compiled.params, compiled.initial = step.params, step.initial
+        return compiled
+
+    return make
+
+
+make_static_lenet_step = _compiled_or_eager(nn_workloads.make_lenet_step)
+make_static_mlp_mnist_eager_step = _compiled_or_eager(nn_workloads.make_mlp_mnist_step)
+
+
 STATIC_WORKLOADS = {
     "mlp_small_step": Workload("mlp_small_step", make_mlp_small_step, rounds=9, steps_per_round=300),
     "static_mlp_mnist_step": Workload("static_mlp_mnist_step", make_mlp_mnist_step, rounds=5, steps_per_round=10),
+    "static_lenet_step": Workload("static_lenet_step", make_static_lenet_step, rounds=9, steps_per_round=20,
+                                  target=0.85, floor=nn_workloads.make_lenet_step_numpy),
+    "static_mlp_mnist_module_step": Workload("static_mlp_mnist_module_step", make_static_mlp_mnist_eager_step,
+                                             rounds=9, steps_per_round=15, target=0.85,
+                                             floor=nn_workloads.make_mlp_mnist_step_numpy),
 }
 NUMPY_FLOORS = {
     "mlp_small_step": lambda _: _mlp_step_numpy((64, 32, 10), 32, 0.01, 0.0),
@@ -251,7 +276,7 @@ def main(argv):
     for name in names:
         if name in STATIC_WORKLOADS:
             w = STATIC_WORKLOADS[name]
-            timings = run(w, floor=NUMPY_FLOORS[name])
+            timings = run(w, floor=NUMPY_FLOORS.get(name))
             print(report(w, timings), flush=True)
         elif name == "static_branches":
             par = time_step(make_static_branches("chainrule"), 5, 20)
