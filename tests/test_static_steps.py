@@ -91,3 +91,18 @@ def test_an_update_reading_its_variable_through_a_view_is_not_written_in_place(d
         program.run({"x": x})
         expected = (expected.T * x + expected if direct else expected.T * x) * 1.5
         np.testing.assert_allclose(w.numpy(), expected, rtol=1e-6)
+
+
+def test_an_error_in_a_parallel_task_reaches_the_caller_and_the_program_keeps_working():
+    w = cr.ones(3, 3)
+    with static.Graph():
+        a = static.placeholder((None, 3), name="a", requires_grad=False)
+        b = static.placeholder((None, 3), name="b", requires_grad=False)
+        out = (a @ w + b @ w).sum()
+    program = static.compile(out, threads=2)
+    ones = np.ones((2, 3), np.float32)
+    with pytest.raises(ValueError, match="broadcast"):
+        program.run({"a": ones, "b": np.ones((4, 3), np.float32)})  # batch sizes disagree at run time
+    np.testing.assert_allclose(program.run({"a": ones, "b": ones}).numpy(), 36, rtol=1e-6)
+    assert len(program._tasks) == 3  # the two matmuls, then the add and the sum chained
+    program.close()
