@@ -95,7 +95,7 @@ def summary(results):
         rows.append((w.name, *cells,
                      _fmt(t["numpy"] / w.unit_count) if "numpy" in t else "-",
                      f"{ratio:.2f}x" if ratio is not None else "-",
-                     f"<= {w.target:.1f}x" if w.target is not None else "-",
+                     f"<= {w.target:g}x" if w.target is not None else "-",
                      verdict,
                      f"{t[subject] / t['numpy']:.2f}x" if "numpy" in t else "-"))
         if w.note:

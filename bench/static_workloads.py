@@ -5,8 +5,10 @@ Register them with::
     from .static_workloads import STATIC_WORKLOADS
     WORKLOADS.update(STATIC_WORKLOADS)
 
-``python -m bench.static_workloads`` runs them directly, plus the memory measurements (activation
-peak of a 50-layer MLP: eager, compiled, checkpointed; PyTorch's estimated) that are not timings.
+``python -m bench.static_workloads`` runs them directly, plus ``static_branches`` and ``threads`` (the
+parallel scheduler: two independent matmul chains, and the compiled LeNet and MLP steps, on one
+thread against two) and the memory measurements (activation peak of a 50-layer MLP: eager, compiled,
+checkpointed; PyTorch's estimated) that are not timings.
 """
 
 import sys
@@ -16,7 +18,7 @@ import tracemalloc
 import numpy as np
 
 from . import nn_workloads
-from .harness import Workload, report, run, time_step
+from .harness import Workload, report, run, time_step, time_steps
 
 
 def _torch():
@@ -165,15 +167,15 @@ def make_static_branches(framework):
     return step
 
 
-def _compiled_or_eager(make_eager):
+def _compiled_or_eager(make_eager, threads=None):
     """``make_eager``'s PyTorch eager step, or its chainrule step compiled whole by ``chainrule.compile``:
     zero_grad, forward, loss, backward and the optimizer update in one program (the batch is captured,
-    so it is read as a variable). Same weights and batch as the eager workload."""
+    so it is read as a variable), run on ``threads`` threads. Same weights and batch as the eager workload."""
     def make(framework):
         step = make_eager(framework)
         if framework == "torch":
             return step
-        compiled = _chainrule().compile(step)
+        compiled = _chainrule().compile(step, threads=threads)
         compiled.params, compiled.initial = step.params, step.initial
         return compiled
 
@@ -272,12 +274,20 @@ def activation_memory(depth=50, width=256, batch=4096, segment=10):
 
 
 def main(argv):
-    names = argv or list(STATIC_WORKLOADS) + ["static_branches", "memory"]
+    names = argv or list(STATIC_WORKLOADS) + ["static_branches", "threads", "memory"]
     for name in names:
         if name in STATIC_WORKLOADS:
             w = STATIC_WORKLOADS[name]
             timings = run(w, floor=NUMPY_FLOORS.get(name))
             print(report(w, timings), flush=True)
+        elif name == "threads":  # the compiled whole steps on one thread and on two (numbers of one run)
+            for label, make_eager in (("lenet_step", nn_workloads.make_lenet_step),
+                                      ("mlp_mnist_step", nn_workloads.make_mlp_mnist_step)):
+                steps = {t: _compiled_or_eager(make_eager, t)("chainrule") for t in (1, 2)}
+                timings = time_steps(steps, 5, 10)
+                one, two = timings[1], timings[2]
+                print(f"compiled {label:<15} threads=1 {one * 1e3:.2f} ms  threads=2 {two * 1e3:.2f} ms  "
+                      f"speedup {one / two:.2f}x", flush=True)
         elif name == "static_branches":
             par = time_step(make_static_branches("chainrule"), 5, 20)
             ser = time_step(make_static_branches("serial"), 5, 20)
