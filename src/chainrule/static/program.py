@@ -4,7 +4,9 @@
 the enabled passes (:mod:`.passes`), plans buffers (:mod:`.plan`) and generates one Python function
 with one line per node (:mod:`.codegen`, ``program.source()``). The serial executor runs that
 function: no per-node dispatch, numpy calls writing into planned buffers. ``threads=N`` runs
-independent nodes concurrently on a thread pool instead (numpy releases the GIL in BLAS and ufuncs).
+independent chains of nodes concurrently on a thread pool instead (numpy releases the GIL in BLAS
+and ufuncs); it pays where branches hold large GEMMs, while a step of many small ops runs faster
+serially.
 """
 
 import concurrent.futures
