@@ -6,6 +6,7 @@ be comparable from run to run. The frameworks of a workload take turns round by 
 rotating each round), so a slow stretch of the machine hits all of them alike.
 """
 
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -32,6 +33,12 @@ class Workload:
     note: str = ""
 
 
+def _clock():
+    """Wall time; ``BENCH_CLOCK=thread``: the calling thread's CPU time, steadier than wall time when other
+    processes load the machine (one-thread steps only: a thread pool's work is not counted)."""
+    return time.thread_time() if os.environ.get("BENCH_CLOCK") == "thread" else time.perf_counter()
+
+
 def time_step(step, rounds, steps_per_round):
     """Median over rounds of the mean time per step, after one warm-up round."""
     return time_steps({"step": step}, rounds, steps_per_round)["step"]
@@ -48,10 +55,10 @@ def time_steps(steps, rounds, steps_per_round):
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             step = steps[name]
-            start = time.perf_counter()
+            start = _clock()
             for _ in range(steps_per_round):
                 step()
-            samples[name].append((time.perf_counter() - start) / steps_per_round)
+            samples[name].append((_clock() - start) / steps_per_round)
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
@@ -95,7 +102,7 @@ def summary(results):
         rows.append((w.name, *cells,
                      _fmt(t["numpy"] / w.unit_count) if "numpy" in t else "-",
                      f"{ratio:.2f}x" if ratio is not None else "-",
-                     f"<= {w.target:.1f}x" if w.target is not None else "-",
+                     f"<= {w.target:g}x" if w.target is not None else "-",
                      verdict,
                      f"{t[subject] / t['numpy']:.2f}x" if "numpy" in t else "-"))
         if w.note:

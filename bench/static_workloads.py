@@ -5,8 +5,10 @@ Register them with::
     from .static_workloads import STATIC_WORKLOADS
     WORKLOADS.update(STATIC_WORKLOADS)
 
-``python -m bench.static_workloads`` runs them directly, plus the memory measurements (activation
-peak of a 50-layer MLP: eager, compiled, checkpointed; PyTorch's estimated) that are not timings.
+``python -m bench.static_workloads`` runs them directly, plus ``static_branches`` and ``threads`` (the
+parallel scheduler: two independent matmul chains, and the compiled LeNet and MLP steps, on one
+thread against two) and the memory measurements (activation peak of a 50-layer MLP: eager, compiled,
+checkpointed; PyTorch's estimated) that are not timings.
 """
 
 import sys
@@ -15,7 +17,8 @@ import tracemalloc
 
 import numpy as np
 
-from .harness import Workload, report, run, time_step
+from . import nn_workloads
+from .harness import Workload, report, run, time_step, time_steps
 
 
 def _torch():
@@ -164,9 +167,34 @@ def make_static_branches(framework):
     return step
 
 
+def _compiled_or_eager(make_eager, threads=None):
+    """``make_eager``'s PyTorch eager step, or its chainrule step compiled whole by ``chainrule.compile``:
+    zero_grad, forward, loss, backward and the optimizer update in one program (the batch is captured,
+    so it is read as a variable), run on ``threads`` threads. Same weights and batch as the eager workload."""
+    def make(framework):
+        step = make_eager(framework)
+        if framework == "torch":
+            return step
+        compiled = _chainrule().compile(step, threads=threads)
+        compiled.params, compiled.initial = step.params, step.initial
+        return compiled
+
+    return make
+
+
+make_static_lenet_step = _compiled_or_eager(nn_workloads.make_lenet_step)
+make_static_mlp_mnist_eager_step = _compiled_or_eager(nn_workloads.make_mlp_mnist_step)
+
+
 STATIC_WORKLOADS = {
-    "mlp_small_step": Workload("mlp_small_step", make_mlp_small_step, rounds=9, steps_per_round=300),
-    "static_mlp_mnist_step": Workload("static_mlp_mnist_step", make_mlp_mnist_step, rounds=5, steps_per_round=10),
+    "mlp_small_step": Workload("mlp_small_step", make_mlp_small_step, rounds=9, steps_per_round=300, target=0.3),
+    "static_mlp_mnist_step": Workload("static_mlp_mnist_step", make_mlp_mnist_step, rounds=5, steps_per_round=10,
+                                      target=0.85),
+    "static_lenet_step": Workload("static_lenet_step", make_static_lenet_step, rounds=9, steps_per_round=20,
+                                  target=0.85, floor=nn_workloads.make_lenet_step_numpy),
+    "static_mlp_mnist_module_step": Workload("static_mlp_mnist_module_step", make_static_mlp_mnist_eager_step,
+                                             rounds=9, steps_per_round=15, target=0.85,
+                                             floor=nn_workloads.make_mlp_mnist_step_numpy),
 }
 NUMPY_FLOORS = {
     "mlp_small_step": lambda _: _mlp_step_numpy((64, 32, 10), 32, 0.01, 0.0),
@@ -247,12 +275,20 @@ def activation_memory(depth=50, width=256, batch=4096, segment=10):
 
 
 def main(argv):
-    names = argv or list(STATIC_WORKLOADS) + ["static_branches", "memory"]
+    names = argv or list(STATIC_WORKLOADS) + ["static_branches", "threads", "memory"]
     for name in names:
         if name in STATIC_WORKLOADS:
             w = STATIC_WORKLOADS[name]
-            timings = run(w, floor=NUMPY_FLOORS[name])
+            timings = run(w, floor=NUMPY_FLOORS.get(name))
             print(report(w, timings), flush=True)
+        elif name == "threads":  # the compiled whole steps on one thread and on two (numbers of one run)
+            for label, make_eager in (("lenet_step", nn_workloads.make_lenet_step),
+                                      ("mlp_mnist_step", nn_workloads.make_mlp_mnist_step)):
+                steps = {t: _compiled_or_eager(make_eager, t)("chainrule") for t in (1, 2)}
+                timings = time_steps(steps, 5, 10)
+                one, two = timings[1], timings[2]
+                print(f"compiled {label:<15} threads=1 {one * 1e3:.2f} ms  threads=2 {two * 1e3:.2f} ms  "
+                      f"speedup {one / two:.2f}x", flush=True)
         elif name == "static_branches":
             par = time_step(make_static_branches("chainrule"), 5, 20)
             ser = time_step(make_static_branches("serial"), 5, 20)

@@ -251,15 +251,20 @@ log1p = _unary("log1p", np.log1p, lambda g, out, x: g / (1 + x), doc="log(1 + x)
 expm1 = _unary("expm1", np.expm1, lambda g, out, x: g * (out + 1), saves="output", explain=("d/d{0} = exp({0})",),
                doc="exp(x) - 1, accurate for tiny x.")
 
+def _relu_mask_forward(g, y, out=None):
+    """One pass (np.where is several times slower here); ``out``: a compiled program's buffer."""
+    return np.multiply(g, y > 0, out=out)
+
+
 relu_mask_op = defop(
     "relu_mask",
-    lambda g, out: np.multiply(g, out > 0),  # one pass; np.where is several times slower here
+    _relu_mask_forward,
     lambda g, out: (infer.broadcast_shapes("relu_mask", infer.shape_of(g), infer.shape_of(out)), infer.dtype_of(g)),
     vjp=(lambda gg, _, g, out: relu_mask(gg, out), None),  # linear in g; the mask has no gradient
     jvp=lambda tangents, _, g, out: relu_mask(tangents[0] if tangents[0] is not None else g * 0, out),
     saves=(1,),
     doc="g where out > 0, else 0: relu's backward, itself differentiable in g (double backward).",
-    elementwise=True,
+    elementwise=True, takes_out=True,
     explain=("received where {1} > 0, else 0", "(mask: no gradient)"),
 )
 

@@ -6,6 +6,8 @@ to any order.
 """
 
 import builtins
+import functools
+import operator
 from collections import namedtuple
 
 import numpy as np
@@ -13,7 +15,8 @@ import numpy as np
 from .. import _device, _dtype
 from ..tensor import Tensor, _wrap
 from . import infer
-from .elementwise import as_tensor_arg, eq, exp, floating, gt, logical_or, maximum, minimum, ne, where
+from .creation import fill_op
+from .elementwise import as_tensor_arg, eq, exp, floating, gt, maximum, minimum, ne, where
 from .op import LINEAR, bind, defop
 from .shape import expand, reshape
 
@@ -127,15 +130,15 @@ def argmin(input, dim=None, keepdim=False):
     return _reduction(argmin_op, input, dim, keepdim)
 
 
-def _reduced_count(x, dim, keepdim):
+def _reduced_count(x, dim):
     """How many elements each reduction over ``dim`` (normalised axes) combines: an int, or in a
-    static graph whose sizes are unknown until run time, a tensor computed from ``x`` at run time."""
+    static graph whose sizes are unknown until run time, a 0-d tensor filled with the product of those
+    sizes (a symbolic size, which the compiled program reads from its inputs' shapes)."""
     shape = tuple(x._data.shape)
-    sizes = [shape[a] for a in dim] if dim is not None else list(shape)
-    if builtins.all(infer.known(s) for s in sizes):
-        return int(np.prod(sizes))
-    ones = logical_or(x == x, x != x).to(x.dtype)  # 1 everywhere, nan and inf included
-    return sum(ones, dim, keepdim)
+    count = functools.reduce(operator.mul, [shape[a] for a in dim] if dim is not None else shape, 1)
+    if infer.known(count):
+        return int(count)
+    return bind(fill_op, shape=(), value=count, dtype=x._data.dtype)
 
 
 def _kept(g, x, dim, keepdim):
@@ -166,7 +169,7 @@ mean_op = defop(
 def _spread_mean(g, dim):
     """A gradient broadcast back over the averaged elements, divided by their count (a run-time
     tensor when the sizes are symbolic: ``g`` has the input's shape, so it can count them)."""
-    return g / _reduced_count(g, dim, True)
+    return g / _reduced_count(g, dim)
 
 
 def mean(input, dim=None, keepdim=False, dtype=None):
@@ -188,7 +191,7 @@ def var(input, dim=None, unbiased=None, keepdim=False, correction=None):
     infer.check_dtype("var", input._data.dtype, "biu")
     axes = infer.normalize_dims("var", dim, input.ndim)
     centered = input - mean(input, dim, keepdim=True)
-    count = _reduced_count(input, axes, keepdim) - _correction(unbiased, correction)
+    count = _reduced_count(input, axes) - _correction(unbiased, correction)
     if isinstance(count, int):
         count = builtins.max(count, 0)
     return sum(centered * centered, dim, keepdim) / count
@@ -197,7 +200,7 @@ def var(input, dim=None, unbiased=None, keepdim=False, correction=None):
 def _std_grad(g, out, x, dim, keepdim, correction):
     """d std / dx = (x - mean) / ((n - correction) * std), and 0 where std is 0 (PyTorch's choice)."""
     std_kept = _kept(out, x, dim, keepdim)
-    count = _reduced_count(x, dim, True) - correction
+    count = _reduced_count(x, dim) - correction
     scale = where(std_kept == 0, 0.0, _kept(g, x, dim, keepdim) / (std_kept * count))
     return scale * (x - mean(x, dim, keepdim=True))
 
@@ -209,7 +212,7 @@ std_op = defop(
     vjp=(_std_grad,),
     jvp=lambda tangents, out, x, dim, keepdim, correction: where(
         out == 0, 0.0, sum((x - mean(x, dim, keepdim=True)) * tangents[0], dim, keepdim)
-        / (out * (_reduced_count(x, dim, keepdim) - correction))),
+        / (out * (_reduced_count(x, dim) - correction))),
     saves_output=True, explain=("d/d{0} = ({0} - mean({0})) / ((n - correction)*std({0}))",),
 )
 
@@ -223,11 +226,20 @@ def std(input, dim=None, unbiased=None, keepdim=False, correction=None):
 
 
 def _logsumexp_forward(x, dim, keepdim):
-    """Stable: subtract the max first (infinite maxima are replaced so inf - inf cannot give nan)."""
-    peak = np.max(x, axis=dim, keepdims=True)
+    """Stable: subtract the max first (infinite maxima are replaced so inf - inf cannot give nan).
+    Host arrays take the ufuncs' own reductions, in place where the temporary is ours (no np.max/np.sum
+    Python wrappers: logsumexp runs in every cross-entropy, on small arrays)."""
+    if type(x) is not np.ndarray:
+        peak = np.max(x, axis=dim, keepdims=True)
+        peak = np.where(np.isfinite(peak), peak, 0)
+        out = np.log(np.sum(np.exp(x - peak), axis=dim, keepdims=True)) + peak
+        return out if keepdim else np.squeeze(out, axis=dim)
+    peak = np.maximum.reduce(x, axis=dim, keepdims=True)
     peak = np.where(np.isfinite(peak), peak, 0)
-    out = np.log(np.sum(np.exp(x - peak), axis=dim, keepdims=True)) + peak
-    return out if keepdim else np.squeeze(out, axis=dim)
+    shifted = np.subtract(x, peak)
+    out = np.add.reduce(np.exp(shifted, out=shifted), axis=dim, keepdims=True)
+    out = np.add(np.log(out, out=out), peak, out=out)
+    return out if keepdim else out.squeeze(axis=dim)
 
 
 logsumexp_op = defop(

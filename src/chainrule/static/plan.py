@@ -32,12 +32,13 @@ def _only_first_step(n, x):
     return all(("x", k) not in operands for _, _, operands in n.steps[1:])
 
 
-def _only_last_step(n, x):
-    """Whether kernel ``n`` reads ``x`` only in its last step, which also reads the kernel's buffer."""
-    if n.kind != "fused" or len(n.steps) < 2 or x not in n.inputs:
+def _last_step_may_write(n, x, roots):
+    """Whether kernel ``n`` may write its last step into ``x`` although earlier steps read it: they
+    write the kernel's own buffer, and every step reads ``x`` itself (no view of it), element by
+    element, so the last step reads each element of ``x`` just before it overwrites it."""
+    if n.kind != "fused" or len(n.steps) < 2:
         return False
-    k = n.inputs.index(x)
-    return ("buf",) in n.steps[-1][2] and all(("x", k) not in ops for _, _, ops in n.steps[:-1])
+    return all(i is x or x.id not in roots[i.id] for i in n.inputs)
 
 
 def _start_resolvable(shape):
@@ -105,8 +106,8 @@ class MemoryPlan:
             mode = "all"
             for k, reader in readers.get(w.id, ()) if w is not None else ():
                 if reader is v:
-                    if not _only_first_step(v, w):
-                        mode = "last" if _only_last_step(v, w) and mode == "all" else None
+                    if not _only_first_step(v, w) or w not in v.inputs:
+                        mode = "last" if _last_step_may_write(v, w, self.roots) and mode == "all" else None
                 elif k >= index[v.id]:
                     mode = None
                 if mode is None:

@@ -4,10 +4,13 @@
 the enabled passes (:mod:`.passes`), plans buffers (:mod:`.plan`) and generates one Python function
 with one line per node (:mod:`.codegen`, ``program.source()``). The serial executor runs that
 function: no per-node dispatch, numpy calls writing into planned buffers. ``threads=N`` runs
-independent nodes concurrently on a thread pool instead (numpy releases the GIL in BLAS and ufuncs).
+independent chains of nodes concurrently on a thread pool instead (numpy releases the GIL in BLAS
+and ufuncs); it pays where branches hold large GEMMs, while a step of many small ops runs faster
+serially.
 """
 
 import concurrent.futures
+import queue
 import threading
 import time
 
@@ -142,6 +145,7 @@ class Program:
         self._node_fns = [(n, namespace[f"_n{n.id}"]) for n in self.nodes if f"_n{n.id}" in namespace]
         self._tinit, self._tfinish = namespace["_init"], namespace["_finish"]
         self._deps, self._users = self._dependencies()
+        self._tasks, self._waits, self._wakes = self._chains()
 
     def _dependencies(self):
         """For the scheduler: per op node the op nodes it waits for, and per op node those waiting for it."""
@@ -154,6 +158,25 @@ class Program:
             for d in ds:
                 users.setdefault(d, []).append(n.id)
         return deps, users
+
+    def _chains(self):
+        """The parallel scheduler's tasks: chains of op nodes, a node joining its only dependency's
+        chain when it is that dependency's only dependent (nothing could run between the two, so one
+        task loses no parallelism and saves a hand-off between threads). Returns the tasks (node ids),
+        per task the tasks it waits for and those waiting for it."""
+        task_of, tasks = {}, []
+        for n, _ in self._node_fns:
+            ds = self._deps[n.id]
+            single = next(iter(ds)) if len(ds) == 1 else None
+            if single is not None and len(self._users[single]) == 1:
+                task_of[n.id] = task_of[single]
+            else:
+                task_of[n.id] = len(tasks)
+                tasks.append([])
+            tasks[task_of[n.id]].append(n.id)
+        waits = [{task_of[d] for d in self._deps[t[0]]} for t in tasks]
+        wakes = [sorted({task_of[u] for u in self._users.get(t[-1], ())}) for t in tasks]
+        return tasks, waits, wakes
 
     # running ------------------------------------------------------------------------------------------
     def _feed_arrays(self, feed):
@@ -237,18 +260,7 @@ class Program:
             for n, _ in self._node_fns:
                 call(n.id)
         else:
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="chainrule-static")
-            remaining = {nid: len(ds) for nid, ds in self._deps.items()}
-            pending = {self._pool.submit(call, nid) for nid, c in remaining.items() if c == 0}
-            while pending:
-                done, pending = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
-                for f in done:
-                    nid = f.result()
-                    for u in self._users.get(nid, ()):
-                        remaining[u] -= 1
-                        if remaining[u] == 0:
-                            pending.add(self._pool.submit(call, u))
+            self._run_tasks(call)
         if records is not None:
             t0 = min((r["start"] for r in records), default=0.0)
             for r in records:
@@ -256,6 +268,37 @@ class Program:
                 r["end"] -= t0
             self.last_profile = sorted(records, key=lambda r: r["start"])
         return self._tfinish(E)
+
+    def _run_tasks(self, call):
+        """Run the chains on the thread pool as their dependencies finish (``call(node id)`` runs one node)."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="chainrule-static")
+        finished = queue.SimpleQueue()
+
+        def run(task):
+            try:
+                for nid in self._tasks[task]:
+                    call(nid)
+                finished.put((task, None))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+                finished.put((task, exc))
+
+        remaining = [len(w) for w in self._waits]
+        running = 0
+        for task, count in enumerate(remaining):
+            if count == 0:
+                self._pool.submit(run, task)
+                running += 1
+        while running:
+            task, exc = finished.get()
+            running -= 1
+            if exc is not None:
+                raise exc
+            for u in self._wakes[task]:
+                remaining[u] -= 1
+                if remaining[u] == 0:
+                    self._pool.submit(run, u)
+                    running += 1
 
     # reading ------------------------------------------------------------------------------------------
     def ir(self, stage="after"):
