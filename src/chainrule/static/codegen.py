@@ -141,9 +141,9 @@ class CodeGen:
         """Lines writing the updates into their tensors and returning fresh output arrays."""
         prog, plan = self.prog, self.plan
         lines = ["# --- updates ---"] if prog.updates else []
-        for k, (_t, v) in enumerate(prog.updates):
+        for k, (t, v) in enumerate(prog.updates):
             if self.threaded or (v.id not in plan.var_out and v.id not in plan.var_last):
-                lines.append(f"np.copyto(T{k}._data, {self.ref(v)})")
+                lines.append(cuda.update_source(self, k, t, self.ref(v)))
             lines.append(f"T{k}._version[0] += 1")
         outs = []
         seen = set()

@@ -20,27 +20,38 @@ CTYPES = {"float16": "float16", "float32": "float", "float64": "double", "bool":
           "uint8": "unsigned char", "int16": "short", "int32": "int", "int64": "long long"}
 
 
-def common_device(arrays, device=None):
-    """The one device of ``arrays`` (and of ``device`` when given): where a program runs. Raises PyTorch's
-    error for a mix of devices."""
+def common_device(feeds, variables=(), device=None):
+    """Where a program runs: the one device of its ``feeds``, of ``device`` when given and of its
+    ``variables`` beside the host (host ones join any device, see :func:`variable_source`); arrays on
+    two devices raise PyTorch's error."""
     devices = [_device.indexed(device)] if device is not None else []
-    devices = list(dict.fromkeys(devices + [_device.device_of(a) for a in arrays if not _host_scalar(a)]))
+    devices += [_device.device_of(a) for a in feeds]
+    devices = list(dict.fromkeys(devices + [_device.device_of(a) for a in variables if type(a) is not np.ndarray]))
     if len(devices) > 1:
         raise RuntimeError(f"compile: Expected all tensors to be on the same device, but found at least two devices, "
                            f"{devices[0]} and {devices[1]}!")
     return devices[0] if devices else _device.CPU
 
 
-def _host_scalar(array):
-    """A 0-d host array: may join a device's computation (as a CPU scalar tensor joins CUDA ops in PyTorch)."""
-    return type(array) is np.ndarray and array.ndim == 0
+def _host_on_device(backend, tensor):
+    return backend is not _device.HOST and type(tensor._data) is np.ndarray
 
 
 def variable_source(backend, node):
-    """Source reading variable ``node``'s array at run time: a host scalar (an optimizer's hyperparameter,
-    read from its group each run) is copied onto a device program's device."""
+    """Source reading variable ``node``'s array at run time. A device program copies host arrays onto its
+    device: what tracing made on the host (a symbolic tensor has no device: ``full_like`` of one is a host
+    tensor) and host scalars (an optimizer's hyperparameters, read from its group each run)."""
     read = f"V{node.id}._data"
-    return f"np.asarray({read})" if backend is not _device.HOST and _host_scalar(node.data._data) else read
+    return f"np.asarray({read})" if _host_on_device(backend, node.data) else read
+
+
+def update_source(codegen, k, target, value):
+    """The line writing update ``k`` (``value``'s source) into ``target``'s array; a host target of a device
+    program (an optimizer's step count, kept on the host as PyTorch keeps it) gets a host copy."""
+    if not _host_on_device(codegen.backend, target):
+        return f"np.copyto(T{k}._data, {value})"
+    codegen.globals["_to_host"] = _device.to_host
+    return f"T{k}._data[...] = _to_host({value})"
 
 
 def on_device(backend, value):
@@ -101,20 +112,24 @@ class FusedKernel:
                 else f"(({cast}){literal(o[1])})" if cast else literal(o[1]) for o in operands]
 
     def evaluate(self, *arrays):
-        """The chain run step by step with the arrays' own module (each op's forward writing into the one
-        output buffer): how a backend without a CUDA compiler runs the kernel."""
+        """The chain run step by step with the arrays' own module, each op's forward writing into one fresh
+        buffer, then copied into ``out`` when given (which may be an input a later step reads: a kernel
+        reads every input before it writes): how a backend without a CUDA compiler runs the kernel."""
         inputs, out = (arrays[:-1], arrays[-1]) if len(arrays) > len(self.in_dtypes) else (arrays, None)
-        buf = out
+        buf = None
         for op, params, operands in self.steps:
             values = [buf if o[0] == "buf" else inputs[o[1]] if o[0] == "x" else o[1] for o in operands]
             buf = op.forward(*values, **params) if buf is None else op.forward(*values, **params, out=buf)
-        return buf
+        if out is None:
+            return buf
+        out[...] = buf
+        return out
 
 
 def emit_kernel(codegen, node, args, out, target):
     """Lines launching fused ``node`` as one kernel of the program's backend, into ``out`` or a fresh array."""
     kernel = FusedKernel(node.steps, [i.dtype for i in node.inputs], node.dtype)
-    name = codegen.const(codegen.prog.backend.fused_kernel(kernel), "K")
+    name = codegen.const(codegen.prog.backend.fused_kernel(kernel), "cuda_kernel")
     if out is None:
         return [f"{target} = {name}({', '.join(args)})"]
     return [f"{name}({', '.join(args + [out])})", f"{target} = {out}"]
