@@ -137,6 +137,12 @@ def test_a_static_program_runs_where_it_was_compiled_and_refuses_other_feeds(gpu
     close(threaded.run(x=data.to(gpu)), program.run(x=data.to(gpu)), np.float32, "threaded")
 
 
+def test_a_function_of_no_tensor_runs_where_its_captured_tensors_live(gpu):
+    w = cr.randn(3, 3)
+    w_gpu = w.to(gpu)
+    close(cr.compile(lambda: (w_gpu.exp() * 2).sum(0))(), (w.exp() * 2).sum(0), np.float32, "captured")
+
+
 def test_a_program_of_tensors_on_two_devices_is_refused_like_torch(gpu):
     f = cr.compile(lambda x, y: x + y)
     with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device, but found at least two "

@@ -22,15 +22,15 @@ CTYPES = {"float16": "float16", "float32": "float", "float64": "double", "bool":
 
 def common_device(feeds, variables=(), device=None):
     """Where a program runs: the one device of its ``feeds``, of ``device`` when given and of its
-    ``variables`` beside the host (host ones join any device, see :func:`variable_source`); arrays on
-    two devices raise PyTorch's error."""
+    ``variables`` beside the host (host ones join any device, see :func:`variable_source`); None when
+    none of them tells. Arrays on two devices raise PyTorch's error."""
     devices = [_device.indexed(device)] if device is not None else []
     devices += [_device.device_of(a) for a in feeds]
     devices = list(dict.fromkeys(devices + [_device.device_of(a) for a in variables if type(a) is not np.ndarray]))
     if len(devices) > 1:
         raise RuntimeError(f"compile: Expected all tensors to be on the same device, but found at least two devices, "
                            f"{devices[0]} and {devices[1]}!")
-    return devices[0] if devices else _device.CPU
+    return devices[0] if devices else None
 
 
 def _host_on_device(backend, tensor):

@@ -78,7 +78,8 @@ class Program:
         self.last_profile = None
         self._last_dims = None
         self._build(outs, inputs, all_updates)
-        self.device = common_device((), [n.data._data for n in self.nodes if n.kind == "variable"], device)
+        self.device = common_device((), [n.data._data for n in self.nodes if n.kind == "variable"], device) \
+            or _device.CPU
         self.backend = _device.backend_for(self.device)
         self.ir_before = format_nodes(self.nodes)
         self.pass_log = run_passes(self, self.passes)
