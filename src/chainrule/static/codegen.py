@@ -91,7 +91,7 @@ class CodeGen:
         for n in prog.nodes:
             if n.kind == "variable":
                 self.globals[f"V{n.id}"] = n.data
-                body.append(f"    w{n.id} = {cuda.variable_source(self.backend, n):<36}"
+                body.append(f"    w{n.id} = {cuda.variable_source(self.backend, n)}{'':<28}"
                             f"# {format_node(n).split('  :', 1)[1].strip()}")
         slot_names = self._buffers(header, body)
         tag = None
