@@ -34,6 +34,7 @@ class CodeGen:
         self.plan = prog.plan
         self.threaded = threaded
         self.backend = prog.backend
+        self.host = cuda.host_scalars(prog)  # a device program's scalars of hyperparameters: numpy, on the host
         self.globals = {"np": prog.backend.xp, "_wrap": _wrap}
         self._k = 0
         self._consts = {n.id: self.const(n.data, "C") for n in prog.nodes if n.kind == "constant"}
@@ -91,7 +92,7 @@ class CodeGen:
         for n in prog.nodes:
             if n.kind == "variable":
                 self.globals[f"V{n.id}"] = n.data
-                body.append(f"    w{n.id} = {cuda.variable_source(self.backend, n)}{'':<28}"
+                body.append(f"    w{n.id} = {cuda.variable_source(self, n)}{'':<28}"
                             f"# {format_node(n).split('  :', 1)[1].strip()}")
         slot_names = self._buffers(header, body)
         tag = None
@@ -143,13 +144,13 @@ class CodeGen:
         lines = ["# --- updates ---"] if prog.updates else []
         for k, (t, v) in enumerate(prog.updates):
             if self.threaded or (v.id not in plan.var_out and v.id not in plan.var_last):
-                lines.append(cuda.update_source(self, k, t, self.ref(v)))
+                lines.append(cuda.update_source(self, k, t, v))
             lines.append(f"T{k}._version[0] += 1")
         outs = []
         seen = set()
         for o in prog.outputs:
             fresh = (plan.fresh.get(o.id, False) and plan.roots[o.id] == {o.id}
-                     and o.id not in plan.assign and o.id not in plan.var_out)
+                     and o.id not in plan.assign and o.id not in plan.var_out and o.id not in self.host)
             outs.append(self.ref(o) if fresh and o.id not in seen else f"np.array({self.ref(o)})")
             seen.add(o.id)
         return lines + ["return (" + ", ".join(outs) + ("," if len(outs) == 1 else "") + ")"]
@@ -161,7 +162,7 @@ class CodeGen:
         for n in prog.nodes:
             if n.kind == "variable":
                 self.globals[f"V{n.id}"] = n.data
-                lines.append(f"    E[{n.id}] = {cuda.variable_source(self.backend, n)}")
+                lines.append(f"    E[{n.id}] = {cuda.variable_source(self, n)}")
             elif n.kind == "constant":
                 lines.append(f"    E[{n.id}] = {self._consts[n.id]}")
         lines += ["    return E", ""]
@@ -178,7 +179,9 @@ class CodeGen:
     def emit(self, n, out, last_out=None):
         """Lines computing node ``n`` into ``out`` (a planned buffer or a variable's array) or a new array."""
         target = self.ref(n)
-        args = [self.ref(i) for i in n.inputs]
+        if n.id in self.host:
+            return [f"{target} = {self.call(n.op, [self.ref(i) for i in n.inputs], n.params, n.dtype, host=True)}"]
+        args = [cuda.operand(self, i, n) for i in n.inputs]
         if n.kind == "fused" and self.backend is not _device.HOST:
             return cuda.emit_kernel(self, n, args, last_out or out, target)
         if n.kind == "fused":
@@ -187,17 +190,18 @@ class CodeGen:
             steps = [(n.op, n.params, [("x", k) for k in range(len(args))])]
         else:
             return [f"{target} = {self.call(n.op, args, n.params, n.dtype, out)}"]
-        alias = n.inputs.index(self.plan.inplace[n.id]) if out is not None and n.id in self.plan.inplace else None
+        inplace = self.plan.inplace.get(n.id) if out is not None else None
+        alias = n.inputs.index(inplace) if inplace is not None and inplace.id not in self.host else None
         return self.emit_steps(steps, args, n.dtype, out, target, alias, last_out)
 
-    def call(self, op, args, params, dtype, out=None):
+    def call(self, op, args, params, dtype, out=None, host=False):
         """Source applying ``op`` (result ``dtype``): its declared lowering, else a call of its forward
-        (``out=`` when given)."""
+        (``out=`` when given; ``host``: numpy's own, in a device program)."""
         rendered = {k: self.param(v) for k, v in params.items()}
         if op.lower is not None and out is None and self.backend is _device.HOST:
             return op.lower(args, rendered, f"np.{dtype.name}" if hasattr(np, dtype.name) else self.const(dtype))
         f = op.forward
-        named = isinstance(f, np.ufunc) and getattr(np, f.__name__, None) is f
+        named = not host and isinstance(f, np.ufunc) and getattr(np, f.__name__, None) is f
         fn = f"np.{f.__name__}" if named else self.const(f, "F")
         kwargs = [f"{k}={v}" for k, v in rendered.items()] + ([f"out={out}"] if out is not None else [])
         return f"{fn}({', '.join(args + kwargs)})"

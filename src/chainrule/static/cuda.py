@@ -37,21 +37,54 @@ def _host_on_device(backend, tensor):
     return backend is not _device.HOST and type(tensor._data) is np.ndarray
 
 
-def variable_source(backend, node):
+def host_scalars(prog):
+    """Ids of the values a device program computes on the host with numpy: 0-d ones made only of host
+    scalars and numbers (an optimizer's hyperparameters, step counts, bias corrections). On the GPU each
+    would be a kernel launch; as numpy scalars they cost none, and kernels and ufuncs take them as
+    scalar arguments (:func:`operand`)."""
+    host = set()
+    if prog.backend is _device.HOST:
+        return host
+    for n in prog.nodes:
+        if n.kind == "variable":
+            scalar = type(n.data._data) is np.ndarray and n.data._data.ndim == 0
+        elif n.kind == "constant":
+            scalar = not isinstance(n.data, np.ndarray)
+        else:
+            scalar = n.kind == "op" and n.op.pure and len(n.shape) == 0 and all(i.id in host for i in n.inputs)
+        if scalar:
+            host.add(n.id)
+    return host
+
+
+def operand(codegen, node, consumer):
+    """Source of ``node`` read by ``consumer``: a host scalar of a device program goes to a kernel or a
+    ufunc as a numpy scalar (no copy), to any other forward as a device array."""
+    ref = codegen.ref(node)
+    if node.id not in codegen.host or node.kind == "constant":
+        return ref
+    scalar = consumer.kind == "fused" or isinstance(consumer.op.forward, np.ufunc)
+    return f"{ref}[()]" if scalar else f"np.asarray({ref})"
+
+
+def variable_source(codegen, node):
     """Source reading variable ``node``'s array at run time. A device program copies host arrays onto its
-    device: what tracing made on the host (a symbolic tensor has no device: ``full_like`` of one is a host
-    tensor) and host scalars (an optimizer's hyperparameters, read from its group each run)."""
+    device (what tracing made on the host: a symbolic tensor has no device, so ``full_like`` of one is a
+    host tensor), except the scalars it computes with on the host (:func:`host_scalars`)."""
     read = f"V{node.id}._data"
-    return f"np.asarray({read})" if _host_on_device(backend, node.data) else read
+    return f"np.asarray({read})" if _host_on_device(codegen.backend, node.data) and node.id not in codegen.host \
+        else read
 
 
 def update_source(codegen, k, target, value):
-    """The line writing update ``k`` (``value``'s source) into ``target``'s array; a host target of a device
-    program (an optimizer's step count, kept on the host as PyTorch keeps it) gets a host copy."""
-    if not _host_on_device(codegen.backend, target):
-        return f"np.copyto(T{k}._data, {value})"
-    codegen.globals["_to_host"] = _device.to_host
-    return f"T{k}._data[...] = _to_host({value})"
+    """The line writing update ``k`` (node ``value``) into ``target``'s array, across the host boundary
+    where a device program updates a host tensor (an optimizer's step count, kept on the host as PyTorch
+    keeps it) or a device tensor from a host scalar."""
+    ref = codegen.ref(value)
+    if _host_on_device(codegen.backend, target):
+        codegen.globals["_to_host"] = _device.to_host
+        return f"T{k}._data[...] = _to_host({ref})"
+    return f"np.copyto(T{k}._data, {'np.asarray(' + ref + ')' if value.id in codegen.host else ref})"
 
 
 def on_device(backend, value):
