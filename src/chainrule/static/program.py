@@ -191,7 +191,7 @@ class Program:
                 a = value
             else:
                 a = np.asarray(value, dtype=p.dtype if not isinstance(value, np.ndarray) else None)
-            if _device.device_of(a) != self.device:
+            if (type(a) is not np.ndarray or self.device is not _device.CPU) and _device.device_of(a) != self.device:
                 raise FeedError(f"run: placeholder {p.name!r} was fed data on {_device.device_of(a)}; this program "
                                 f"runs on {self.device} (move it with .to('{self.device}'))")
             if a.dtype != p.dtype:
