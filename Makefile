@@ -19,8 +19,8 @@ test: install-test
 bench:
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTHON) -m bench
 
-test-gpu:  ## the tests marked cuda (every op, LeNet-5 steps, ... on a real GPU); needs CuPy and a CUDA GPU
-	$(PYTHON) -m pytest -p no:cacheprovider -m cuda -rs tests/test_device.py
+test-gpu:  ## the tests marked cuda (every op, LeNet-5 steps, compiled programs, kernels on a real GPU); needs CuPy and a GPU
+	$(PYTHON) -m pytest -p no:cacheprovider -m cuda -rs tests/test_device.py tests/test_static_device.py
 
 bench-gpu:  ## the GPU workloads against CUDA PyTorch (and hand-written CuPy floors)
 	$(PYTHON) -m bench gpu

@@ -3,8 +3,11 @@
 The same steps as the CPU workloads, with model and data on ``cuda``; every step ends with a device
 synchronize, so a step's time is its whole GPU work. PyTorch runs with TF32 off (CuPy's matmuls are
 plain float32 too). The "numpy" column of these rows is a hand-written CuPy step, the floor for one
-kernel per op. Targets are the issue's eager targets (compiled-program targets: not measured).
+kernel per op. Targets are the issue's: eager ones, and for the ``_compiled`` rows (the same step as
+one ``chainrule.compile`` program: fused elementwise kernels; PyTorch runs eager) the compiled ones.
 """
+
+import functools
 
 import numpy as np
 
@@ -31,8 +34,9 @@ def _synced(lib, step):
     return timed
 
 
-def _train_step(framework, build, x, y, make_opt, build_torch=None):
-    """``build``'s model trained one step per call on (x, y), on the GPU, weights equal in both frameworks."""
+def _train_step(framework, build, x, y, make_opt, build_torch=None, compiled=False):
+    """``build``'s model trained one step per call on (x, y), on the GPU, weights equal in both frameworks;
+    ``compiled``: chainrule's step is one compiled program (PyTorch's stays eager)."""
     cr = _chainrule()
     cr.manual_seed(0)
     model = build(cr)
@@ -44,23 +48,26 @@ def _train_step(framework, build, x, y, make_opt, build_torch=None):
     opt = make_opt(lib, model.parameters())
     loss_fn = lib.nn.CrossEntropyLoss()
 
-    def step():
+    def step(xt, yt):
         opt.zero_grad()
         loss_fn(model(xt), yt).backward()
         opt.step()
 
-    return _synced(lib, step)
+    run = cr.compile(step) if compiled and framework != "torch" else step
+    return _synced(lib, lambda: run(xt, yt))
 
 
-def make_gpu_mlp_mnist_step(framework):
+def make_gpu_mlp_mnist_step(framework, compiled=False):
     """784-512-512-10 MLP, batch 256, SGD momentum 0.9, full step on the GPU."""
     x, y = _batch((256, 784), 10)
-    return _train_step(framework, _mlp, x, y, lambda lib, p: lib.optim.SGD(p, lr=0.01, momentum=0.9))
+    return _train_step(framework, _mlp, x, y, lambda lib, p: lib.optim.SGD(p, lr=0.01, momentum=0.9),
+                       compiled=compiled)
 
 
-def make_gpu_lenet_step(framework):
+def make_gpu_lenet_step(framework, compiled=False):
     x, y = _batch((64, 1, 28, 28), 10)
-    return _train_step(framework, _lenet_cr, x, y, lambda lib, p: lib.optim.Adam(p, lr=1e-3), _lenet_torch)
+    return _train_step(framework, _lenet_cr, x, y, lambda lib, p: lib.optim.Adam(p, lr=1e-3), _lenet_torch,
+                       compiled=compiled)
 
 
 def _big_mlp(lib):
@@ -174,6 +181,12 @@ GPU_WORKLOADS = {
     "gpu_mlp_mnist_step": Workload("gpu_mlp_mnist_step", make_gpu_mlp_mnist_step, rounds=5, steps_per_round=40,
                                    target=1.6, floor=make_gpu_mlp_floor, note="issue 10: PyTorch 1.20 ms on an H200"),
     "gpu_lenet_step": Workload("gpu_lenet_step", make_gpu_lenet_step, rounds=5, steps_per_round=40, target=2.0),
+    "gpu_mlp_mnist_step_compiled": Workload(
+        "gpu_mlp_mnist_step_compiled", functools.partial(make_gpu_mlp_mnist_step, compiled=True), rounds=5,
+        steps_per_round=40, target=1.0, floor=make_gpu_mlp_floor, note="compiled step vs PyTorch eager"),
+    "gpu_lenet_step_compiled": Workload(
+        "gpu_lenet_step_compiled", functools.partial(make_gpu_lenet_step, compiled=True), rounds=5,
+        steps_per_round=40, target=1.2, note="compiled step vs PyTorch eager"),
     "gpu_conv_fwd_bwd": Workload("gpu_conv_fwd_bwd", make_gpu_conv_fwd_bwd, rounds=5, steps_per_round=40,
                                  target=1.5),
     "gpu_big_mlp_step": Workload("gpu_big_mlp_step", make_gpu_big_mlp_step, rounds=5, steps_per_round=8, target=1.1,

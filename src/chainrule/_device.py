@@ -86,17 +86,21 @@ CPU = device("cpu")
 class Backend:
     """One kind of array memory: its array module and how arrays cross to and from the host."""
 
-    def __init__(self, xp, array_type, to_host, from_host, device_of):
+    def __init__(self, xp, array_type, to_host, from_host, device_of, fused_kernel=None):
         self.xp = xp
         self.array_type = array_type
         self.to_host = to_host  # array -> numpy array (a copy, except for host arrays themselves)
         self.from_host = from_host  # (numpy array, device index) -> array on this backend
         self.device_of = device_of  # array -> device
+        # a compiled program's fused elementwise chain (chainrule.static.cuda.FusedKernel) -> a callable
+        # running it as one kernel (None on the host, whose programs run each step into one buffer)
+        self.fused_kernel = fused_kernel
 
 
 HOST = Backend(np, np.ndarray, lambda a: a, lambda a, index: a, lambda a: CPU)
 SIMULATED = Backend(_simulated.xp, _simulated.SimArray, _simulated.SimArray.get,
-                    lambda a, index: _simulated.xp.asarray(a), lambda a: device("cuda", 0))
+                    lambda a, index: _simulated.xp.asarray(a), lambda a: device("cuda", 0),
+                    lambda kernel: kernel.evaluate)  # no CUDA compiler: the chain step by step, on the device
 _by_array_type = {}  # array type -> Backend, for the backends in use beside the host
 _cuda = {"backend": None, "why_not": None, "simulated": False}
 
@@ -120,7 +124,8 @@ def _cupy_backend():
         with cupy.cuda.Device(index or 0):
             return cupy.asarray(array)
 
-    return Backend(cupy, cupy.ndarray, cupy.asnumpy, from_host, lambda a: device("cuda", a.device.id)), None
+    return Backend(cupy, cupy.ndarray, cupy.asnumpy, from_host, lambda a: device("cuda", a.device.id),
+                   lambda kernel: cupy.ElementwiseKernel(*kernel.source())), None
 
 
 def cuda_backend():

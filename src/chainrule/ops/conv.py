@@ -615,6 +615,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 # --- pooling primitives ---------------------------------------------------------------------------
 def _max_pool_forward(x, kernel, stride, padding, dilation):
+    if (cuda := _device.kernels(x)) is not None:  # a GPU: values and where they are, in one pass
+        return cuda.max_pool(x, kernel, stride, padding, dilation)[0]
     n, c, h, w = x.shape
     ho, wo = _out_hw(h, w, kernel, stride, padding, dilation)
     padded = _padded(x, padding, -np.inf)
@@ -634,6 +636,8 @@ def _argmax_forward(x, out, kernel, stride, padding, dilation, flat):
     The offset of the first match is the number of leading offsets that do not match, which is
     counted with whole-array boolean ops (no masked assignment, which numpy does slowly).
     """
+    if (cuda := _device.kernels(x)) is not None:  # a GPU: the one-pass kernel
+        return cuda.max_pool(x, kernel, stride, padding, dilation, flat)[1]
     n, c, h, w = x.shape
     ho, wo = out.shape[2:]
     padded = _padded(x, padding, -np.inf)

@@ -223,23 +223,26 @@ def _relu_forward(x, out=None):
 
 
 neg = _unary("neg", np.negative, lambda g, out, x: -g, saves=None, floats_only=False, jvp=LINEAR, refuses_bool=True,
-    explain=("d/d{0} = -1",), infix="-",
+    explain=("d/d{0} = -1",), infix="-", cuda="-{0}",
     simplify=lambda node, uses: node.inputs[0].inputs[0] if node.inputs[0].op is neg.op else None)
-exp = _unary("exp", np.exp, lambda g, out, x: g * out, saves="output", explain=("d/d{0} = exp({0})",))
-log = _unary("log", np.log, lambda g, out, x: g / x, explain=("d/d{0} = 1/{0}",))
-sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), saves="output", explain=("d/d{0} = 1/(2*sqrt({0}))",))
-sin = _unary("sin", np.sin, lambda g, out, x: g * cos(x), explain=("d/d{0} = cos({0})",))
-cos = _unary("cos", np.cos, lambda g, out, x: -(g * sin(x)), explain=("d/d{0} = -sin({0})",))
-tan = _unary("tan", np.tan, lambda g, out, x: g * (1 + out * out), saves="output", explain=("d/d{0} = 1 + tan({0})^2",))
+exp = _unary("exp", np.exp, lambda g, out, x: g * out, saves="output", explain=("d/d{0} = exp({0})",), cuda="exp({0})")
+log = _unary("log", np.log, lambda g, out, x: g / x, explain=("d/d{0} = 1/{0}",), cuda="log({0})")
+sqrt = _unary("sqrt", np.sqrt, lambda g, out, x: g / (2 * out), saves="output", explain=("d/d{0} = 1/(2*sqrt({0}))",),
+              cuda="sqrt({0})")
+sin = _unary("sin", np.sin, lambda g, out, x: g * cos(x), explain=("d/d{0} = cos({0})",), cuda="sin({0})")
+cos = _unary("cos", np.cos, lambda g, out, x: -(g * sin(x)), explain=("d/d{0} = -sin({0})",), cuda="cos({0})")
+tan = _unary("tan", np.tan, lambda g, out, x: g * (1 + out * out), saves="output", explain=("d/d{0} = 1 + tan({0})^2",),
+            cuda="tan({0})")
 tanh = _unary("tanh", np.tanh, lambda g, out, x: g * (1 - out * out), saves="output",
-    explain=("d/d{0} = 1 - tanh({0})^2",))
+    explain=("d/d{0} = 1 - tanh({0})^2",), cuda="tanh({0})")
 sigmoid = _unary("sigmoid", _sigmoid_forward, lambda g, out, x: g * (out * (1 - out)), saves="output",
-    explain=("d/d{0} = sigmoid({0})*(1 - sigmoid({0}))",), takes_out=True)
+    explain=("d/d{0} = sigmoid({0})*(1 - sigmoid({0}))",), takes_out=True, cuda="1 / (1 + exp(-{0}))")
 relu = _unary("relu", _relu_forward, lambda g, out, x: relu_mask(g, out), saves="output",
               floats_only=False, refuses_bool=True, doc="max(x, 0); its gradient at 0 is 0, as in PyTorch.",
-                  explain=("d/d{0} = 1 where {0} > 0, else 0",), takes_out=True)
+                  explain=("d/d{0} = 1 where {0} > 0, else 0",), takes_out=True,
+              cuda="({0} < 0 ? 0 : {0})")  # NaN passes, as np.maximum's
 abs = _unary("abs", np.abs, lambda g, out, x: g * sign(x), floats_only=False, refuses_bool=True,
-             explain=("d/d{0} = sign({0})",))
+             explain=("d/d{0} = sign({0})",), cuda="fabs({0})")
 
 
 def rsqrt(input):
@@ -247,9 +250,9 @@ def rsqrt(input):
 
 
 log1p = _unary("log1p", np.log1p, lambda g, out, x: g / (1 + x), doc="log(1 + x), accurate for tiny x.",
-              explain=("d/d{0} = 1/(1 + {0})",))
+              explain=("d/d{0} = 1/(1 + {0})",), cuda="log1p({0})")
 expm1 = _unary("expm1", np.expm1, lambda g, out, x: g * (out + 1), saves="output", explain=("d/d{0} = exp({0})",),
-               doc="exp(x) - 1, accurate for tiny x.")
+               doc="exp(x) - 1, accurate for tiny x.", cuda="expm1({0})")
 
 def _relu_mask_forward(g, y, out=None):
     """One pass (np.where is several times slower here); ``out``: a compiled program's buffer."""
@@ -306,17 +309,18 @@ def _pow_exponent_grad(g, out, x, y):
 
 
 add_op = _binary("add", np.add, (lambda g, out, x, y: g, lambda g, out, x, y: g), jvp=LINEAR, saves=(),
-    explain=("d/d{0} = 1", "d/d{1} = 1"), infix="+", identity={0: 0.0, 1: 0.0})
+    explain=("d/d{0} = 1", "d/d{1} = 1"), infix="+", identity={0: 0.0, 1: 0.0}, cuda="{0} + {1}")
 sub_op = _binary("sub", np.subtract, (lambda g, out, x, y: g, lambda g, out, x, y: -g), jvp=LINEAR, saves=(),
-                 refuses="b", explain=("d/d{0} = 1", "d/d{1} = -1"), infix="-", identity={1: 0.0})
+                 refuses="b", explain=("d/d{0} = 1", "d/d{1} = -1"), infix="-", identity={1: 0.0}, cuda="{0} - {1}")
 mul_op = _binary("mul", np.multiply, (lambda g, out, x, y: g * y, lambda g, out, x, y: g * x),
                  saves={0: (1,), 1: (0,)}, explain=("d/d{0} = {1}", "d/d{1} = {0}"), infix="*",
-                 identity={0: 1.0, 1: 1.0})
+                 identity={0: 1.0, 1: 1.0}, cuda="{0} * {1}")
 div_op = _binary("div", np.true_divide, (lambda g, out, x, y: g / y, lambda g, out, x, y: -g * out / y),
                  saves=(1,), saves_output=True, explain=("d/d{0} = 1/{1}", "d/d{1} = -{0}/{1}^2"), infix="/",
-                 identity={1: 1.0})
+                 identity={1: 1.0}, cuda="{0} / {1}")
 pow_op = _binary("pow", np.power, (_pow_base_grad, _pow_exponent_grad), saves_output=True, refuses="b",
-    explain=("d/d{0} = {1}*{0}^({1}-1)", "d/d{1} = {0}^{1}*ln({0})"), infix="^", identity={1: 1.0})
+    explain=("d/d{0} = {1}*{0}^({1}-1)", "d/d{1} = {0}^{1}*ln({0})"), infix="^", identity={1: 1.0},
+    cuda="pow({0}, {1})")
 
 
 def _tie_split(x, y, g, sign):
@@ -327,10 +331,12 @@ def _tie_split(x, y, g, sign):
 
 maximum_op = _binary("maximum", np.maximum, (lambda g, out, x, y: _tie_split(x, y, g, 1),
                                              lambda g, out, x, y: _tie_split(y, x, g, 1)),
-                     explain=("d/d{0} = 1 where {0} > {1} (1/2 on ties)", "d/d{1} = 1 where {1} > {0} (1/2 on ties)"))
+                     explain=("d/d{0} = 1 where {0} > {1} (1/2 on ties)", "d/d{1} = 1 where {1} > {0} (1/2 on ties)"),
+                     cuda="({0} > {1} || {0} != {0}) ? {0} : {1}")  # NaN wins, as in numpy
 minimum_op = _binary("minimum", np.minimum, (lambda g, out, x, y: _tie_split(x, y, g, -1),
                                              lambda g, out, x, y: _tie_split(y, x, g, -1)),
-                     explain=("d/d{0} = 1 where {0} < {1} (1/2 on ties)", "d/d{1} = 1 where {1} < {0} (1/2 on ties)"))
+                     explain=("d/d{0} = 1 where {0} < {1} (1/2 on ties)", "d/d{1} = 1 where {1} < {0} (1/2 on ties)"),
+                     cuda="({0} < {1} || {0} != {0}) ? {0} : {1}")
 
 
 def add(input, other, alpha=1):
@@ -414,6 +420,7 @@ where_op = defop(
     takes_out=True,
     elementwise=True,
     explain=("(condition: no gradient)", "d/d{1} = 1 where {0}, else 0", "d/d{2} = 0 where {0}, else 1"),
+    cuda="{0} ? {1} : {2}",
 )
 
 
@@ -438,6 +445,12 @@ def _clamp_mask(x, lo, hi):
     return mask
 
 
+def _clamp_cuda(x, min, max):
+    """np.clip as C: maximum with min, then minimum with max (a bound may be None; NaN passes)."""
+    low = x if min is None else f"({x} < {min} ? {min} : {x})"
+    return low if max is None else f"({low} > {max} ? {max} : {low})"
+
+
 clamp_op = defop(
     "clamp",
     lambda x, min, max, out=None: np.clip(x, min, max, out=out),
@@ -450,6 +463,7 @@ clamp_op = defop(
     explain=("d/d{0} = 1 where min <= {0} <= max, else 0",),
     takes_out=True,
     elementwise=True,
+    cuda=_clamp_cuda,
 )
 
 
@@ -501,19 +515,19 @@ def _no_grad_op(name, forward, dtype=None, arity=2, refuses="", scalar_input=Tru
     return fn
 
 
-eq = _no_grad_op("eq", np.equal, np.bool_, scalar_input=False)
-ne = _no_grad_op("ne", np.not_equal, np.bool_, scalar_input=False)
-lt = _no_grad_op("lt", np.less, np.bool_, scalar_input=False)
-le = _no_grad_op("le", np.less_equal, np.bool_, scalar_input=False)
-gt = _no_grad_op("gt", np.greater, np.bool_, scalar_input=False)
-ge = _no_grad_op("ge", np.greater_equal, np.bool_, scalar_input=False)
-logical_and = _no_grad_op("logical_and", np.logical_and, np.bool_, scalar_input=False)
-logical_or = _no_grad_op("logical_or", np.logical_or, np.bool_, scalar_input=False)
-logical_xor = _no_grad_op("logical_xor", np.logical_xor, np.bool_, scalar_input=False)
-logical_not = _no_grad_op("logical_not", np.logical_not, np.bool_, arity=1)
-isnan = _no_grad_op("isnan", np.isnan, np.bool_, arity=1)
-isinf = _no_grad_op("isinf", np.isinf, np.bool_, arity=1)
-isfinite = _no_grad_op("isfinite", np.isfinite, np.bool_, arity=1)
+eq = _no_grad_op("eq", np.equal, np.bool_, scalar_input=False, cuda="{0} == {1}")
+ne = _no_grad_op("ne", np.not_equal, np.bool_, scalar_input=False, cuda="{0} != {1}")
+lt = _no_grad_op("lt", np.less, np.bool_, scalar_input=False, cuda="{0} < {1}")
+le = _no_grad_op("le", np.less_equal, np.bool_, scalar_input=False, cuda="{0} <= {1}")
+gt = _no_grad_op("gt", np.greater, np.bool_, scalar_input=False, cuda="{0} > {1}")
+ge = _no_grad_op("ge", np.greater_equal, np.bool_, scalar_input=False, cuda="{0} >= {1}")
+logical_and = _no_grad_op("logical_and", np.logical_and, np.bool_, scalar_input=False, cuda="{0} && {1}")
+logical_or = _no_grad_op("logical_or", np.logical_or, np.bool_, scalar_input=False, cuda="{0} || {1}")
+logical_xor = _no_grad_op("logical_xor", np.logical_xor, np.bool_, scalar_input=False, cuda="!{0} != !{1}")
+logical_not = _no_grad_op("logical_not", np.logical_not, np.bool_, arity=1, cuda="!{0}")
+isnan = _no_grad_op("isnan", np.isnan, np.bool_, arity=1, cuda="isnan({0})")
+isinf = _no_grad_op("isinf", np.isinf, np.bool_, arity=1, cuda="isinf({0})")
+isfinite = _no_grad_op("isfinite", np.isfinite, np.bool_, arity=1, cuda="isfinite({0})")
 
 
 def _sign_forward(x):
@@ -522,11 +536,11 @@ def _sign_forward(x):
 
 
 sign = _no_grad_op("sign", _sign_forward, arity=1)
-floor = _no_grad_op("floor", np.floor, arity=1, refuses="b")
-ceil = _no_grad_op("ceil", np.ceil, arity=1, refuses="b")
+floor = _no_grad_op("floor", np.floor, arity=1, refuses="b", cuda="floor({0})")
+ceil = _no_grad_op("ceil", np.ceil, arity=1, refuses="b", cuda="ceil({0})")
 round = _no_grad_op("round", np.round, arity=1, refuses="b")
-trunc = _no_grad_op("trunc", np.trunc, arity=1, refuses="b")
-floor_divide = _no_grad_op("floor_divide", np.floor_divide, refuses="b")
+trunc = _no_grad_op("trunc", np.trunc, arity=1, refuses="b", cuda="trunc({0})")
+floor_divide = _no_grad_op("floor_divide", np.floor_divide, refuses="b", cuda="floor({0} / {1})")
 greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 
 

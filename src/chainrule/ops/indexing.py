@@ -85,12 +85,21 @@ def _index_error(shape, index):
     return IndexOutOfRangeError(f"getitem: invalid index {index!r} for a tensor of shape {list(shape)}")
 
 
+def _add_at(out, index, values):
+    """``np.add.at`` on ``out``'s device: repeated indices add up (a GPU's scatter-add kernel where there is one)."""
+    cuda, xp = _device.kernels(out), _device.array_module(out)
+    if cuda is not None:
+        cuda.scatter_add(out, index, values)
+    else:
+        xp.add.at(out, index, values)
+
+
 def _index_add_zeros_forward(g, shape, index):
     xp = _device.array_module(g)
     out = xp.zeros(shape, g.dtype)
     index = _device.index_on(index, g)
     if _has_integer_array(index):
-        xp.add.at(out, index, g)  # repeated indices must add up
+        _add_at(out, index, g)
     else:
         out[index] = g
     return out
@@ -231,7 +240,7 @@ gather_op = defop(
 def _gather_backward_forward(g, index, dim, shape):
     xp = _device.array_module(g)
     out = xp.zeros(shape, g.dtype)
-    xp.add.at(out, scatter_index(index, dim), g)  # repeated indices must add up
+    _add_at(out, scatter_index(index, dim), g)
     return out
 
 
@@ -253,7 +262,7 @@ def gather_backward(g, index, dim, shape):
 
 def _scatter_add_forward(x, index, src, dim):
     out = x.copy()
-    _device.array_module(x).add.at(out, scatter_index(index, dim), _leading(src, index.shape))
+    _add_at(out, scatter_index(index, dim), _leading(src, index.shape))
     return out
 
 

@@ -55,6 +55,10 @@ class OpDef:
         ``lower(args, params, dtype) -> str``: a Python expression computing the op from the source
         expressions ``args``, ``params`` (a dict) and ``dtype`` (the result's), for readable generated
         code (None: the code calls ``forward``).
+    ``cuda``
+        the op as a C expression for a generated GPU kernel: a template (``"{0} + {1}"``; operands by
+        position, parameters by name, both as C source) or a function ``cuda(*operands, **params) -> str``;
+        a compiler fuses a chain of elementwise steps into one kernel of these (see ``static/cuda.py``).
     ``identity`` / ``simplify``
         ``{input index: value}`` for which the op returns its other input unchanged (``x + 0``);
         ``simplify(node, uses)`` -> an equivalent simpler IR value, or None (algebraic rewrites; ``uses(n)``
@@ -76,12 +80,12 @@ class OpDef:
 
     __slots__ = ("name", "forward", "infer", "vjp", "jvp", "saves", "saves_output", "view", "pure", "grad_name",
                  "doc", "view_inverse", "takes_out", "fresh", "lower", "identity", "simplify",
-                 "explain", "infix", "export", "elementwise", "listed_inputs")
+                 "explain", "infix", "export", "elementwise", "listed_inputs", "cuda")
 
     def __init__(self, name, forward, infer, vjp=None, jvp=None, saves=None, saves_output=False, view=False,
                  pure=True, doc="", *, view_inverse=None, takes_out=None, fresh=None,
                  lower=None, identity=None, simplify=None, explain=None, infix=None, export=None,
-                 elementwise=False, grad_name=None, listed_inputs=None):
+                 elementwise=False, grad_name=None, listed_inputs=None, cuda=None):
         self.name = name
         self.forward = forward
         self.infer = infer
@@ -104,6 +108,7 @@ class OpDef:
         self.export = export
         self.elementwise = elementwise
         self.listed_inputs = listed_inputs
+        self.cuda = cuda
 
     def __repr__(self):
         return f"<op {self.name}>"

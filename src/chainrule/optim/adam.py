@@ -15,6 +15,7 @@ rounding. With ``t`` the step count (kept in the state as a float32 scalar tenso
 
 import numpy as np
 
+from .. import _device
 from ..autograd.grad_mode import state as mode
 from ..ops.creation import zeros_like
 from ..ops.elementwise import maximum
@@ -116,7 +117,9 @@ class Adam(Optimizer):
             hyper = self._hyper(index, "lr", ("betas", 0), ("betas", 1), "eps", "weight_decay")
             update = _adam_update if mode.tracer is None else _adam_update_traced
             for p in with_grads(group["params"]):
-                update(p, self._state_of(p, branches[2]), branches, *hyper)
+                state = self._state_of(p, branches[2])
+                if not _fused_update(p, state, branches, hyper):
+                    update(p, state, branches, *hyper)
         return loss
 
     def _state_of(self, p, amsgrad):
@@ -129,6 +132,22 @@ class Adam(Optimizer):
         if amsgrad and "max_exp_avg_sq" not in state:  # also when amsgrad is switched on later
             state["max_exp_avg_sq"] = zeros_like(p)
         return state
+
+
+def _fused_update(p, state, branches, hyper):
+    """The whole update of a GPU parameter as one CUDA kernel (eager mode); False where there is none."""
+    cuda = _device.kernels(p._data)
+    if cuda is None or mode.tracer is not None:
+        return False
+    _, decoupled, amsgrad, maximize, large_weight = branches
+    state["step"].add_(1)
+    changed = [p, state["exp_avg"], state["exp_avg_sq"]] + ([state["max_exp_avg_sq"]] if amsgrad else [])
+    arrays = [t._data for t in changed] + [None]  # param, exp_avg, exp_avg_sq, max_exp_avg_sq (None: no amsgrad)
+    cuda.adam_update(arrays[0], p.grad._data, arrays[1], arrays[2], arrays[3], hyper, step_count(state["step"]),
+                     (decoupled, amsgrad, maximize, large_weight))
+    for t in changed:
+        t._version[0] += 1
+    return True
 
 
 def _adam_update(p, state, branches, lr, beta1, beta2, eps, weight_decay):

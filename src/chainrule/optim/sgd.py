@@ -12,6 +12,7 @@ The update is PyTorch's, operation for operation (so results agree to float32 ro
 
 import numpy as np
 
+from .. import _device
 from ..autograd.grad_mode import state as mode
 from ..ops.creation import zeros_like
 from ..tensor import _wrap
@@ -85,12 +86,30 @@ class SGD(Optimizer):
             lr, *values = self._hyper(index, "lr", "momentum", "dampening", "weight_decay")
             for p in with_grads(group["params"]):
                 state = self.state[p] if branches[0] else None  # no momentum, no state
+                if _fused_update(p, state, branches, lr, *values):
+                    continue
                 if mode.tracer is None:
                     _update_arrays(p, state, branches, lr, *values)
                     continue
                 g, owned = _direction(p, state, branches, *values)
                 p.sub_(g.mul_(lr) if owned else g * lr)
         return loss
+
+
+def _fused_update(p, state, branches, lr, momentum, dampening, weight_decay):
+    """The whole update of a GPU parameter as one CUDA kernel (eager mode); False where there is none."""
+    cuda = _device.kernels(p._data)
+    if cuda is None or mode.tracer is not None:
+        return False
+    first = branches[0] and "momentum_buffer" not in state
+    if first:
+        state["momentum_buffer"] = zeros_like(p)
+    buf = state["momentum_buffer"] if branches[0] else None
+    cuda.sgd_update(p._data, p.grad._data, None if buf is None else buf._data, lr, momentum, dampening,
+                    weight_decay, branches[3], branches[4], first)
+    for changed in (p, buf) if buf is not None else (p,):
+        changed._version[0] += 1
+    return True
 
 
 def _update_arrays(p, state, branches, lr, momentum, dampening, weight_decay):

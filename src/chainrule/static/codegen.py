@@ -4,11 +4,15 @@ The serial form is one function ``_program(p0, p1, ...)`` with locals ``v12``; t
 one function per node reading and writing ``E[12]``, for the scheduler. An op is written as its
 declared ``lower`` expression when it has one, else as a call of its forward (a numpy ufunc by
 name); a fused kernel's steps pass ``out=`` so each writes into the kernel's one buffer.
+On a device (:mod:`.cuda`) ``np`` in the generated code is the device's array module, the ops'
+forwards are called (lowerings are numpy spellings) and each fused kernel is one launch.
 """
 
 import numpy as np
 
+from .. import _device
 from ..tensor import _wrap
+from . import cuda
 from .node import Dim, type_text
 from .passes import fusable_op
 from .plan import size_source
@@ -29,7 +33,9 @@ class CodeGen:
         self.prog = prog
         self.plan = prog.plan
         self.threaded = threaded
-        self.globals = {"np": np, "_wrap": _wrap}
+        self.backend = prog.backend
+        self.host = cuda.host_scalars(prog)  # a device program's scalars of hyperparameters: numpy, on the host
+        self.globals = {"np": prog.backend.xp, "_wrap": _wrap}
         self._k = 0
         self._consts = {n.id: self.const(n.data, "C") for n in prog.nodes if n.kind == "constant"}
         for k, (t, _) in enumerate(prog.updates):
@@ -46,7 +52,7 @@ class CodeGen:
             hint = "DT"
         name = f"{hint}{self._k}"
         self._k += 1
-        self.globals[name] = value
+        self.globals[name] = cuda.on_device(self.backend, value)
         return name
 
     def ref(self, n):
@@ -86,7 +92,8 @@ class CodeGen:
         for n in prog.nodes:
             if n.kind == "variable":
                 self.globals[f"V{n.id}"] = n.data
-                body.append(f"    w{n.id} = V{n.id}._data{'':<28}# {format_node(n).split('  :', 1)[1].strip()}")
+                body.append(f"    w{n.id} = {cuda.variable_source(self, n)}{'':<28}"
+                            f"# {format_node(n).split('  :', 1)[1].strip()}")
         slot_names = self._buffers(header, body)
         tag = None
         for n in prog.nodes:
@@ -115,7 +122,7 @@ class CodeGen:
             return {}
         if all(all(type(s) is int for s in shape) for shape, _ in slots):
             for k, (shape, dt) in enumerate(slots):
-                self.globals[f"B{k}"] = np.empty(tuple(shape), np.dtype(dt))
+                self.globals[f"B{k}"] = self.backend.xp.empty(tuple(shape), np.dtype(dt))
             return {k: f"B{k}" for k in range(len(slots))}
         keys = sorted({(p.id, axis) for p in self.prog.placeholders for axis, s in enumerate(p.shape)
                        if isinstance(s, Dim)})
@@ -135,15 +142,15 @@ class CodeGen:
         """Lines writing the updates into their tensors and returning fresh output arrays."""
         prog, plan = self.prog, self.plan
         lines = ["# --- updates ---"] if prog.updates else []
-        for k, (_t, v) in enumerate(prog.updates):
+        for k, (t, v) in enumerate(prog.updates):
             if self.threaded or (v.id not in plan.var_out and v.id not in plan.var_last):
-                lines.append(f"np.copyto(T{k}._data, {self.ref(v)})")
+                lines.append(cuda.update_source(self, k, t, v))
             lines.append(f"T{k}._version[0] += 1")
         outs = []
         seen = set()
         for o in prog.outputs:
             fresh = (plan.fresh.get(o.id, False) and plan.roots[o.id] == {o.id}
-                     and o.id not in plan.assign and o.id not in plan.var_out)
+                     and o.id not in plan.assign and o.id not in plan.var_out and o.id not in self.host)
             outs.append(self.ref(o) if fresh and o.id not in seen else f"np.array({self.ref(o)})")
             seen.add(o.id)
         return lines + ["return (" + ", ".join(outs) + ("," if len(outs) == 1 else "") + ")"]
@@ -155,7 +162,7 @@ class CodeGen:
         for n in prog.nodes:
             if n.kind == "variable":
                 self.globals[f"V{n.id}"] = n.data
-                lines.append(f"    E[{n.id}] = V{n.id}._data")
+                lines.append(f"    E[{n.id}] = {cuda.variable_source(self, n)}")
             elif n.kind == "constant":
                 lines.append(f"    E[{n.id}] = {self._consts[n.id]}")
         lines += ["    return E", ""]
@@ -172,24 +179,29 @@ class CodeGen:
     def emit(self, n, out, last_out=None):
         """Lines computing node ``n`` into ``out`` (a planned buffer or a variable's array) or a new array."""
         target = self.ref(n)
-        args = [self.ref(i) for i in n.inputs]
+        if n.id in self.host:
+            return [f"{target} = {self.call(n.op, [self.ref(i) for i in n.inputs], n.params, n.dtype, host=True)}"]
+        args = [cuda.operand(self, i, n) for i in n.inputs]
+        if n.kind == "fused" and self.backend is not _device.HOST:
+            return cuda.emit_kernel(self, n, args, last_out or out, target)
         if n.kind == "fused":
             steps = n.steps
         elif fusable_op(n.op):
             steps = [(n.op, n.params, [("x", k) for k in range(len(args))])]
         else:
             return [f"{target} = {self.call(n.op, args, n.params, n.dtype, out)}"]
-        alias = n.inputs.index(self.plan.inplace[n.id]) if out is not None and n.id in self.plan.inplace else None
+        inplace = self.plan.inplace.get(n.id) if out is not None else None
+        alias = n.inputs.index(inplace) if inplace is not None and inplace.id not in self.host else None
         return self.emit_steps(steps, args, n.dtype, out, target, alias, last_out)
 
-    def call(self, op, args, params, dtype, out=None):
+    def call(self, op, args, params, dtype, out=None, host=False):
         """Source applying ``op`` (result ``dtype``): its declared lowering, else a call of its forward
-        (``out=`` when given)."""
+        (``out=`` when given; ``host``: numpy's own, in a device program)."""
         rendered = {k: self.param(v) for k, v in params.items()}
-        if op.lower is not None and out is None:
+        if op.lower is not None and out is None and self.backend is _device.HOST:
             return op.lower(args, rendered, f"np.{dtype.name}" if hasattr(np, dtype.name) else self.const(dtype))
         f = op.forward
-        named = isinstance(f, np.ufunc) and getattr(np, f.__name__, None) is f
+        named = not host and isinstance(f, np.ufunc) and getattr(np, f.__name__, None) is f
         fn = f"np.{f.__name__}" if named else self.const(f, "F")
         kwargs = [f"{k}={v}" for k, v in rendered.items()] + ([f"out={out}"] if out is not None else [])
         return f"{fn}({', '.join(args + kwargs)})"

@@ -26,10 +26,11 @@ import functools
 
 import numpy as np
 
-from .. import _device, _dtype
+from .. import _dtype
 from ..autograd.grad_mode import state
 from ..optim.optimizer import recording_grad_resets
 from ..tensor import Tensor, _wrap
+from .cuda import common_device
 from .ir import AbstractArray, Graph, SymbolicTensor
 from .program import Program
 
@@ -40,7 +41,7 @@ def _is_module(obj):
 
 def _signature(value):
     if isinstance(value, Tensor):
-        return ("T", tuple(value._data.shape), value._data.dtype.str, value._requires_grad)
+        return ("T", tuple(value._data.shape), value._data.dtype.str, value._requires_grad, type(value._data))
     if _is_module(value):
         return ("M", id(value), tuple(id(p) for p in value.parameters()), bool(getattr(value, "training", False)))
     if isinstance(value, (list, tuple)):
@@ -86,13 +87,11 @@ class CompiledFunction:
         graph = Graph(name=getattr(self.fn, "__name__", "compiled"))
         counter = [0]
         feeds = []  # positions of the tensor arguments, in placeholder order
+        arrays = []  # their arrays: the program runs on their device
 
         def to_symbolic(value, path):
             if isinstance(value, Tensor) and not isinstance(value, SymbolicTensor):
-                if _device.is_device_array(value._data):
-                    raise NotImplementedError(f"compile: compiled programs run on the CPU only for now; argument "
-                                              f"{path} is on {value.device}. Call the function uncompiled (eager "
-                                              "mode runs on the GPU) or move the tensors with .cpu().")
+                arrays.append(value._data)
                 name = f"arg{counter[0]}"
                 counter[0] += 1
                 ph = graph.placeholder(tuple(value._data.shape), _dtype_of(value), name=name,
@@ -127,7 +126,7 @@ class CompiledFunction:
             program = None
         else:
             program = Program(outputs, inputs=_placeholders(graph), optimize=self.optimize, threads=self.threads,
-                              updates=dict(graph.updates))
+                              updates=dict(graph.updates), device=common_device(arrays))
         return _Entry(program, feeds, structure, leaves, [(t, how) for t, _, how in grad_targets], graph)
 
 

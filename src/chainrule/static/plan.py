@@ -8,6 +8,7 @@ may overwrite a dying input in place, and an update may be written straight into
 
 import numpy as np
 
+from .. import _device
 from ..errors import GraphError
 from ..ops.infer import known
 from .node import Dim, dim_bases
@@ -44,6 +45,11 @@ def _last_step_may_write(n, x, roots):
 def _start_resolvable(shape):
     """Whether the sizes of ``shape`` are known when the run starts (from the feed, not from results)."""
     return all(b.find().node.kind == "placeholder" for s in shape if isinstance(s, Dim) for b in s.bases)
+
+
+def _elsewhere(t, backend):
+    """Whether tensor ``t`` lives off the program's device (a host step count of a GPU program): not written into."""
+    return _device.backend_of(t._data) is not backend
 
 
 class MemoryPlan:
@@ -99,7 +105,7 @@ class MemoryPlan:
                     readers.setdefault(r, []).append((k, n))
         out_ids = {o.id for o in prog.outputs}
         for u, (t, v) in enumerate(prog.updates):
-            if v.id in out_ids or not writes_out(v) or v.dtype != t._data.dtype \
+            if v.id in out_ids or not writes_out(v) or v.dtype != t._data.dtype or _elsewhere(t, prog.backend) \
                     or tuple(v.shape) != tuple(t._data.shape) or any(v is w for _, w in prog.updates[:u]):
                 continue
             w = var_nodes.get(id(t))

@@ -16,11 +16,12 @@ import time
 
 import numpy as np
 
-from .. import _dtype
+from .. import _device, _dtype
 from ..autograd.grad_mode import no_grad
 from ..errors import ChainruleError, GraphError, ShapeError
 from ..tensor import Tensor, _wrap
 from .codegen import CodeGen, load
+from .cuda import common_device
 from .ir import SymbolicTensor
 from .node import Dim, dim_bases, reachable, shape_text, type_text
 from .passes import parse_optimize, run_passes
@@ -32,7 +33,7 @@ class FeedError(ChainruleError, ValueError, TypeError):
     """A feed that does not match a placeholder (missing, wrong shape or dtype)."""
 
 
-def compile(outputs, inputs=None, optimize=True, threads=None, updates=None):  # noqa: A001 - API name
+def compile(outputs, inputs=None, optimize=True, threads=None, updates=None, device=None):  # noqa: A001
     """Compile symbolic ``outputs`` (a tensor or a sequence) into a runnable :class:`Program`.
 
     ``inputs``: the placeholders the feed must provide (default: those the outputs need).
@@ -41,15 +42,16 @@ def compile(outputs, inputs=None, optimize=True, threads=None, updates=None):  #
     ``threads``: run independent nodes on that many threads (default 1: the generated serial
     function). ``updates``: ``{tensor: symbolic new value}`` written into each tensor's array after
     every run (a compiled training step); in-place ops on concrete tensors while building are added
-    automatically.
+    automatically. ``device``: where the program runs (default: where its variables live, else the CPU);
+    feeds must be on it.
     """
-    return Program(outputs, inputs, optimize, threads, updates)
+    return Program(outputs, inputs, optimize, threads, updates, device)
 
 
 class Program:
     """A compiled static graph: ``run(feed)`` / ``program(**feed)``, ``ir()``, ``source()``, ``memory_plan()``."""
 
-    def __init__(self, outputs, inputs=None, optimize=True, threads=None, updates=None):
+    def __init__(self, outputs, inputs=None, optimize=True, threads=None, updates=None, device=None):
         self.single = isinstance(outputs, Tensor)
         outs = [outputs] if self.single else list(outputs)
         graph = None
@@ -79,6 +81,9 @@ class Program:
         self.last_profile = None
         self._last_dims = None
         self._build(outs, inputs, all_updates)
+        self.device = common_device((), [n.data._data for n in self.nodes if n.kind == "variable"], device) \
+            or _device.CPU
+        self.backend = _device.backend_for(self.device)
         self.ir_before = format_nodes(self.nodes)
         self.pass_log = run_passes(self, self.passes)
         self.plan = MemoryPlan(self, reuse=self.passes["memory"] and self.threads == 1)
@@ -205,10 +210,13 @@ class Program:
                 if isinstance(value, SymbolicTensor):
                     raise FeedError(f"run: placeholder {p.name!r} was fed a symbolic tensor; feed data")
                 a = value._data
-            elif type(value) is np.ndarray:
+            elif type(value) is np.ndarray or _device.is_device_array(value):
                 a = value
             else:
                 a = np.asarray(value, dtype=p.dtype if not isinstance(value, np.ndarray) else None)
+            if (type(a) is not np.ndarray or self.device is not _device.CPU) and _device.device_of(a) != self.device:
+                raise FeedError(f"run: placeholder {p.name!r} was fed data on {_device.device_of(a)}; this program "
+                                f"runs on {self.device} (move it with .to('{self.device}'))")
             if a.dtype != p.dtype:
                 raise FeedError(f"run: placeholder {p.name!r} expects dtype {_dtype.from_numpy_dtype(p.dtype).name}, "
                                 f"got {a.dtype.name} (convert it first, e.g. .astype(np.{p.dtype.name}))")
