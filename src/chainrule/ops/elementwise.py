@@ -267,7 +267,7 @@ relu_mask_op = defop(
     jvp=lambda tangents, _, g, out: relu_mask(tangents[0] if tangents[0] is not None else g * 0, out),
     saves=(1,),
     doc="g where out > 0, else 0: relu's backward, itself differentiable in g (double backward).",
-    elementwise=True, takes_out=True,
+    elementwise=True, takes_out=True, cuda="{0} * ({1} > 0)",  # a NaN gradient stays NaN, as np.multiply's
     explain=("received where {1} > 0, else 0", "(mask: no gradient)"),
 )
 
