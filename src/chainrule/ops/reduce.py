@@ -237,7 +237,7 @@ def _logsumexp_forward(x, dim, keepdim):
     peak = np.maximum.reduce(x, axis=dim, keepdims=True)
     peak = np.where(np.isfinite(peak), peak, 0)
     shifted = np.subtract(x, peak)
-    out = np.add.reduce(np.exp(shifted, out=shifted), axis=dim, keepdims=True)
+    out = np.asarray(np.add.reduce(np.exp(shifted, out=shifted), axis=dim, keepdims=True))  # (0-d: a scalar)
     out = np.add(np.log(out, out=out), peak, out=out)
     return out if keepdim else out.squeeze(axis=dim)
 
