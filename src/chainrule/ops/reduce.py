@@ -229,7 +229,7 @@ def _logsumexp_forward(x, dim, keepdim):
     """Stable: subtract the max first (infinite maxima are replaced so inf - inf cannot give nan).
     Host arrays take the ufuncs' own reductions, in place where the temporary is ours (no np.max/np.sum
     Python wrappers: logsumexp runs in every cross-entropy, on small arrays)."""
-    if type(x) is not np.ndarray:
+    if type(x) is not np.ndarray or not x.ndim:  # (a 0-d array's ufunc results are scalars, not arrays)
         peak = np.max(x, axis=dim, keepdims=True)
         peak = np.where(np.isfinite(peak), peak, 0)
         out = np.log(np.sum(np.exp(x - peak), axis=dim, keepdims=True)) + peak
@@ -237,7 +237,7 @@ def _logsumexp_forward(x, dim, keepdim):
     peak = np.maximum.reduce(x, axis=dim, keepdims=True)
     peak = np.where(np.isfinite(peak), peak, 0)
     shifted = np.subtract(x, peak)
-    out = np.asarray(np.add.reduce(np.exp(shifted, out=shifted), axis=dim, keepdims=True))  # (0-d: a scalar)
+    out = np.add.reduce(np.exp(shifted, out=shifted), axis=dim, keepdims=True)
     out = np.add(np.log(out, out=out), peak, out=out)
     return out if keepdim else out.squeeze(axis=dim)
 
