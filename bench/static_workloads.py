@@ -190,10 +190,10 @@ STATIC_WORKLOADS = {
     "mlp_small_step": Workload("mlp_small_step", make_mlp_small_step, rounds=9, steps_per_round=300, target=0.3),
     "static_mlp_mnist_step": Workload("static_mlp_mnist_step", make_mlp_mnist_step, rounds=5, steps_per_round=10,
                                       target=0.85),
-    "static_lenet_step": Workload("static_lenet_step", make_static_lenet_step, rounds=9, steps_per_round=20,
+    "static_lenet_step": Workload("static_lenet_step", make_static_lenet_step, rounds=7, steps_per_round=15,
                                   target=0.85, floor=nn_workloads.make_lenet_step_numpy),
     "static_mlp_mnist_module_step": Workload("static_mlp_mnist_module_step", make_static_mlp_mnist_eager_step,
-                                             rounds=9, steps_per_round=15, target=0.85,
+                                             rounds=7, steps_per_round=10, target=0.85,
                                              floor=nn_workloads.make_mlp_mnist_step_numpy),
 }
 NUMPY_FLOORS = {
