@@ -250,6 +250,19 @@ def test_max_pool2d_all_equal_window_routes_to_first():
     np.testing.assert_array_equal(x.grad.numpy()[0, 0], expected)
 
 
+@pytest.mark.parametrize("size", [6, 7])  # 2x2 windows tile 6x6 exactly; 7x7 leaves a last row and column
+def test_max_pool2d_gradient_in_another_layout_matches_torch(size):
+    """The pooled input channel-major in memory (as a convolution leaves it), the incoming gradient plain
+    NCHW (as a flatten's backward gives it): pool_scatter copies it into one layout first."""
+    x = _randn(3, 2, size, size)
+    g = _randn(2, 3, size // 2, size // 2)
+    tx = torch.tensor(x.transpose(1, 0, 2, 3), requires_grad=True)
+    cx = cr.tensor(x, requires_grad=True)
+    TF.max_pool2d(tx, 2).backward(torch.tensor(g))
+    F.max_pool2d(cx.permute(1, 0, 2, 3), 2).backward(cr.tensor(g))
+    assert_close(cx.grad.permute(1, 0, 2, 3), tx.grad, what="max_pool2d input grad")
+
+
 AVGPOOL_CASES = [
     dict(kernel_size=2),
     dict(kernel_size=3, stride=1),
