@@ -48,7 +48,7 @@ def conv_path(request, monkeypatch):
     """Both host algorithms: one im2col of the whole batch (small convolutions), and the conv2d primitive
     that builds the columns chunk by chunk (convolutions whose columns outgrow the cache)."""
     if request.param == "chunked":
-        monkeypatch.setattr(conv_ops, "_CACHE_BYTES", 0)
+        monkeypatch.setattr(conv_ops, "_CACHE_BYTES", -1)  # every batch, the empty one too
     return request.param
 
 
@@ -84,6 +84,16 @@ def test_conv2d_matches_torch(xshape, wshape, kw, bias, conv_path):
     assert_close(cw.grad, tw.grad, rtol=1e-4, atol=1e-4, what="weight grad")
     if bias:
         assert_close(cb.grad, tb.grad, rtol=1e-4, atol=1e-4, what="bias grad")
+
+
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=2, padding=1)])
+def test_conv2d_on_an_empty_batch(conv_path, kw):
+    x, w = _pair(cr, np.zeros((0, 3, 5, 5), np.float32), _randn(4, 3, 3, 3))
+    out = F.conv2d(x, w, **kw)
+    assert tuple(out.shape) == tuple(TF.conv2d(torch.zeros(0, 3, 5, 5), torch.tensor(w.detach().numpy()), **kw).shape)
+    out.sum().backward()
+    assert tuple(x.grad.shape) == (0, 3, 5, 5)
+    np.testing.assert_array_equal(w.grad.numpy(), np.zeros((4, 3, 3, 3), np.float32))
 
 
 def test_conv2d_float64_exact():
