@@ -48,7 +48,7 @@ def conv_path(request, monkeypatch):
     """Both host algorithms: one im2col of the whole batch (small convolutions), and the conv2d primitive
     that builds the columns chunk by chunk (convolutions whose columns outgrow the cache)."""
     if request.param == "chunked":
-        monkeypatch.setattr(conv_ops, "_CACHE_BYTES", 0)
+        monkeypatch.setattr(conv_ops, "_CACHE_BYTES", -1)  # every batch, the empty one too
     return request.param
 
 
@@ -84,6 +84,16 @@ def test_conv2d_matches_torch(xshape, wshape, kw, bias, conv_path):
     assert_close(cw.grad, tw.grad, rtol=1e-4, atol=1e-4, what="weight grad")
     if bias:
         assert_close(cb.grad, tb.grad, rtol=1e-4, atol=1e-4, what="bias grad")
+
+
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(stride=2, padding=1)])
+def test_conv2d_on_an_empty_batch(conv_path, kw):
+    x, w = _pair(cr, np.zeros((0, 3, 5, 5), np.float32), _randn(4, 3, 3, 3))
+    out = F.conv2d(x, w, **kw)
+    assert tuple(out.shape) == tuple(TF.conv2d(torch.zeros(0, 3, 5, 5), torch.tensor(w.detach().numpy()), **kw).shape)
+    out.sum().backward()
+    assert tuple(x.grad.shape) == (0, 3, 5, 5)
+    np.testing.assert_array_equal(w.grad.numpy(), np.zeros((4, 3, 3, 3), np.float32))
 
 
 def test_conv2d_float64_exact():
@@ -248,6 +258,19 @@ def test_max_pool2d_all_equal_window_routes_to_first():
     expected = np.zeros((4, 4))
     expected[::2, ::2] = 1
     np.testing.assert_array_equal(x.grad.numpy()[0, 0], expected)
+
+
+@pytest.mark.parametrize("size", [6, 7])  # 2x2 windows tile 6x6 exactly; 7x7 leaves a last row and column
+def test_max_pool2d_gradient_in_another_layout_matches_torch(size):
+    """The pooled input channel-major in memory (as a convolution leaves it), the incoming gradient plain
+    NCHW (as a flatten's backward gives it): pool_scatter copies it into one layout first."""
+    x = _randn(3, 2, size, size)
+    g = _randn(2, 3, size // 2, size // 2)
+    tx = torch.tensor(x.transpose(1, 0, 2, 3), requires_grad=True)
+    cx = cr.tensor(x, requires_grad=True)
+    TF.max_pool2d(tx, 2).backward(torch.tensor(g))
+    F.max_pool2d(cx.permute(1, 0, 2, 3), 2).backward(cr.tensor(g))
+    assert_close(cx.grad.permute(1, 0, 2, 3), tx.grad, what="max_pool2d input grad")
 
 
 AVGPOOL_CASES = [

@@ -312,7 +312,7 @@ def col2im(cols, size, kernel, stride, padding, dilation, groups=1):
 def _chunks(n, bytes_per_image):
     """Ranges of images whose columns take about ``_COLS_BYTES``: the GEMM operands stay in cache."""
     step = max(1, min(n, _COLS_BYTES // max(1, bytes_per_image)))
-    return [(start, min(n, start + step)) for start in range(0, n, step)]
+    return [(start, min(n, start + step)) for start in range(0, max(n, 1), step)]  # an empty batch: one empty chunk
 
 
 class _Windows:
@@ -353,7 +353,7 @@ class _Windows:
                                                     (s_c, s_h * dh, s_w * dw, s_n, s_h * sh, s_w * sw))
         cols = self.flat[:self.rows * n * ho * self.width].reshape(view.shape)
         cols[...] = view
-        return cols.reshape(self.groups, self.rows // self.groups, -1)
+        return cols.reshape(self.groups, self.rows // self.groups, n * ho * self.width)
 
     def product_into(self, out, product, start, stop):
         """Store a product (O, n * Ho * width) of the columns as images start:stop of ``out`` (O, N, Ho, Wo)."""
@@ -431,7 +431,7 @@ def _conv_input_grad_forward(g, w, size, stride, padding, dilation, groups):
     out = xp.empty((c, n) + tuple(size), g.dtype)
     wt = w.transpose(0, 2, 3, 1).reshape(groups, o // groups, -1).transpose(0, 2, 1)  # rows (i, j, c): col2im's
     for start, stop in _chunks(n, c * kernel[0] * kernel[1] * ho * wo * g.itemsize):
-        cols = xp.matmul(wt, _grad_rows(g, start, stop, groups)).reshape((groups, -1, stop - start, ho, wo))
+        cols = xp.matmul(wt, _grad_rows(g, start, stop, groups)).reshape((groups, wt.shape[1], stop - start, ho, wo))
         image = _col2im_forward(cols, size, kernel, stride, padding, dilation, groups)
         out[:, start:stop] = image.transpose(1, 0, 2, 3)
     return out.transpose(1, 0, 2, 3)
