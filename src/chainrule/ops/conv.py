@@ -358,9 +358,11 @@ class _Windows:
         return cols.reshape(self.groups, self.rows // self.groups, n * ho * self.width)
 
     def product_into(self, out, product, start, stop):
-        """Store a product (O, n * Ho * width) of the columns as images start:stop of ``out`` (O, N, Ho, Wo)."""
-        o, (ho, wo) = out.shape[0], self.out_hw
-        out[:, start:stop] = product.reshape(o, stop - start, ho, self.width)[..., :wo]
+        """Store a product (groups, n * Ho * width, O / groups) of the columns as images start:stop of the
+        channels-last ``out`` (N, Ho, Wo, O)."""
+        n, (ho, wo), og = stop - start, self.out_hw, out.shape[3] // self.groups
+        dst = out[start:stop].reshape(n, ho, wo, self.groups, og)
+        dst[...] = product.reshape(self.groups, n, ho, self.width, og)[:, :, :, :wo].transpose(1, 2, 3, 0, 4)
 
     def gradient(self, g, start, stop):
         """Images start:stop of the NCHW gradient ``g`` (O, N, Ho, Wo) laid out like a product of the columns:
@@ -382,18 +384,19 @@ def _grad_rows(g, start, stop, groups):
 
 
 def _conv_forward(x, w, stride, padding, dilation, groups):
-    """Chunk by chunk, ``weight @ columns`` into a channel-major (O, N, Ho, Wo) output."""
+    """Chunk by chunk, columns.T @ kernel.T into a channels-last (N, Ho, Wo, O) output: OpenBLAS runs
+    this orientation about 30% faster than kernel @ columns (measured at 64 x 576 x 1024)."""
     o = w.shape[0]
     windows = _Windows(x, tuple(w.shape[2:]), stride, padding, dilation, groups)
-    out = windows.xp.empty((o, x.shape[0]) + windows.out_hw, x.dtype)
-    wmat = w.reshape(groups, o // groups, -1)
+    out = windows.xp.empty((x.shape[0],) + windows.out_hw + (o,), x.dtype)
+    wmat = w.reshape(groups, o // groups, -1).transpose(0, 2, 1)
     for start, stop in windows.chunks:
-        cols = windows.columns(start, stop)
-        if windows.width == windows.out_hw[1]:  # straight into the output's rows
-            windows.xp.matmul(wmat, cols, out=out[:, start:stop].reshape(groups, o // groups, -1))
+        cols = windows.columns(start, stop).transpose(0, 2, 1)
+        if groups == 1 and windows.width == windows.out_hw[1]:  # straight into the output's rows
+            windows.xp.matmul(cols, wmat, out=out[start:stop].reshape(1, -1, o))
         else:
-            windows.product_into(out, windows.xp.matmul(wmat, cols), start, stop)
-    return out.transpose(1, 0, 2, 3)
+            windows.product_into(out, windows.xp.matmul(cols, wmat), start, stop)
+    return out.transpose(0, 3, 1, 2)
 
 
 def _conv_weight_grad_forward(x, g, kernel, stride, padding, dilation, groups):
