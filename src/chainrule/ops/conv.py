@@ -20,7 +20,7 @@ NCHW view of it. Every window copy and col2im add then moves Wo * N contiguous v
 for the small images and few channels of small networks (numpy's strided copies cost per row). Layers
 with many output channels multiply the other way round, ``columns.T @ kernel.T`` (OpenBLAS runs that
 orientation and its two backward products faster), and get a channels-last output. The chunked
-primitive writes a channel-major output. Elementwise ops and the pools keep an input's memory
+primitive multiplies that way too and writes channels-last. Elementwise ops and the pools keep an input's memory
 layout. Values are the same whatever the layout; only strides differ.
 
 Pooling reads the same strided windows, one kernel offset at a time (``kh * kw`` vectorised passes,
@@ -503,7 +503,7 @@ conv_op = defop(
     jvp=_bilinear_jvp(conv),
     saves={0: (1,), 1: (0,)},
     doc="2-D cross-correlation without bias, im2col + GEMM one cache-sized chunk of images at a time "
-        "(host arrays); the output is channel-major in memory.",
+        "(host arrays); the output is channels-last in memory.",
     explain=("conv2d_input_grad(received, {1})", "conv2d_weight_grad({0}, received)"),
 )
 
