@@ -147,10 +147,12 @@ def test_conv2d_double_backward_matches_torch(wshape, kw, conv_path):
     ((6, 4, 3, 3), dict(padding=1), 2 * 36 * 64 * 8),  # stride 1: the input grad is a flipped-kernel convolution
     ((6, 2, 3, 2), dict(stride=2, padding=(1, 0), groups=2), 2 * 24 * 16 * 8),  # input grad: col2im per chunk
     ((4, 4, 1, 1), dict(padding=2), 2 * 4 * 144 * 8)])  # padding wider than the kernel: col2im too
-def test_conv2d_in_several_chunks_matches_torch(monkeypatch, wshape, kw, chunk_bytes):
+@pytest.mark.parametrize("short_row", [0, 100])  # rows at their width, or at the padded width
+def test_conv2d_in_several_chunks_matches_torch(monkeypatch, wshape, kw, chunk_bytes, short_row):
     """Host convolutions work a few images at a time: with chunks of about 2 images (5 = 2 + 2 + 1) the
     values and both gradients still match PyTorch."""
     monkeypatch.setattr(conv_ops, "_COLS_BYTES", chunk_bytes)
+    monkeypatch.setattr(conv_ops, "_SHORT_ROW", short_row)
     monkeypatch.setattr(conv_ops, "_CACHE_BYTES", 0)
     x, w, b = _randn(5, 4, 8, 8, dtype=np.float64), _randn(*wshape, dtype=np.float64), _randn(wshape[0])
     results = []
