@@ -314,11 +314,23 @@ def softmax_backward(g, out, dim):
 
 
 def _log_softmax_forward(x, dim):
-    return x - _logsumexp_forward(x, None if dim is None else (dim,), True)
+    """(x - max) - log(sum(exp(x - max))), as PyTorch computes it (an infinite max gives nan, as there)."""
+    if type(x) is not np.ndarray or dim is None:  # device arrays; a 0-d input (ufuncs give scalars there)
+        shifted = x - np.max(x, axis=dim, keepdims=True)
+        return shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
+    out = np.subtract(x, np.maximum.reduce(x, axis=dim, keepdims=True))  # host: the ufuncs' own reductions
+    total = np.add.reduce(np.exp(out), axis=dim, keepdims=True)
+    out -= np.log(total, out=total)
+    return out
 
 
 def _log_softmax_backward_forward(g, out, dim):
-    return g - np.exp(out) * np.sum(g, axis=dim, keepdims=True)
+    if type(g) is not np.ndarray or dim is None:  # device arrays; a 0-d input (ufuncs give scalars there)
+        return g - np.exp(out) * np.sum(g, axis=dim, keepdims=True)
+    total = np.add.reduce(g, axis=dim, keepdims=True)
+    grad = np.exp(out)
+    grad *= total
+    return np.subtract(g, grad, out=grad)
 
 
 def _log_softmax_backward_jvp(tangents, res, g, out, dim):
