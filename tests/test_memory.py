@@ -3,12 +3,15 @@ iterations, and very deep graphs backpropagate without recursion."""
 
 import gc
 import os
+import subprocess
+import sys
 import weakref
 
 import numpy as np
 import pytest
 
 import chainrule as cr
+from chainrule import _blas
 from helpers import to_numpy
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -182,3 +185,16 @@ def test_deep_chain_autograd_grad_and_mul():
         y = y * 1.0001
     (g,) = cr.autograd.grad(y, x)
     assert g.item() == pytest.approx(1.0001**20_000, rel=1e-9)
+
+
+def test_blas_warm_up_runs_at_import_and_can_be_switched_off(monkeypatch):
+    """The import-time GEMM that pages in OpenBLAS's packing buffer (chainrule/_blas.py) runs unless
+    CHAINRULE_BLAS_WARMUP=0; a process started with it off imports and multiplies correctly."""
+    monkeypatch.delenv("CHAINRULE_BLAS_WARMUP", raising=False)
+    assert _blas.warm_up() is True
+    monkeypatch.setenv("CHAINRULE_BLAS_WARMUP", "0")
+    assert _blas.warm_up() is False
+    code = "import chainrule as cr; print((cr.ones(3, 4) @ cr.ones(4, 2)).sum().item())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "CHAINRULE_BLAS_WARMUP": "0"})
+    assert out.stdout.strip() == "24.0"

@@ -12,7 +12,7 @@ import os as _os
 
 import numpy as _np
 
-from . import _dtype, _malloc, _missing
+from . import _blas, _dtype, _malloc, _missing
 from ._version import __version__
 
 from ._dtype import DType as dtype  # noqa: F401
@@ -43,6 +43,7 @@ from ._out import with_out as _with_out
 # PyTorch returns nan/inf quietly (log(0), 0/0); numpy would warn on every such op.
 _np.seterr(divide="ignore", invalid="ignore", over="ignore")
 _malloc.tune()
+_blas.warm_up()
 
 half, float, double, long, int = float16, float32, float64, int64, int32  # noqa: A001
 Tensor.norm = norm

@@ -17,11 +17,10 @@ Layout: images are NCHW, as in PyTorch, but the columns are ``(groups, kh * kw *
 Wo)``, stored channel-major on a GPU and batch-innermost ((..., Ho, Wo, N) in memory, ``batch_last``)
 on the host: the product ``kernel @ columns`` is (O, pixels), and the convolution's output is an
 NCHW view of it. Every window copy and col2im add then moves Wo * N contiguous values, which matters
-for the small images and few channels of small networks (numpy's strided copies cost per row). Layers
-with many output channels multiply the other way round, ``columns.T @ kernel.T`` (OpenBLAS runs that
-orientation and its two backward products faster), and get a channels-last output. The chunked
-primitive multiplies that way too and writes channels-last. Elementwise ops and the pools keep an input's memory
-layout. Values are the same whatever the layout; only strides differ.
+for the small images and few channels of small networks (numpy's strided copies cost per row). The
+chunked primitive multiplies ``kernel @ columns`` image by image straight into a contiguous NCHW
+output, so its gradient reaches ``.grad`` without a copy. Elementwise ops and the pools keep an input's
+memory layout. Values are the same whatever the layout; only strides differ.
 
 Pooling reads the same strided windows, one kernel offset at a time (``kh * kw`` vectorised passes,
 no loop over pixels):
@@ -45,10 +44,9 @@ from ..errors import DTypeError, ShapeError
 from . import infer
 from .elementwise import as_tensor_arg
 from .op import LINEAR, bind, defop
-from .shape import permute, reshape, swap_last_two
+from .shape import permute, reshape
 
 _CHUNK_BYTES = 1 << 20  # col2im works on groups of channels whose padded planes fit in cache
-_WIDE = 32  # from this many output channels on, conv2d's GEMM produces a channels-last output
 _COLS_BYTES = 1 << 21  # host convolutions build the columns of this many bytes of images at a time
 _CACHE_BYTES = 8 << 20  # ... when all the batch's columns take more than this
 _SHORT_ROW = 16  # output rows narrower than this are computed at the padded width (see _Windows)
@@ -358,11 +356,11 @@ class _Windows:
         return cols.reshape(self.groups, self.rows // self.groups, n * ho * self.width)
 
     def product_into(self, out, product, start, stop):
-        """Store a product (groups, n * Ho * width, O / groups) of the columns as images start:stop of the
-        channels-last ``out`` (N, Ho, Wo, O)."""
-        n, (ho, wo), og = stop - start, self.out_hw, out.shape[3] // self.groups
-        dst = out[start:stop].reshape(n, ho, wo, self.groups, og)
-        dst[...] = product.reshape(self.groups, n, ho, self.width, og)[:, :, :, :wo].transpose(1, 2, 3, 0, 4)
+        """Store a product (groups, O / groups, n * Ho * width) of the kernel and the columns as images
+        start:stop of the NCHW ``out``."""
+        n, (ho, wo), og = stop - start, self.out_hw, out.shape[1] // self.groups
+        dst = out[start:stop].reshape(n, self.groups, og, ho, wo)
+        dst[...] = product.reshape(self.groups, og, n, ho, self.width)[..., :wo].transpose(2, 0, 1, 3, 4)
 
     def gradient(self, g, start, stop):
         """Images start:stop of the NCHW gradient ``g`` (O, N, Ho, Wo) laid out like a product of the columns:
@@ -384,19 +382,21 @@ def _grad_rows(g, start, stop, groups):
 
 
 def _conv_forward(x, w, stride, padding, dilation, groups):
-    """Chunk by chunk, columns.T @ kernel.T into a channels-last (N, Ho, Wo, O) output: OpenBLAS runs
-    this orientation about 30% faster than kernel @ columns (measured at 64 x 576 x 1024)."""
+    """Chunk by chunk, kernel @ columns, written straight into the NCHW output when it can be: one
+    (O, Ho * Wo) image after the other, a GEMM per image."""
     o = w.shape[0]
     windows = _Windows(x, tuple(w.shape[2:]), stride, padding, dilation, groups)
-    out = windows.xp.empty((x.shape[0],) + windows.out_hw + (o,), x.dtype)
-    wmat = w.reshape(groups, o // groups, -1).transpose(0, 2, 1)
+    out = windows.xp.empty((x.shape[0], o) + windows.out_hw, x.dtype)
+    wmat = w.reshape(groups, o // groups, -1)
     for start, stop in windows.chunks:
-        cols = windows.columns(start, stop).transpose(0, 2, 1)
-        if groups == 1 and windows.width == windows.out_hw[1]:  # straight into the output's rows
-            windows.xp.matmul(cols, wmat, out=out[start:stop].reshape(1, -1, o))
+        cols = windows.columns(start, stop)
+        if groups == 1 and windows.width == windows.out_hw[1]:  # (O, K) @ (n, K, pixels) -> (n, O, pixels)
+            pixels = windows.out_hw[0] * windows.width
+            images = cols.reshape(cols.shape[1], stop - start, pixels).transpose(1, 0, 2)
+            windows.xp.matmul(wmat[0], images, out=out[start:stop].reshape(stop - start, o, pixels))
         else:
-            windows.product_into(out, windows.xp.matmul(cols, wmat), start, stop)
-    return out.transpose(0, 3, 1, 2)
+            windows.product_into(out, windows.xp.matmul(wmat, cols), start, stop)
+    return out
 
 
 def _conv_weight_grad_forward(x, g, kernel, stride, padding, dilation, groups):
@@ -503,7 +503,7 @@ conv_op = defop(
     jvp=_bilinear_jvp(conv),
     saves={0: (1,), 1: (0,)},
     doc="2-D cross-correlation without bias, im2col + GEMM one cache-sized chunk of images at a time "
-        "(host arrays); the output is channels-last in memory.",
+        "(host arrays).",
     explain=("conv2d_input_grad(received, {1})", "conv2d_weight_grad({0}, received)"),
 )
 
@@ -602,13 +602,6 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     pixels = (ho, wo, -1) if host else (-1, ho, wo)  # their memory order
     mats = reshape(permute(cols, (0, 1, 3, 4, 2)) if host else cols, (groups, kkcg, -1))
     wmat = permute(weight, (0, 2, 3, 1))  # (O, kh, kw, Cg): the columns' row order
-    if groups == 1 and o >= _WIDE:
-        # Many output channels: (pixels, O) = columns.T @ kernel.T, which OpenBLAS runs faster in this
-        # orientation (and so are the two products of its backward); the output is channels-last.
-        out = swap_last_two(reshape(mats, (kkcg, -1))) @ swap_last_two(reshape(wmat, (o, kkcg)))
-        if bias is not None:
-            out = out + bias
-        return permute(reshape(out, pixels + (o,)), (2, 3, 0, 1) if host else (0, 3, 1, 2))
     if groups == 1:
         out = reshape(wmat, (o, kkcg)) @ reshape(mats, (kkcg, -1))  # (O, pixels): one GEMM
     else:
