@@ -6,11 +6,12 @@
   ``im2col`` gathers every kernel window into a column, one matrix multiplication applies the
   kernel. ``im2col`` and ``col2im`` are linear and each is the other's vjp, so this composition is
   differentiable to any order with no gradient code of its own.
-* **the ``conv2d`` primitive** (host convolutions with bigger columns): im2col and GEMM one
-  cache-sized chunk of images at a time, so the columns never reach main memory. Its vjps are two
-  more primitives, ``conv2d_input_grad`` (a transposed convolution: for stride 1 a convolution of the
-  padded gradient with the flipped kernel, else kernel.T @ gradient + col2im, chunk by chunk) and
-  ``conv2d_weight_grad`` (columns @ gradient.T summed over chunks). All three are bilinear and each
+* **the ``conv2d`` primitive** (host convolutions with bigger columns): window copies and GEMMs one
+  cache-sized chunk of images at a time, so the copies never reach main memory; with vertical stride
+  1 only the kernel's columns are copied and its rows are offsets into that copy (``_Windows``). Its
+  vjps are two more primitives, ``conv2d_input_grad`` (a transposed convolution: for stride 1 a
+  convolution of the padded gradient with the flipped kernel, else kernel.T @ gradient + col2im,
+  chunk by chunk) and ``conv2d_weight_grad`` (gradient @ windows.T summed over chunks). All three are bilinear and each
   one's vjps are the other two, so this path is differentiable to any order too.
 
 Layout: images are NCHW, as in PyTorch, but the columns are ``(groups, kh * kw * C/groups, N, Ho,
@@ -315,16 +316,23 @@ def _chunks(n, bytes_per_image):
 
 
 class _Windows:
-    """im2col of an NCHW image batch, one chunk of images at a time, into buffers reused across chunks.
+    """Window copies of an NCHW image batch for the chunked convolution, one chunk of images at a time,
+    into buffers reused across chunks; each is the right-hand side of one or more GEMMs.
 
-    A chunk's columns are (groups, Cg * kh * kw, n * Ho * width) with rows in (c, i, j) order, the
-    weight's own (O, Cg, kh, kw) order, so ``weight.reshape(groups, O / groups, -1)`` multiplies them
-    as they are. The images are copied channel-major into a zero-bordered buffer first. Short output
-    rows (horizontal stride 1, Wo < ``_SHORT_ROW``) are computed at the padded width (``width`` = Wp, not
-    Wo): then one window copy moves Ho * Wp contiguous pixels instead of Ho rows of Wo (numpy's copy
-    costs per row), for (Wp - Wo) / Wo more GEMM work, whose extra columns are cropped off (an extra
-    zero row under the buffer keeps their reads inside it). From rows of 16-32 pixels on the extra
-    GEMM work costs more than the short copies (7% of the conv_fwd_bwd step at 32 x 32).
+    With vertical stride 1 only the kernel's columns are copied: ``rows[n, c, j, h, w]`` holds padded
+    row ``h`` of channel ``c`` read from column offset ``j`` (``Hrows`` rows of ``width`` pixels, flat),
+    and kernel row ``i`` needs no copy at all: it is the same buffer read ``i * dh`` rows further on, so
+    ``rows[n, :, :, i * dh * width:][..., :Ho * width]`` is a plain strided (C * kw, pixels) matrix. A
+    convolution is then ``kh`` GEMMs with K = C * kw, summed; a copy kh times smaller than im2col's,
+    whose numpy cost is per row of pixels (measured on conv_fwd_bwd: 79 ms a pass against 88-92 ms for
+    full im2col columns). Other strides copy every kernel offset: one GEMM with K = C * kh * kw.
+
+    Either way an operand is (n, groups, K, pixels) with K in (c, [i,] j) order, the weight's own order,
+    and ``kernel_parts`` cuts the weight to match. Short output rows (horizontal stride 1, Wo <
+    ``_SHORT_ROW``) are computed at the padded width (``width`` = Wp, not Wo): then each copy moves long
+    contiguous runs instead of rows of Wo, for (Wp - Wo) / Wo more GEMM work whose extra columns are
+    cropped off (an extra zero row under the padded buffer keeps their reads inside it). From rows of
+    16-32 pixels on the extra GEMM work costs more than the short copies save.
     """
 
     def __init__(self, x, kernel, stride, padding, dilation, groups):
@@ -332,48 +340,67 @@ class _Windows:
         self.x, self.kernel, self.stride, self.dilation, self.groups = x, kernel, stride, dilation, groups
         n, c, h, w = x.shape
         (pt, pb), (pl, pr) = padding
-        self.out_hw = _out_hw(h, w, kernel, stride, padding, dilation)
-        self.width = pl + w + max(pr, 0) if stride[1] == 1 and self.out_hw[1] < _SHORT_ROW else self.out_hw[1]
+        (kh, kw), (dh, _) = kernel, dilation
+        self.out_hw = ho, wo = _out_hw(h, w, kernel, stride, padding, dilation)
+        self.width = pl + w + max(pr, 0) if stride[1] == 1 and wo < _SHORT_ROW else wo
+        self.pixels = ho * self.width
         self.pad_hw = pt, pl
-        self.rows = c * kernel[0] * kernel[1]
-        self.chunks = _chunks(n, self.rows * self.out_hw[0] * self.width * x.itemsize)
+        self.split = stride[0] == 1 and kh > 1
+        self.taps = (kw,) if self.split else (kh, kw)
+        self.parts = kh if self.split else 1  # how many operands (and kernel parts) a chunk has
+        self.length = (ho + (kh - 1) * dh) * self.width if self.split else self.pixels
+        self.chunks = _chunks(n, c * kw * self.length * x.itemsize * (1 if self.split else kh))
         most = self.chunks[0][1]
         self.padded = _padded_zeros(self.xp, most, c, h, w, ((pt, max(pb, 0) + 1), (pl, pr)), x.dtype, (1, 0, 2, 3))
-        self.flat = self.xp.empty(self.rows * most * self.out_hw[0] * self.width, x.dtype)
+        self.buffer = self.xp.empty((most, c) + self.taps + (self.length,), x.dtype)
         self.grad = None
 
-    def columns(self, start, stop):
-        n, (pt, pl), ho = stop - start, self.pad_hw, self.out_hw[0]
+    def operands(self, start, stop):
+        """The window copies of images start:stop: a list of (n, groups, K, pixels) operands, one per
+        part of ``kernel_parts``."""
+        n, (pt, pl) = stop - start, self.pad_hw
         c, h, w = self.x.shape[1:]
         src = self.padded[:n]
         src[:, :, pt:pt + h, pl:pl + w] = self.x[start:stop]
         s_n, s_c, s_h, s_w = src.strides
         (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
-        view = self.xp.lib.stride_tricks.as_strided(src, (c, kh, kw, n, ho, self.width),  # read only
-                                                    (s_c, s_h * dh, s_w * dw, s_n, s_h * sh, s_w * sw))
-        cols = self.flat[:self.rows * n * ho * self.width].reshape(view.shape)
-        cols[...] = view
-        return cols.reshape(self.groups, self.rows // self.groups, n * ho * self.width)
+        rows = self.length // self.width
+        offsets = ((kw,), (s_w * dw,)) if self.split else ((kh, kw), (s_h * dh, s_w * dw))
+        view = self.xp.lib.stride_tricks.as_strided(src, (n, c) + offsets[0] + (rows, self.width),  # read only
+                                                    (s_n, s_c) + offsets[1] + (s_h * sh, s_w * sw))
+        buf = self.buffer[:n]
+        buf.reshape(view.shape)[...] = view
+        k = c * int(np.prod(self.taps)) // self.groups
+        mats = buf.reshape(n, self.groups, k, self.length)
+        if not self.split:
+            return [mats]
+        step = dh * self.width
+        return [mats[..., i * step:i * step + self.pixels] for i in range(kh)]
 
-    def product_into(self, out, product, start, stop):
-        """Store a product (groups, O / groups, n * Ho * width) of the kernel and the columns as images
-        start:stop of the NCHW ``out``."""
-        n, (ho, wo), og = stop - start, self.out_hw, out.shape[1] // self.groups
-        dst = out[start:stop].reshape(n, self.groups, og, ho, wo)
-        dst[...] = product.reshape(self.groups, og, n, ho, self.width)[..., :wo].transpose(2, 0, 1, 3, 4)
+    def kernel_parts(self, w):
+        """The weight (O, C / groups, kh, kw) cut to match ``operands``: (groups, O / groups, K) each."""
+        o = w.shape[0]
+        if not self.split:
+            return [w.reshape(self.groups, o // self.groups, -1)]
+        return [w[:, :, i].reshape(self.groups, o // self.groups, -1) for i in range(self.kernel[0])]
+
+    def kernel_from_parts(self, parts):
+        """The inverse of ``kernel_parts``: the (O, C / groups, kh, kw) kernel from its parts."""
+        if not self.split:
+            return parts[0].reshape((-1, self.x.shape[1] // self.groups) + self.kernel)
+        return self.xp.stack([p.reshape((-1, self.x.shape[1] // self.groups, self.kernel[1])) for p in parts], axis=2)
 
     def gradient(self, g, start, stop):
-        """Images start:stop of the NCHW gradient ``g`` (O, N, Ho, Wo) laid out like a product of the columns:
-        (groups, O / groups, n * Ho * width), zero in the extra columns."""
-        o, (ho, wo) = g.shape[1], self.out_hw
-        rows = g[start:stop].transpose(1, 0, 2, 3)
+        """Images start:stop of the NCHW gradient ``g`` laid out like a product of the operands:
+        (n, groups, O / groups, Ho * width), zero in the extra columns."""
+        n, o, (ho, wo) = stop - start, g.shape[1], self.out_hw
         if self.width == wo:
-            return rows.reshape(self.groups, o // self.groups, -1)
+            return g[start:stop].reshape(n, self.groups, o // self.groups, self.pixels)
         if self.grad is None:
-            self.grad = self.xp.zeros((o, stop - start, ho, self.width), g.dtype)
-        buf = self.grad[:, :stop - start]
-        buf[..., :wo] = rows
-        return buf.reshape(self.groups, o // self.groups, -1)
+            self.grad = self.xp.zeros((n, o, ho, self.width), g.dtype)
+        buf = self.grad[:n]
+        buf[..., :wo] = g[start:stop]
+        return buf.reshape(n, self.groups, o // self.groups, self.pixels)
 
 
 def _grad_rows(g, start, stop, groups):
@@ -382,32 +409,43 @@ def _grad_rows(g, start, stop, groups):
 
 
 def _conv_forward(x, w, stride, padding, dilation, groups):
-    """Chunk by chunk, kernel @ columns, written straight into the NCHW output when it can be: one
-    (O, Ho * Wo) image after the other, a GEMM per image."""
+    """Chunk by chunk, the sum of kernel part @ window operand (see ``_Windows``), written straight into
+    the NCHW output when its rows are not cropped."""
     o = w.shape[0]
     windows = _Windows(x, tuple(w.shape[2:]), stride, padding, dilation, groups)
-    out = windows.xp.empty((x.shape[0], o) + windows.out_hw, x.dtype)
-    wmat = w.reshape(groups, o // groups, -1)
+    xp, (ho, wo) = windows.xp, windows.out_hw
+    out = xp.empty((x.shape[0], o, ho, wo), x.dtype)
+    kernels = windows.kernel_parts(w)
+    direct = windows.width == wo
+    scratch = None
     for start, stop in windows.chunks:
-        cols = windows.columns(start, stop)
-        if groups == 1 and windows.width == windows.out_hw[1]:  # (O, K) @ (n, K, pixels) -> (n, O, pixels)
-            pixels = windows.out_hw[0] * windows.width
-            images = cols.reshape(cols.shape[1], stop - start, pixels).transpose(1, 0, 2)
-            windows.xp.matmul(wmat[0], images, out=out[start:stop].reshape(stop - start, o, pixels))
-        else:
-            windows.product_into(out, windows.xp.matmul(wmat, cols), start, stop)
+        n = stop - start
+        dst = out[start:stop].reshape(n, groups, o // groups, ho, wo)
+        for k, (kernel, cols) in enumerate(zip(kernels, windows.operands(start, stop))):
+            if direct and k == 0:
+                xp.matmul(kernel, cols, out=dst.reshape(n, groups, o // groups, windows.pixels))
+                continue
+            if scratch is None:
+                scratch = xp.empty((windows.chunks[0][1], groups, o // groups, windows.pixels), x.dtype)
+            product = xp.matmul(kernel, cols, out=scratch[:n]).reshape(n, groups, o // groups, ho, windows.width)
+            if k == 0:
+                dst[...] = product[..., :wo]
+            else:
+                dst += product[..., :wo]
     return out
 
 
 def _conv_weight_grad_forward(x, g, kernel, stride, padding, dilation, groups):
-    """The weight gradient, summed over chunks as columns @ gradient.T (OpenBLAS's faster orientation)."""
+    """The weight gradient: per kernel part, the gradient @ window operand.T summed over images."""
     windows = _Windows(x, kernel, stride, padding, dilation, groups)
-    total = None
+    xp = windows.xp
+    totals = [None] * windows.parts
     for start, stop in windows.chunks:
-        part = windows.xp.matmul(windows.columns(start, stop), windows.gradient(g, start, stop).transpose(0, 2, 1))
-        total = part if total is None else windows.xp.add(total, part, out=total)
-    o = g.shape[1]
-    return windows.xp.ascontiguousarray(total.transpose(0, 2, 1)).reshape((o, x.shape[1] // groups) + kernel)
+        grad = windows.gradient(g, start, stop)
+        for k, cols in enumerate(windows.operands(start, stop)):
+            part = xp.matmul(grad, cols.swapaxes(-1, -2)).sum(axis=0)  # (groups, O / groups, K)
+            totals[k] = part if totals[k] is None else xp.add(totals[k], part, out=totals[k])
+    return windows.kernel_from_parts(totals)
 
 
 def _flipped(w, groups):
