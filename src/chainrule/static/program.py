@@ -139,6 +139,9 @@ class Program:
         self._by_name = {p.name: p for p in self.placeholders}
         self._dim_slots = [(p.id, axis, k) for k, p in enumerate(self.placeholders)
                            for axis, s in enumerate(p.shape) if isinstance(s, Dim)]
+        # what a host array fed by name must match, for run's fast path: (name, dtype, ndim, fixed sizes)
+        self._feed_specs = [(p.name, p.dtype, len(p.shape), tuple(s if type(s) is int else -1 for s in p.shape))
+                            for p in self.placeholders]
 
     # code generation ------------------------------------------------------------------------------------
     def _generate(self):
@@ -185,6 +188,10 @@ class Program:
 
     # running ------------------------------------------------------------------------------------------
     def _feed_arrays(self, feed):
+        if feed is not None and len(feed) == len(self._feed_specs) and self.device is _device.CPU:
+            arrays = self._fed_host_arrays(feed)
+            if arrays is not None:
+                return arrays
         arrays = []
         if feed is None:
             feed = {}
@@ -223,6 +230,21 @@ class Program:
             shape = p.shape
             if a.ndim != len(shape) or any(type(s) is int and s != d for s, d in zip(shape, a.shape)):
                 raise FeedError(f"run: placeholder {p.name!r} expects shape {shape_text(shape)}, got {list(a.shape)}")
+            arrays.append(a)
+        return arrays
+
+    def _fed_host_arrays(self, feed):
+        """The fed arrays when every placeholder is fed by name with a numpy array of its dtype and shape
+        (the usual training loop), checked with as little work as possible; else None (the general path
+        then checks the feed and names what is wrong)."""
+        arrays = []
+        for name, dtype, ndim, sizes in self._feed_specs:
+            a = feed.get(name)
+            if type(a) is not np.ndarray or a.dtype != dtype or a.ndim != ndim:
+                return None
+            for size, actual in zip(sizes, a.shape):
+                if size != actual and size != -1:
+                    return None
             arrays.append(a)
         return arrays
 
