@@ -375,7 +375,7 @@ def _wrap(array):
             return rebuild()
         if not _device.is_device_array(array):
             array = np.asarray(array)
-    t = _new(Tensor)
+    t = _new(Tensor)  # _init's fields written here, not by calling it: every op's result comes through here
     t._data = array
     t._requires_grad = False
     t.grad = None

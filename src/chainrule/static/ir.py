@@ -34,6 +34,14 @@ from .printing import format_nodes
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
+def _refusal(what):
+    """A method that raises ``_value_error(what)``: what needs a value a symbolic tensor does not have."""
+    def refuse(self, *args, **kwargs):
+        raise _value_error(what)
+
+    return refuse
+
+
 def _value_error(what):
     return TracingError(
         f"{what} needs the value of a symbolic tensor, but values are unknown while a static graph is "
@@ -78,29 +86,14 @@ class AbstractArray:
     def view(self, *args):
         return self
 
-    def __array__(self, *args, **kwargs):
-        raise _value_error("converting a tensor to a numpy array")
-
-    def __bool__(self):
-        raise _value_error("bool(tensor) (an `if`/`while` on a tensor)")
-
-    def __float__(self):
-        raise _value_error("float(tensor)")
-
-    def __int__(self):
-        raise _value_error("int(tensor)")
-
-    def __getitem__(self, index):
-        raise _value_error("reading array elements")
-
-    def __setitem__(self, index, value):
-        raise _value_error("writing into a tensor's array (fill_/zero_/uniform_ on a symbolic tensor)")
-
-    def item(self):
-        raise _value_error(".item()")
-
-    def tolist(self):
-        raise _value_error(".tolist()")
+    __array__ = _refusal("converting a tensor to a numpy array")
+    __bool__ = _refusal("bool(tensor) (an `if`/`while` on a tensor)")
+    __float__ = _refusal("float(tensor)")
+    __int__ = _refusal("int(tensor)")
+    __getitem__ = _refusal("reading array elements")
+    __setitem__ = _refusal("writing into a tensor's array (fill_/zero_/uniform_ on a symbolic tensor)")
+    item = _refusal(".item()")
+    tolist = _refusal(".tolist()")
 
     def __repr__(self):
         return f"AbstractArray({self.node.label()}: {type_text(self.shape, self.dtype)})"
@@ -138,29 +131,14 @@ class SymbolicTensor(Tensor):
     def numel(self):
         return self._data.size
 
-    def numpy(self):
-        raise _value_error(".numpy()")
-
-    def item(self):
-        raise _value_error(".item()")
-
-    def tolist(self):
-        raise _value_error(".tolist()")
-
-    def __bool__(self):
-        raise _value_error("bool(tensor) (an `if`/`while` on a tensor)")
-
-    def __float__(self):
-        raise _value_error("float(tensor)")
-
-    def __int__(self):
-        raise _value_error("int(tensor)")
-
-    def __index__(self):
-        raise _value_error("using a tensor as an index")
-
-    def __array__(self, dtype=None, copy=None):
-        raise _value_error("converting a tensor to a numpy array")
+    numpy = _refusal(".numpy()")
+    item = _refusal(".item()")
+    tolist = _refusal(".tolist()")
+    __bool__ = _refusal("bool(tensor) (an `if`/`while` on a tensor)")
+    __float__ = _refusal("float(tensor)")
+    __int__ = _refusal("int(tensor)")
+    __index__ = _refusal("using a tensor as an index")
+    __array__ = _refusal("converting a tensor to a numpy array")
 
     def __len__(self):
         if not self._data.shape:
