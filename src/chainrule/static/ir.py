@@ -53,7 +53,19 @@ def _value_error(what):
 
 
 # --- the abstract array and the symbolic tensor --------------------------------------------------------
-class AbstractArray:
+class _NeedsValue:
+    """What a symbolic value refuses, being without data: conversions to Python and numpy values."""
+
+    __slots__ = ()
+    __array__ = _refusal("converting a tensor to a numpy array")
+    __bool__ = _refusal("bool(tensor) (an `if`/`while` on a tensor)")
+    __float__ = _refusal("float(tensor)")
+    __int__ = _refusal("int(tensor)")
+    item = _refusal(".item()")
+    tolist = _refusal(".tolist()")
+
+
+class AbstractArray(_NeedsValue):
     """What a symbolic tensor holds instead of an ndarray: shape, dtype and the IR node, no data."""
 
     __slots__ = ("node", "shape", "dtype")
@@ -86,20 +98,14 @@ class AbstractArray:
     def view(self, *args):
         return self
 
-    __array__ = _refusal("converting a tensor to a numpy array")
-    __bool__ = _refusal("bool(tensor) (an `if`/`while` on a tensor)")
-    __float__ = _refusal("float(tensor)")
-    __int__ = _refusal("int(tensor)")
     __getitem__ = _refusal("reading array elements")
     __setitem__ = _refusal("writing into a tensor's array (fill_/zero_/uniform_ on a symbolic tensor)")
-    item = _refusal(".item()")
-    tolist = _refusal(".tolist()")
 
     def __repr__(self):
         return f"AbstractArray({self.node.label()}: {type_text(self.shape, self.dtype)})"
 
 
-class SymbolicTensor(Tensor):
+class SymbolicTensor(_NeedsValue, Tensor):
     """A tensor of a static graph: shape and dtype known, value computed only by ``program.run``."""
 
     __slots__ = ()
@@ -132,13 +138,7 @@ class SymbolicTensor(Tensor):
         return self._data.size
 
     numpy = _refusal(".numpy()")
-    item = _refusal(".item()")
-    tolist = _refusal(".tolist()")
-    __bool__ = _refusal("bool(tensor) (an `if`/`while` on a tensor)")
-    __float__ = _refusal("float(tensor)")
-    __int__ = _refusal("int(tensor)")
     __index__ = _refusal("using a tensor as an index")
-    __array__ = _refusal("converting a tensor to a numpy array")
 
     def __len__(self):
         if not self._data.shape:
