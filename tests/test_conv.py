@@ -62,7 +62,7 @@ CONV_CASES = [
     ((2, 4, 9, 8), (5, 4, 3, 3), dict(padding="valid")),
     ((1, 1, 5, 5), (2, 1, 5, 5), {}),  # kernel as large as the input
     ((3, 9, 8), (4, 3, 2, 2), {}),  # unbatched
-    ((2, 8, 6, 5), (40, 8, 3, 3), dict(padding=1)),  # many output channels: the channels-last GEMM
+    ((2, 8, 6, 5), (40, 8, 3, 3), dict(padding=1)),  # more output channels than input rows of the GEMM
     ((2, 8, 6, 5), (40, 8, 3, 2), dict(stride=2, dilation=(1, 2))),
     ((2, 6, 11, 7), (33, 2, 3, 3), dict(groups=3, stride=(1, 2))),
 ]
@@ -146,7 +146,9 @@ def test_conv2d_double_backward_matches_torch(wshape, kw, conv_path):
 @pytest.mark.parametrize("wshape,kw,chunk_bytes", [
     ((6, 4, 3, 3), dict(padding=1), 2 * 36 * 64 * 8),  # stride 1: the input grad is a flipped-kernel convolution
     ((6, 2, 3, 2), dict(stride=2, padding=(1, 0), groups=2), 2 * 24 * 16 * 8),  # input grad: col2im per chunk
-    ((4, 4, 1, 1), dict(padding=2), 2 * 4 * 144 * 8)])  # padding wider than the kernel: col2im too
+    ((4, 4, 1, 1), dict(padding=2), 2 * 4 * 144 * 8),  # padding wider than the kernel: col2im too
+    # kernel rows as offsets into the column copy, dh rows apart, with a horizontal stride and groups
+    ((4, 2, 3, 3), dict(padding=2, dilation=(2, 1), stride=(1, 2), groups=2), 2 * 4 * 3 * 12 * 6 * 8)])
 @pytest.mark.parametrize("short_row", [0, 100])  # rows at their width, or at the padded width
 def test_conv2d_in_several_chunks_matches_torch(monkeypatch, wshape, kw, chunk_bytes, short_row):
     """Host convolutions work a few images at a time: with chunks of about 2 images (5 = 2 + 2 + 1) the
