@@ -319,10 +319,11 @@ class _Windows:
     """Window copies of an NCHW image batch for the chunked convolution, one chunk of images at a time,
     into buffers reused across chunks; each is the right-hand side of one or more GEMMs.
 
-    With vertical stride 1 only the kernel's columns are copied: ``rows[n, c, j, h, w]`` holds padded
-    row ``h`` of channel ``c`` read from column offset ``j`` (``Hrows`` rows of ``width`` pixels, flat),
-    and kernel row ``i`` needs no copy at all: it is the same buffer read ``i * dh`` rows further on, so
-    ``rows[n, :, :, i * dh * width:][..., :Ho * width]`` is a plain strided (C * kw, pixels) matrix. A
+    With vertical stride 1 only the kernel's columns are copied: ``buffer[n, c, j, h * width + w]``
+    holds padded row ``h`` of channel ``c`` read from column offset ``j`` (Ho + (kh - 1) * dh rows of
+    ``width`` pixels), and kernel row ``i`` needs no copy at all: it is the same buffer read ``i * dh``
+    rows further on, so ``buffer[n, :, :, i * dh * width:][..., :Ho * width]`` is a plain strided
+    (C * kw, pixels) matrix. A
     convolution is then ``kh`` GEMMs with K = C * kw, summed; a copy kh times smaller than im2col's,
     whose numpy cost is per row of pixels (measured on conv_fwd_bwd: 79 ms a pass against 88-92 ms for
     full im2col columns). Other strides copy every kernel offset: one GEMM with K = C * kh * kw.
