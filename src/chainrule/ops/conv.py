@@ -215,7 +215,7 @@ def _col2im_forward(cols, size, kernel, stride, padding, dilation, groups):
     rows = [(i, i * dh, slice(i * dh, i * dh + sh * (ho - 1) + 1, sh)) for i in range(kh)]
     cols_ = [(j, slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)) for j in range(kw)]
     if cols.strides[1] == cols.itemsize and kkcg > 1:
-        # Columns stored pixel-major (the gradient of a channels-last GEMM): accumulate channels-last,
+        # Columns stored pixel-major (a (pixels, K) gradient, or one output pixel): accumulate channels-last,
         # a batch of images at a time so the padded buffer stays in cache across the kh * kw passes.
         src = cols.transpose(2, 3, 4, 0, 1).reshape(n, ho, wo, g, kh, kw, cg)
         buf = _device.array_module(cols).zeros((n, hp, wp, g, cg), cols.dtype)
