@@ -433,6 +433,27 @@ def test_shape_rules_accept_unknown_batch():
         conv.im2col_op.infer(Meta((None, 4, 2, 2), np.dtype(np.float32)), **dict(geo, padding=((0, 0), (0, 0))))
 
 
+@pytest.mark.parametrize("xshape,wshape,kw", [
+    ((2, 3, 7, 6), (4, 3, 3, 3), dict(padding=(3, 4))),  # kernel columns that read only padding
+    ((2, 3, 9, 11), (4, 3, 3, 2), dict(stride=(1, 3), dilation=(2, 2), padding=5)),
+    ((3, 2, 5, 5), (2, 2, 2, 4), dict(stride=(1, 2), padding=(0, 6))),
+    ((1, 2, 4, 20), (3, 2, 3, 3), dict(stride=(1, 4), padding=(1, 0)))])
+def test_conv2d_windows_copied_straight_from_the_images_match_torch(monkeypatch, xshape, wshape, kw):
+    """The chunked path copies stride-1-vertical windows straight from the images into a buffer whose
+    padding stays zero: each kernel column's rectangle of valid output columns must be exact, also where
+    padding is wider than the kernel reaches and with horizontal strides and dilation."""
+    monkeypatch.setattr(conv_ops, "_CACHE_BYTES", -1)
+    x, w = _randn(*xshape, dtype=np.float64), _randn(*wshape, dtype=np.float64)
+    results = []
+    for lib in (torch, cr):
+        tx, tw = _pair(lib, x, w)
+        out = (F if lib is cr else TF).conv2d(tx, tw, **kw)
+        (out * lib.tensor(np.linspace(-1, 1, out.numel()).reshape(tuple(out.shape)))).sum().backward()
+        results.append((out, tx.grad, tw.grad))
+    for name, got, want in zip(("output", "x grad", "w grad"), results[1], results[0]):
+        assert_close(got, want, rtol=1e-9, atol=1e-10, what=name)
+
+
 @pytest.mark.beyond_torch
 def test_conv_output_layout_does_not_change_values():
     """Channel-major and channels-last inputs (what earlier convs produce) give the same result."""
