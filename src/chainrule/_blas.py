@@ -1,9 +1,10 @@
 """Map OpenBLAS's GEMM packing buffer into memory once, at import, so that later GEMMs run at full speed.
 
 OpenBLAS packs GEMM operands into a 32 MiB buffer that it maps once and pages in on first touch. A
-GEMM with a short output dimension (a convolution's ``columns.T @ kernel.T`` with 64 output
-channels, say) touches only its first ~100 KiB, but the micro-kernel prefetches further ahead into
-pages that are not mapped yet, and each such prefetch costs a page walk that finds nothing. Measured
+GEMM with a short output dimension (a convolution's with 64 output channels, say) touches only its
+first ~100 KiB (resident set of the mapping: 88 KiB; 360 KiB after one wider GEMM). Most likely the
+micro-kernel prefetches further ahead into pages that are not mapped yet, each such prefetch costing
+a page walk that finds nothing (inferred: this VM exposes no hardware counters). Measured
 on a 2-core AMD EPYC, one thread, OpenBLAS 0.3.31: ``(1024 x 576) @ (576 x 64)`` takes 4.4 ms while
 only such GEMMs have run, and 2.2 ms for the rest of the process once any wider GEMM (here 512 x 512
 x 512, ~10 ms once) has paged the buffer in; conv_fwd_bwd ran 1.8x faster. PyTorch does not see this:
