@@ -99,12 +99,13 @@ def test_no_late_imports():
     assert late == []
 
 
-NAME_USE = re.compile(r"op\.name\s*(==|!=|\bin\b|\bnot in\b)|\bOPS\s*\[|\bOPS\.get\(|(op_name|opname)\s*(==|!=|\bin\b)")
+NAME_USE = re.compile(r"op\.name\s*(==|!=|\bin\b|\bnot in\b)|\bOPS\s*\[|\bOPS\.get\(|(op_name|opname)\s*(==|!=|\bin\b)"
+                      r"|\bop\s+is\s+(not\s+)?\w+(_op\b|\.op\b)")  # or on one op's identity (``x.op is expand_op``)
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if not m.startswith("chainrule.ops")))
 def test_only_ops_knows_op_names(module):
-    """Modes read an op's declarations; none branches on its name or looks it up by name."""
+    """Modes read an op's declarations; none branches on its name or identity, or looks it up by name."""
     path = MODULES[module][0]
     lines = enumerate(path.read_text().splitlines(), 1)
     hits = [f"{path.relative_to(PACKAGE)}:{k}: {text.strip()}" for k, text in lines if NAME_USE.search(text)]

@@ -4,7 +4,8 @@ For each op (samples in tests/op_samples.py) and each dtype it accepts: the shap
 the forward, dtypes follow PyTorch's public function (refusals included), the vjp rules match
 finite differences through the real tape (so the declared ``saves`` suffice, also when only some
 inputs require grad) and are twice differentiable, jvp is the transpose of vjp, the ``view`` flag
-matches real memory sharing, and eager, compiled and forward-mode results agree.
+matches real memory sharing, the ``broadcasts`` flag means numpy broadcasting, and eager, compiled
+and forward-mode results agree.
 """
 
 import zlib
@@ -174,6 +175,16 @@ def test_view_flag_matches_memory_sharing(name):
         if op.view and k == 0:
             assert shares, f"{name} is declared a view but its output owns its memory"
         assert not (op.fresh and shares), f"{name} is declared fresh but its output shares an input's memory {params}"
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if OPS[n].broadcasts])
+def test_broadcasts_flag_means_numpy_broadcasting(name):
+    """An op declared ``broadcasts`` outputs input 0 broadcast by numpy's rules, which is what lets a
+    compiler feed input 0 to an elementwise consumer instead (static/passes.py)."""
+    op = OPS[name]
+    for args, params in samples(name, info(name).dtypes[0]):
+        out = op.forward(*args, **params)
+        np.testing.assert_array_equal(out, np.broadcast_to(args[0], out.shape))
 
 
 # --- 7. eager, compiled and forward mode agree ------------------------------------------------------------

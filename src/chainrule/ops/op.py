@@ -48,6 +48,9 @@ class OpDef:
     ``elementwise``
         output element i reads only element i of each (broadcast) input: with ``takes_out``, a compiler
         may fuse it into a kernel of elementwise steps.
+    ``broadcasts``
+        the output is input 0 broadcast to a shape by numpy's rules (``expand``): an elementwise op
+        reading it may read input 0 instead wherever broadcasting gives the same result shape.
     ``fresh``
         the output is newly allocated memory (never an input's), so a memory planner may reuse it;
         defaults to ``not view``.
@@ -80,12 +83,12 @@ class OpDef:
 
     __slots__ = ("name", "forward", "infer", "vjp", "jvp", "saves", "saves_output", "view", "pure", "grad_name",
                  "doc", "view_inverse", "takes_out", "fresh", "lower", "identity", "simplify",
-                 "explain", "infix", "export", "elementwise", "listed_inputs", "cuda")
+                 "explain", "infix", "export", "elementwise", "broadcasts", "listed_inputs", "cuda")
 
     def __init__(self, name, forward, infer, vjp=None, jvp=None, saves=None, saves_output=False, view=False,
                  pure=True, doc="", *, view_inverse=None, takes_out=None, fresh=None,
                  lower=None, identity=None, simplify=None, explain=None, infix=None, export=None,
-                 elementwise=False, grad_name=None, listed_inputs=None, cuda=None):
+                 elementwise=False, broadcasts=False, grad_name=None, listed_inputs=None, cuda=None):
         self.name = name
         self.forward = forward
         self.infer = infer
@@ -107,6 +110,7 @@ class OpDef:
         self.infix = infix
         self.export = export
         self.elementwise = elementwise
+        self.broadcasts = broadcasts
         self.listed_inputs = listed_inputs
         self.cuda = cuda
 

@@ -245,7 +245,7 @@ expand_op = defop(
     vjp=(lambda g, out, x, shape: g,),  # the engine sums the gradient back to x's shape
     jvp=LINEAR,
     saves=(),
-    view=True, explain=("received summed over the expanded dims",),
+    view=True, broadcasts=True, explain=("received summed over the expanded dims",),
     lower=lambda args, params, dtype: f"np.broadcast_to({args[0]}, {params['shape']})",
     simplify=lambda node, uses: _simplify_expand(node),
 )

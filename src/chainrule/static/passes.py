@@ -10,7 +10,6 @@ pass preserves results: the tests run each on/off combination against eager exec
 import numpy as np
 
 from ..ops.infer import broadcast_shapes, known, same_shape
-from ..ops.shape import expand_op
 from .node import Dim, dim_bases, reachable
 from .printing import format_nodes
 
@@ -204,7 +203,7 @@ def _drop_broadcast_expands(n):
     """Feed an elementwise op the sources of its expanded inputs where broadcasting gives the same shape."""
     changed = False
     for k, x in enumerate(n.inputs):
-        if x.op is expand_op:
+        if x.op is not None and x.op.broadcasts:
             source = x.inputs[0]
             shapes = [i.shape for j, i in enumerate(n.inputs) if j != k] + [source.shape]
             if same_shape(broadcast_shapes(n.op.name, *shapes), n.shape):
