@@ -47,7 +47,8 @@ def _torch_twin(model):
     return twin
 
 
-def _step_fn(model, opt, compiled):
+def training_step(model, opt, compiled):
+    """One classifier training step (zero_grad, cross-entropy, backward, step), compiled or eager."""
     def step(x, y):
         opt.zero_grad()
         loss = F.cross_entropy(model(x), y)
@@ -62,7 +63,7 @@ def _train(name, kwargs, compiled, schedule=False):
     model = _model()
     opt = getattr(cr.optim, name)(model.parameters(), **kwargs)
     sched = cr.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5) if schedule else None
-    step = _step_fn(model, opt, compiled)
+    step = training_step(model, opt, compiled)
     losses = []
     for x, y in _data():
         losses.append(step(cr.tensor(x), cr.tensor(y)).item())
@@ -111,7 +112,7 @@ def test_compiled_training_step_matches_eager_and_torch(name, kwargs, schedule):
 def _sgd_compiled_and_stepped_once():
     model = _model()
     opt = cr.optim.SGD(model.parameters(), lr=0.1)
-    step = _step_fn(model, opt, compiled=True)
+    step = training_step(model, opt, compiled=True)
     x, y = _data()[0]
     step(cr.tensor(x), cr.tensor(y))
     return model, opt, step, x, y

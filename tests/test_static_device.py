@@ -22,6 +22,7 @@ from chainrule.ops.op import OPS
 from chainrule.static.cuda import FusedKernel, expression
 from chainrule.static.passes import fusable_op
 from op_samples import SAMPLES
+from test_compile_training import training_step
 from test_device import CUDA, HAVE_CUDA, close, gpu, host  # noqa: F401 - gpu: the fixture (sim, cuda)
 from test_op_harness import samples
 
@@ -81,14 +82,7 @@ def _compiled_training(where, optimizer, model_fn, batches):
     model = model_fn().to(where)
     opt = optimizer(model.parameters())
 
-    @cr.compile
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    step = training_step(model, opt, compiled=True)
     losses = [step(cr.tensor(x).to(where), cr.tensor(y).to(where)) for x, y in batches]
     return losses, list(model.parameters()), step
 
