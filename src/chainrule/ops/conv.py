@@ -44,7 +44,7 @@ from .. import _device, _dtype
 from ..errors import DTypeError, ShapeError
 from . import infer
 from .elementwise import as_tensor_arg
-from .op import LINEAR, bind, defop
+from .op import LINEAR, bilinear_jvp, bind, defop
 from .shape import permute, reshape
 
 _CHUNK_BYTES = 1 << 20  # col2im works on groups of channels whose padded planes fit in cache
@@ -553,23 +553,13 @@ def conv_weight_grad(x, g, kernel, stride, padding, dilation, groups):
                 dilation=dilation, groups=groups)
 
 
-def _bilinear_jvp(fn):
-    """Forward mode of an op linear in each of its two tensor inputs: fn(dx, y) + fn(x, dy)."""
-    def jvp(tangents, out, x, y, **params):
-        dx, dy = tangents
-        terms = [fn(a, b, **params) for a, b, t in ((dx, y, dx), (x, dy, dy)) if t is not None]
-        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
-
-    return jvp
-
-
 conv_op = defop(
     "conv2d",
     _conv_forward,
     _conv_infer,
     vjp=(lambda g, out, x, w, **geo: conv_input_grad(g, w, tuple(x.shape[2:]), **geo),
          lambda g, out, x, w, **geo: conv_weight_grad(x, g, tuple(w.shape[2:]), **geo)),
-    jvp=_bilinear_jvp(conv),
+    jvp=bilinear_jvp(conv),
     saves={0: (1,), 1: (0,)},
     doc="2-D cross-correlation without bias, im2col + GEMM one cache-sized chunk of images at a time "
         "(host arrays).",
@@ -582,7 +572,7 @@ conv_input_grad_op = defop(
     _conv_input_grad_infer,
     vjp=(lambda g, out, grad, w, size, **geo: conv(g, w, **geo),
          lambda g, out, grad, w, size, **geo: conv_weight_grad(g, grad, tuple(w.shape[2:]), **geo)),
-    jvp=_bilinear_jvp(conv_input_grad),
+    jvp=bilinear_jvp(conv_input_grad),
     saves={0: (1,), 1: (0,)},
     doc="The input gradient of conv2d (a transposed convolution) of the gradient and the kernel.",
     explain=("conv2d(received, {1})", "conv2d_weight_grad(received, {0})"),
@@ -594,7 +584,7 @@ conv_weight_grad_op = defop(
     _conv_weight_grad_infer,
     vjp=(lambda g, out, x, grad, kernel, **geo: conv_input_grad(grad, g, tuple(x.shape[2:]), **geo),
          lambda g, out, x, grad, kernel, **geo: conv(x, g, **geo)),
-    jvp=_bilinear_jvp(conv_weight_grad),
+    jvp=bilinear_jvp(conv_weight_grad),
     saves={0: (1,), 1: (0,)},
     doc="The weight gradient of conv2d: each window of the input times the gradient at its output pixel.",
     explain=("conv2d_input_grad({1}, received)", "conv2d({0}, received)"),

@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import ShapeError
 from . import infer
 from .elementwise import as_tensor_arg, coerce
-from .op import bind, defop
+from .op import bilinear_jvp, bind, defop
 from .reduce import sum_op
 from .shape import reshape, swap_last_two
 
@@ -35,11 +35,6 @@ def _mat(shape):
     return f"{shape[-2]}x{shape[-1]}"
 
 
-def _matmul_jvp(tangents, out, x, y):
-    dx, dy = tangents
-    return _sum_terms(matmul(dx, y) if dx is not None else None, matmul(x, dy) if dy is not None else None)
-
-
 def _matmul_forward(x, y):
     return np.dot(x, y) if x.ndim == 2 == y.ndim else np.matmul(x, y)  # np.dot: less dispatch for small matrices
 
@@ -52,7 +47,7 @@ matmul_op = defop(
     vjp=(lambda g, out, x, y: bind(linear_op, g, y) if y.ndim == 2 else bind(matmul_op, g, swap_last_two(y)),
          lambda g, out, x, y: bind(weight_grad_op, x, g) if x.ndim == 2 == g.ndim
          else bind(matmul_op, swap_last_two(x), g)),
-    jvp=_matmul_jvp,
+    jvp=bilinear_jvp(lambda x, y: matmul(x, y)),
     saves={0: (1,), 1: (0,)}, explain=("received @ {1}^T", "{0}^T @ received"), infix="@",
     lower=lambda args, params, dtype: f"np.matmul({args[0]}, {args[1]})",
 )
@@ -90,9 +85,7 @@ weight_grad_op = defop(
     lambda a, b: np.dot(a.T, b),
     infer.refusing("weight_grad", "b", _weight_grad_infer),
     vjp=(lambda h, out, a, b: bind(linear_op, b, h), lambda h, out, a, b: bind(matmul_op, a, h)),
-    jvp=lambda tangents, out, a, b: _sum_terms(
-        bind(weight_grad_op, tangents[0], b) if tangents[0] is not None else None,
-        bind(weight_grad_op, a, tangents[1]) if tangents[1] is not None else None),
+    jvp=bilinear_jvp(lambda a, b: bind(weight_grad_op, a, b)),
     saves={0: (1,), 1: (0,)},
     doc="a^T @ b for matrices, the weight gradient of linear and matmul: one GEMM reading a transposed "
         "(no transposing copy and no separate transpose op).",
@@ -105,9 +98,7 @@ linear_op = defop(
     lambda x, w: np.dot(x, w.T) if x.ndim == 2 else np.matmul(x, w.T),
     infer.refusing("linear", "b", _linear_infer),
     vjp=(lambda g, out, x, w: bind(matmul_op, g, w), _linear_weight_grad),
-    jvp=lambda tangents, out, x, w: _sum_terms(
-        linear(tangents[0], w) if tangents[0] is not None else None,
-        linear(x, tangents[1]) if tangents[1] is not None else None),
+    jvp=bilinear_jvp(lambda x, w: linear(x, w)),
     saves={0: (1,), 1: (0,)},
     doc="x @ w.T with w stored (out_features, in_features), as nn.Linear keeps it: its weight "
         "gradient comes out as one contiguous GEMM result, not a transposed view.",
@@ -141,9 +132,7 @@ addmm_op = defop(
     infer.refusing("addmm", "b", _addmm_infer),
     vjp=(_bias_grad, lambda g, out, bias, x, w: bind(matmul_op, g, w),
          lambda g, out, bias, x, w: bind(weight_grad_op, g, x)),
-    jvp=lambda tangents, out, bias, x, w: _sum_terms(_sum_terms(
-        tangents[0], linear(tangents[1], w) if tangents[1] is not None else None),
-        linear(x, tangents[2]) if tangents[2] is not None else None),
+    jvp=lambda tangents, out, bias, x, w: _sum_terms(tangents[0], linear_op.jvp(tangents[1:], out, x, w)),
     saves={0: (), 1: (2,), 2: (1,)},
     doc="bias + x @ w.T for a matrix x, w stored (out_features, in_features): nn.Linear's forward as one "
         "op and one backward node (PyTorch's AddmmBackward0, its edges in PyTorch's order: bias, input, weight).",

@@ -32,6 +32,18 @@ ELEMENTWISE = "elementwise"  # diagonal Jacobian per input: jvp = sum_i vjp_i(ta
 LINEAR = "linear"  # linear in its float tensor inputs: jvp = forward(tangents)
 
 
+def bilinear_jvp(fn):
+    """The jvp of an op linear in each of its two tensor inputs (matmul, conv2d, ...): ``fn(dx, y) +
+    fn(x, dy)``, a term for each input that has a tangent (None when neither has); ``fn(x, y, **params)``
+    applies the op."""
+    def jvp(tangents, out, x, y, **params):
+        dx, dy = tangents
+        terms = [fn(a, b, **params) for a, b, t in ((dx, y, dx), (x, dy, dy)) if t is not None]
+        return terms[0] + terms[1] if len(terms) == 2 else terms[0] if terms else None
+
+    return jvp
+
+
 class OpDef:
     """One primitive op: see the module docstring for the rules; the declarations below tell every
     mode what it needs to know about the op, so no module outside ``ops/`` looks at an op's name.
